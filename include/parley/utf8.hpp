@@ -1,0 +1,69 @@
+// UTF-8 validation, whole or streamed, as RFC 3629 defines it: no overlongs, no surrogates, nothing past U+10FFFF.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace parley {
+
+// A streaming validator: feed() may be called with any split of the input (a
+// WebSocket message arrives in fragments), complete() says whether the input
+// ended on a character boundary.
+class utf8_validator {
+ public:
+  // Returns false as soon as the bytes seen so far cannot be a prefix of valid UTF-8;
+  // after that the validator stays failed.
+  bool feed(std::string_view bytes) noexcept {
+    for (unsigned char c : bytes) {
+      if (!step(c)) {
+        failed_ = true;
+        return false;
+      }
+    }
+    return !failed_;
+  }
+
+  [[nodiscard]] bool failed() const noexcept { return failed_; }
+  [[nodiscard]] bool complete() const noexcept { return !failed_ && pending_ == 0; }
+
+ private:
+  bool step(unsigned char c) noexcept {
+    if (failed_) return false;
+    if (pending_ == 0) {
+      if (c < 0x80) return true;
+      if (c >= 0xC2 && c <= 0xDF) return expect(1, 0x80, 0xBF);
+      if (c == 0xE0) return expect(2, 0xA0, 0xBF);   // no overlong 3-byte forms
+      if (c == 0xED) return expect(2, 0x80, 0x9F);   // no UTF-16 surrogates
+      if (c >= 0xE1 && c <= 0xEF) return expect(2, 0x80, 0xBF);
+      if (c == 0xF0) return expect(3, 0x90, 0xBF);   // no overlong 4-byte forms
+      if (c >= 0xF1 && c <= 0xF3) return expect(3, 0x80, 0xBF);
+      if (c == 0xF4) return expect(3, 0x80, 0x8F);   // nothing above U+10FFFF
+      return false;
+    }
+    if (c < lower_ || c > upper_) return false;
+    --pending_;
+    lower_ = 0x80;
+    upper_ = 0xBF;
+    return true;
+  }
+
+  bool expect(std::uint8_t continuation_bytes, unsigned char lower, unsigned char upper) noexcept {
+    pending_ = continuation_bytes;
+    lower_ = lower;
+    upper_ = upper;
+    return true;
+  }
+
+  std::uint8_t pending_ = 0;
+  unsigned char lower_ = 0x80;
+  unsigned char upper_ = 0xBF;
+  bool failed_ = false;
+};
+
+[[nodiscard]] inline bool is_valid_utf8(std::string_view bytes) noexcept {
+  utf8_validator v;
+  return v.feed(bytes) && v.complete();
+}
+
+}  // namespace parley
