@@ -1,0 +1,68 @@
+// UUIDs built from injected time and randomness: v7 for message ids (time-ordered), v4 for session ids.
+#pragma once
+
+#include "clock.hpp"
+#include "random_source.hpp"
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace parley {
+
+namespace detail {
+inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(36);
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    s.push_back(hex[b[i] >> 4]);
+    s.push_back(hex[b[i] & 0xF]);
+  }
+  return s;
+}
+}  // namespace detail
+
+// RFC 9562 UUIDv7: 48-bit Unix milliseconds, then 74 random bits.
+[[nodiscard]] inline std::string uuid_v7(time_point now, const random_source& random) {
+  std::array<unsigned char, 16> b{};
+  random(b.data() + 6, 10);
+  const auto ms = static_cast<std::uint64_t>(to_unix_ms(now));
+  for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+  b[6] = static_cast<unsigned char>(0x70 | (b[6] & 0x0F));
+  b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3F));
+  return detail::format_uuid(b);
+}
+
+// RFC 9562 UUIDv4: 122 random bits.
+[[nodiscard]] inline std::string uuid_v4(const random_source& random) {
+  std::array<unsigned char, 16> b{};
+  random(b.data(), b.size());
+  b[6] = static_cast<unsigned char>(0x40 | (b[6] & 0x0F));
+  b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3F));
+  return detail::format_uuid(b);
+}
+
+// A secret of `bytes` random bytes in base64url without padding (32 bytes → 43 characters).
+[[nodiscard]] inline std::string random_token(const random_source& random, std::size_t bytes = 32) {
+  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string raw(bytes, '\0');
+  random(reinterpret_cast<unsigned char*>(raw.data()), raw.size());
+  std::string out;
+  out.reserve((bytes * 4 + 2) / 3);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : raw) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(alphabet[(acc >> bits) & 0x3F]);
+    }
+  }
+  if (bits > 0) out.push_back(alphabet[(acc << (6 - bits)) & 0x3F]);
+  return out;
+}
+
+}  // namespace parley
