@@ -32,7 +32,7 @@ using time_point = std::chrono::time_point<std::chrono::system_clock, millisecon
   const std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
   const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
   const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  char buf[32];
+  char buf[80];  // room for any int64 year, though only 0000-9999 are meaningful
   std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ", static_cast<long long>(year),
                 static_cast<long long>(month), static_cast<long long>(day),
                 static_cast<long long>(ms_of_day / 3600000), static_cast<long long>(ms_of_day / 60000 % 60),

@@ -1,0 +1,61 @@
+// Validation of tool arguments, shared by the wire decoder and the hub so both refuse the same things the same way.
+#pragma once
+
+#include "error.hpp"
+#include "name_rules.hpp"
+#include "utf8.hpp"
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace parley {
+
+inline constexpr std::size_t default_max_body_bytes = 8192;
+inline constexpr std::size_t max_client_msg_id_length = 64;
+inline constexpr std::size_t max_request_id_length = 128;
+
+// InvalidArgumentError always names the field and the rule, so a client can fix the call.
+[[nodiscard]] inline error invalid_argument(std::string_view field, std::string_view rule, std::string message) {
+  return error{error_code::invalid_argument, std::move(message),
+               nlohmann::json{{"field", std::string(field)}, {"rule", std::string(rule)}}};
+}
+
+[[nodiscard]] inline result<void> check_room_slug(std::string_view field, std::string_view value) {
+  if (auto v = validate_room_slug(value); !v)
+    return tl::unexpected(invalid_argument(field, "pattern " + std::string(room_slug_pattern),
+                                           v.error().describe(field, room_slug_pattern)));
+  return {};
+}
+
+[[nodiscard]] inline result<void> check_nickname(std::string_view field, std::string_view value) {
+  if (auto v = validate_nickname(value); !v)
+    return tl::unexpected(invalid_argument(field, "pattern " + std::string(nickname_pattern),
+                                           v.error().describe(field, nickname_pattern)));
+  return {};
+}
+
+// Bodies are counted in UTF-8 bytes, not characters: 2048 four-byte emoji fill 8192.
+[[nodiscard]] inline result<void> check_body(std::string_view value, std::size_t max_bytes = default_max_body_bytes) {
+  if (value.empty()) return tl::unexpected(invalid_argument("body", "minBytes 1", "body must not be empty"));
+  if (value.size() > max_bytes)
+    return tl::unexpected(invalid_argument("body", "maxBytes " + std::to_string(max_bytes),
+                                           "body is " + std::to_string(value.size()) + " bytes of UTF-8; the limit is " +
+                                               std::to_string(max_bytes)));
+  if (!is_valid_utf8(value)) return tl::unexpected(invalid_argument("body", "utf8", "body is not valid UTF-8"));
+  return {};
+}
+
+// clientMsgId: 1-64 characters of [A-Za-z0-9_-].
+[[nodiscard]] inline result<void> check_client_msg_id(std::string_view value) {
+  constexpr std::string_view rule = "pattern ^[A-Za-z0-9_-]{1,64}$";
+  if (value.empty() || value.size() > max_client_msg_id_length)
+    return tl::unexpected(invalid_argument("clientMsgId", rule, "clientMsgId must be 1 to 64 characters"));
+  for (char c : value) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return tl::unexpected(invalid_argument("clientMsgId", rule, "clientMsgId may hold only A-Z a-z 0-9 _ -"));
+  }
+  return {};
+}
+
+}  // namespace parley

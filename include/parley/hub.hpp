@@ -1,0 +1,422 @@
+// The hub: rooms, sessions, nicknames and delivery as one deterministic state machine with no I/O.
+//
+// Every operation takes `now`; randomness comes from the injected random_source.
+// Deliveries go to per-session outboxes that the caller drains; a message's frame is
+// encoded once and shared by every recipient's outbox and replay ring.
+#pragma once
+
+#include "clock.hpp"
+#include "error.hpp"
+#include "idempotency_window.hpp"
+#include "nickname_generator.hpp"
+#include "random_source.hpp"
+#include "replay_ring.hpp"
+#include "room_store.hpp"
+#include "shared_frame.hpp"
+#include "token_bucket.hpp"
+#include "uuid.hpp"
+#include "version.hpp"
+#include "wire.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace parley {
+
+struct hub_config {
+  token_bucket_config rate{};                 // per-session send budget: burst 20, 10/s
+  std::size_t replay_capacity = 64;           // unacked messages kept per (session, room)
+  milliseconds session_grace = std::chrono::seconds(60);  // how long a detached session may resume
+  idempotency_window_config idempotency{};    // clientMsgId memory: >= 1024 keys and >= 10 minutes
+  std::size_t max_body_bytes = default_max_body_bytes;
+  std::uint64_t seq_block_size = 256;         // seqs reserved per store write (hi/lo)
+  std::string server_version = std::string(version_string);
+};
+
+// A local handle for a session; only the hub and its caller see it, never the wire.
+using session_handle = std::uint64_t;
+
+struct session_grant {
+  session_handle handle = 0;
+  std::string session_id;
+  std::string reconnect_token;
+};
+
+struct hub_stats {
+  std::size_t sessions = 0;
+  std::size_t attached_sessions = 0;
+  std::size_t rooms = 0;
+  std::size_t memberships = 0;
+  std::uint64_t messages_total = 0;
+  std::uint64_t deliveries_total = 0;
+  std::uint64_t rate_limited_total = 0;
+  std::uint64_t replay_overflows_total = 0;
+};
+
+class hub {
+ public:
+  struct session_state;
+
+  struct member {
+    session_state* session;
+    std::string nickname;
+  };
+
+  struct room_state {
+    std::string name;
+    std::vector<member> members;                                 // in join order
+    std::unordered_map<std::string, session_handle> by_folded;   // folded nickname → member
+    std::uint64_t next_seq = 0;                                  // hi/lo: [next_seq, seq_limit) is reserved
+    std::uint64_t seq_limit = 0;
+    std::uint64_t last_seq = 0;
+  };
+
+  struct membership {
+    room_state* room;
+    std::string nickname;
+    replay_ring ring;
+  };
+
+  struct session_state {
+    session_handle handle;
+    std::string id;
+    std::string reconnect_token;
+    bool attached = true;
+    time_point detach_deadline{};
+    std::map<std::string, membership, std::less<>> memberships;
+    token_bucket bucket;
+    idempotency_window<send_message_result> sent;
+    std::vector<shared_frame> outbox;
+    bool ready_listed = false;
+  };
+
+  // Loads the store's rooms; a store that cannot be read is an error, not an empty hub.
+  [[nodiscard]] static result<hub> open(room_store& store, random_source random, hub_config config = {}) {
+    auto rooms = store.load_rooms();
+    if (!rooms) return tl::unexpected(rooms.error());
+    hub h(store, std::move(random), std::move(config));
+    for (auto& r : *rooms) h.rooms_.emplace(r.name, room_state{r.name, {}, {}, 0, 0, 0});
+    return h;
+  }
+
+  hub(hub&&) noexcept = default;
+  hub& operator=(hub&&) = delete;
+  hub(const hub&) = delete;
+
+  // ---- sessions -----------------------------------------------------------
+
+  [[nodiscard]] session_grant open_session(time_point now) {
+    const session_handle handle = ++last_handle_;
+    auto s = std::make_unique<session_state>(session_state{
+        handle, uuid_v4(random_), random_token(random_, 32), true, {}, {}, token_bucket(config_.rate, now),
+        idempotency_window<send_message_result>(config_.idempotency), {}, false});
+    session_grant grant{handle, s->id, s->reconnect_token};
+    by_id_.emplace(s->id, handle);
+    sessions_.emplace(handle, std::move(s));
+    return grant;
+  }
+
+  // Resumes a detached (or still attached: the newer connection wins) session and
+  // queues, per room, exactly the messages after the client's last ack. If any of
+  // them was evicted the resume fails with ReplayBufferOverflowError and the session
+  // ends, so its nicknames are free for the fresh session the client starts next.
+  [[nodiscard]] result<session_grant> resume_session(const resume_block& resume, time_point now) {
+    auto id = by_id_.find(resume.session_id);
+    if (id == by_id_.end())
+      return make_error(error_code::unknown_session, "no session " + resume.session_id + " (it ended or never existed)");
+    session_state& s = *sessions_.at(id->second);
+    if (!constant_time_equal(s.reconnect_token, resume.reconnect_token))
+      return make_error(error_code::bad_reconnect_token, "the reconnect token does not match this session");
+    detach(s.handle, now);
+    json lost = json::array();
+    for (auto& [room, m] : s.memberships)
+      if (!m.ring.can_resume_after(acked_after_resume(resume, room, m))) lost.push_back(room);
+    if (!lost.empty()) {
+      ++stats_.replay_overflows_total;
+      std::string rooms;
+      for (const auto& r : lost) rooms += (rooms.empty() ? "" : ", ") + r.get<std::string>();
+      end_session(s.handle);
+      return make_error(error_code::replay_buffer_overflow,
+                        "messages were dropped while disconnected (in " + rooms + "); the session has ended",
+                        json{{"rooms", std::move(lost)}});
+    }
+    s.attached = true;
+    deadlines_.erase({s.detach_deadline, s.handle});
+    for (auto& [room, m] : s.memberships) {
+      const std::uint64_t after = acked_after_resume(resume, room, m);
+      m.ring.ack(after);
+      m.ring.for_each_after(after, [&](const replay_entry& e) { enqueue(s, e.frame); });
+    }
+    return session_grant{s.handle, s.id, s.reconnect_token};
+  }
+
+  // The transport is gone; memberships stay for the grace period.
+  void detach(session_handle handle, time_point now) {
+    session_state* s = find(handle);
+    if (!s || !s->attached) return;
+    s->attached = false;
+    s->outbox.clear();  // still in the replay rings, which is where a resume reads from
+    s->detach_deadline = now + config_.session_grace;
+    deadlines_.emplace(s->detach_deadline, handle);
+  }
+
+  // A clean end (close 1000, or the grace ran out): memberships vanish at once.
+  void end_session(session_handle handle) {
+    session_state* s = find(handle);
+    if (!s) return;
+    for (auto& [name, m] : s->memberships) remove_member(*m.room, *s);
+    if (!s->attached) deadlines_.erase({s->detach_deadline, handle});
+    by_id_.erase(s->id);
+    sessions_.erase(handle);
+  }
+
+  // Ends every detached session whose grace ran out by `now`; returns them.
+  std::vector<session_handle> expire(time_point now) {
+    std::vector<session_handle> ended;
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+      const session_handle h = deadlines_.begin()->second;
+      ended.push_back(h);
+      end_session(h);
+    }
+    return ended;
+  }
+
+  [[nodiscard]] std::optional<time_point> next_deadline() const {
+    if (deadlines_.empty()) return std::nullopt;
+    return deadlines_.begin()->first;
+  }
+
+  // ---- tools ----------------------------------------------------------------
+
+  [[nodiscard]] result<join_room_result> join_room(session_handle handle, const join_room_args& args, time_point now) {
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
+    if (args.nickname)
+      if (auto ok = check_nickname("nickname", *args.nickname); !ok) return tl::unexpected(ok.error());
+    if (auto it = s->memberships.find(args.room); it != s->memberships.end())
+      return join_room_result{args.room, it->second.nickname, it->second.room->members.size()};
+
+    auto room = ensure_room(args.room, now);
+    if (!room) return tl::unexpected(room.error());
+    room_state& r = **room;
+    std::string nickname;
+    if (args.nickname) {
+      if (r.by_folded.count(fold_nickname(*args.nickname)))
+        return make_error(error_code::nickname_taken,
+                          "the nickname " + *args.nickname + " is taken in " + args.room + "; pick another",
+                          json{{"room", args.room}, {"nickname", *args.nickname}});
+      nickname = *args.nickname;
+    } else {
+      nickname = allocate_nickname(random_, [&](const std::string& folded) { return r.by_folded.count(folded) > 0; });
+    }
+    r.members.push_back(member{s, nickname});
+    r.by_folded.emplace(fold_nickname(nickname), handle);
+    s->memberships.emplace(args.room, membership{&r, nickname, replay_ring(config_.replay_capacity)});
+    return join_room_result{args.room, std::move(nickname), r.members.size()};
+  }
+
+  // Silent to the others: there are no presence events in the protocol.
+  [[nodiscard]] result<leave_room_result> leave_room(session_handle handle, const leave_room_args& args) {
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
+    auto it = s->memberships.find(args.room);
+    if (it == s->memberships.end()) return not_in_room(args.room);
+    remove_member(*it->second.room, *s);
+    s->memberships.erase(it);
+    return leave_room_result{args.room};
+  }
+
+  [[nodiscard]] result<send_message_result> send_message(session_handle handle, const send_message_args& args,
+                                                         time_point now) {
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
+    if (auto ok = check_body(args.body, config_.max_body_bytes); !ok) return tl::unexpected(ok.error());
+    if (args.client_msg_id) {
+      if (auto ok = check_client_msg_id(*args.client_msg_id); !ok) return tl::unexpected(ok.error());
+      // A retry returns the first result, delivers nothing and spends no token.
+      if (const send_message_result* first = s->sent.find(*args.client_msg_id)) return *first;
+    }
+    auto it = s->memberships.find(args.room);
+    if (it == s->memberships.end()) return not_in_room(args.room);
+    if (auto wait = s->bucket.try_take(now)) {
+      ++stats_.rate_limited_total;
+      return make_error(error_code::rate_limited,
+                        "rate limited: retry after " + std::to_string(wait->count()) + " ms",
+                        json{{"retryAfterMs", wait->count()}});
+    }
+    room_state& r = *it->second.room;
+    auto seq = next_seq(r);
+    if (!seq) return tl::unexpected(seq.error());
+
+    send_message_result sent{args.room, *seq, uuid_v7(now, random_), format_rfc3339(now)};
+    const shared_frame frame = make_shared_frame(encode_room_message(
+        room_message_frame{args.room, sent.seq, sent.message_id, it->second.nickname, args.body, sent.sent_at}));
+    ++stats_.messages_total;
+    for (member& m : r.members) {
+      if (m.session == s) continue;  // the sender's confirmation is this result, never an echo
+      m.session->memberships.find(args.room)->second.ring.push(sent.seq, frame);
+      if (m.session->attached) enqueue(*m.session, frame);
+    }
+    if (args.client_msg_id) s->sent.remember(*args.client_msg_id, sent, now);
+    return sent;
+  }
+
+  [[nodiscard]] result<list_rooms_result> list_rooms(session_handle handle) const {
+    const session_state* s = find(handle);
+    if (!s) return no_session();
+    list_rooms_result out;
+    for (const auto& [name, r] : rooms_) {
+      if (auto it = s->memberships.find(name); it != s->memberships.end())
+        out.joined.push_back(joined_room{name, it->second.nickname, r.members.size()});
+      else
+        out.available.push_back(available_room{name, r.members.size()});
+    }
+    return out;
+  }
+
+  [[nodiscard]] result<who_is_here_result> who_is_here(session_handle handle, const who_is_here_args& args) const {
+    const session_state* s = find(handle);
+    if (!s) return no_session();
+    if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
+    auto it = s->memberships.find(args.room);
+    if (it == s->memberships.end()) return not_in_room(args.room);
+    who_is_here_result out{args.room, {}};
+    out.nicknames.reserve(it->second.room->members.size());
+    for (const member& m : it->second.room->members) out.nicknames.push_back(m.nickname);
+    return out;
+  }
+
+  // Cumulative per room. Acks for rooms the session is not in are ignored: a leave
+  // may cross an ack in flight.
+  void ack(session_handle handle, const ack_frame& a) {
+    session_state* s = find(handle);
+    if (!s) return;
+    if (auto it = s->memberships.find(a.room); it != s->memberships.end()) it->second.ring.ack(a.seq);
+  }
+
+  // ---- deliveries -----------------------------------------------------------
+
+  // Sessions whose outbox became non-empty since the last call, each listed once.
+  [[nodiscard]] std::vector<session_handle> take_ready() {
+    std::vector<session_handle> out;
+    out.swap(ready_);
+    for (session_handle h : out)
+      if (session_state* s = find(h)) s->ready_listed = false;
+    return out;
+  }
+
+  // The frames queued for an attached session, oldest first.
+  [[nodiscard]] std::vector<shared_frame> drain(session_handle handle) {
+    std::vector<shared_frame> out;
+    if (session_state* s = find(handle)) out.swap(s->outbox);
+    return out;
+  }
+
+  // ---- inspection ---------------------------------------------------------
+
+  [[nodiscard]] hub_stats stats() const {
+    hub_stats st = stats_;
+    st.sessions = sessions_.size();
+    st.rooms = rooms_.size();
+    for (const auto& [h, s] : sessions_) st.attached_sessions += s->attached ? 1 : 0;
+    for (const auto& [n, r] : rooms_) st.memberships += r.members.size();
+    return st;
+  }
+
+  [[nodiscard]] const std::map<std::string, room_state, std::less<>>& rooms() const noexcept { return rooms_; }
+  [[nodiscard]] const session_state* session(session_handle handle) const { return find(handle); }
+  [[nodiscard]] std::optional<session_handle> handle_of(std::string_view session_id) const {
+    auto it = by_id_.find(std::string(session_id));
+    if (it == by_id_.end()) return std::nullopt;
+    return it->second;
+  }
+  [[nodiscard]] const hub_config& config() const noexcept { return config_; }
+
+ private:
+  hub(room_store& store, random_source random, hub_config config)
+      : store_(&store), random_(std::move(random)), config_(std::move(config)) {}
+
+  session_state* find(session_handle handle) const {
+    auto it = sessions_.find(handle);
+    return it == sessions_.end() ? nullptr : it->second.get();
+  }
+
+  static tl::unexpected<error> no_session() {
+    return make_error(error_code::internal, "the session has ended");
+  }
+  static tl::unexpected<error> not_in_room(const std::string& room) {
+    return make_error(error_code::not_in_room, "not a member of " + room + "; join it first", json{{"room", room}});
+  }
+
+  static bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    unsigned char diff = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+    return diff == 0;
+  }
+
+  // A room the client names no ack for resumes from the server's own ack point.
+  static std::uint64_t acked_after_resume(const resume_block& resume, std::string_view room, const membership& m) {
+    auto it = resume.last_acked_seq_by_room.find(room);
+    return it == resume.last_acked_seq_by_room.end() ? m.ring.acked() : it->second;
+  }
+
+  result<room_state*> ensure_room(const std::string& name, time_point now) {
+    if (auto it = rooms_.find(name); it != rooms_.end()) return &it->second;
+    if (auto created = store_->create_room(name, now); !created)
+      return make_error(error_code::internal, "could not create room " + name + ": " + created.error().message);
+    return &rooms_.emplace(name, room_state{name, {}, {}, 0, 0, 0}).first->second;
+  }
+
+  result<std::uint64_t> next_seq(room_state& r) {
+    if (r.next_seq == r.seq_limit) {
+      auto first = store_->reserve_seq_block(r.name, config_.seq_block_size);
+      if (!first) return make_error(error_code::internal, "could not reserve seqs: " + first.error().message);
+      r.next_seq = *first;
+      r.seq_limit = *first + config_.seq_block_size;
+    }
+    r.last_seq = r.next_seq;
+    return r.next_seq++;
+  }
+
+  void remove_member(room_state& r, const session_state& s) {
+    auto it = std::find_if(r.members.begin(), r.members.end(), [&](const member& m) { return m.session == &s; });
+    if (it == r.members.end()) return;
+    r.by_folded.erase(fold_nickname(it->nickname));
+    r.members.erase(it);  // keeps join order for who_is_here
+  }
+
+  void enqueue(session_state& s, const shared_frame& frame) {
+    s.outbox.push_back(frame);
+    ++stats_.deliveries_total;
+    if (!s.ready_listed) {
+      s.ready_listed = true;
+      ready_.push_back(s.handle);
+    }
+  }
+
+  room_store* store_;
+  random_source random_;
+  hub_config config_;
+  std::map<std::string, room_state, std::less<>> rooms_;
+  std::unordered_map<session_handle, std::unique_ptr<session_state>> sessions_;
+  std::unordered_map<std::string, session_handle> by_id_;
+  std::set<std::pair<time_point, session_handle>> deadlines_;
+  std::vector<session_handle> ready_;
+  session_handle last_handle_ = 0;
+  hub_stats stats_{};
+};
+
+}  // namespace parley

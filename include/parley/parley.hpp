@@ -1,0 +1,20 @@
+// parley: the whole sans-I/O core in one include.
+#pragma once
+
+#include "arguments.hpp"
+#include "clock.hpp"
+#include "error.hpp"
+#include "hub.hpp"
+#include "idempotency_window.hpp"
+#include "name_rules.hpp"
+#include "nickname_generator.hpp"
+#include "random_source.hpp"
+#include "replay_ring.hpp"
+#include "room_store.hpp"
+#include "session_protocol.hpp"
+#include "shared_frame.hpp"
+#include "token_bucket.hpp"
+#include "utf8.hpp"
+#include "uuid.hpp"
+#include "version.hpp"
+#include "wire.hpp"

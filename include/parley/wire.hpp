@@ -1,0 +1,496 @@
+// The JSON wire frames of the Parley protocol, both directions: typed structs, complete validation, encoding.
+//
+// One frame per WebSocket text message, a JSON object discriminated by `_tag`.
+// Unknown extra fields are ignored (as the reference's schemas do), so either side
+// may add fields; missing or mistyped known fields are errors. docs/protocol.md is
+// the normative description.
+#pragma once
+
+#include "arguments.hpp"
+#include "error.hpp"
+
+#include <nlohmann/json.hpp>
+#include <tl/expected.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace parley {
+
+using json = nlohmann::json;
+
+// ---- client → server ------------------------------------------------------
+
+struct resume_block {
+  std::string session_id;
+  std::string reconnect_token;
+  std::map<std::string, std::uint64_t, std::less<>> last_acked_seq_by_room;
+};
+
+struct hello_frame {
+  std::string client_version;
+  std::optional<std::string> auth_token;
+  std::optional<resume_block> resume;
+};
+
+struct join_room_args {
+  std::string room;
+  std::optional<std::string> nickname;
+};
+struct leave_room_args {
+  std::string room;
+};
+struct list_rooms_args {};
+struct send_message_args {
+  std::string room;
+  std::string body;
+  std::optional<std::string> client_msg_id;  // parley's addition: the idempotency key
+};
+struct who_is_here_args {
+  std::string room;
+};
+
+using tool_args = std::variant<join_room_args, leave_room_args, list_rooms_args, send_message_args, who_is_here_args>;
+
+struct tool_request {
+  std::string request_id;
+  tool_args args;
+};
+
+struct ack_frame {
+  std::string room;
+  std::uint64_t seq = 0;
+};
+
+using client_frame = std::variant<tool_request, ack_frame>;
+
+// A client frame that cannot be served. With a request id it is answered by
+// `tool.err` under that id; without one, by `system.error`.
+struct frame_error {
+  error err;
+  std::optional<std::string> request_id;
+};
+
+// ---- tool results ---------------------------------------------------------
+
+struct join_room_result {
+  std::string room;
+  std::string nickname;
+  std::size_t members_count = 0;
+};
+struct leave_room_result {
+  std::string room;
+};
+struct joined_room {
+  std::string name;
+  std::string nickname;
+  std::size_t members_count = 0;
+};
+struct available_room {
+  std::string name;
+  std::size_t members_count = 0;
+};
+struct list_rooms_result {
+  std::vector<joined_room> joined;
+  std::vector<available_room> available;
+};
+struct send_message_result {
+  std::string room;
+  std::uint64_t seq = 0;
+  std::string message_id;
+  std::string sent_at;
+};
+struct who_is_here_result {
+  std::string room;
+  std::vector<std::string> nicknames;
+};
+
+inline void to_json(json& j, const join_room_result& r) {
+  j = json{{"room", r.room}, {"nickname", r.nickname}, {"membersCount", r.members_count}};
+}
+inline void to_json(json& j, const leave_room_result& r) { j = json{{"room", r.room}}; }
+inline void to_json(json& j, const list_rooms_result& r) {
+  json joined = json::array();
+  for (const auto& x : r.joined)
+    joined.push_back(json{{"name", x.name}, {"nickname", x.nickname}, {"membersCount", x.members_count}});
+  json available = json::array();
+  for (const auto& x : r.available) available.push_back(json{{"name", x.name}, {"membersCount", x.members_count}});
+  j = json{{"joined", std::move(joined)}, {"available", std::move(available)}};
+}
+inline void to_json(json& j, const send_message_result& r) {
+  j = json{{"room", r.room}, {"seq", r.seq}, {"messageId", r.message_id}, {"sentAt", r.sent_at}};
+}
+inline void to_json(json& j, const who_is_here_result& r) { j = json{{"room", r.room}, {"nicknames", r.nicknames}}; }
+
+// ---- server → client ------------------------------------------------------
+
+struct hello_ok_frame {
+  std::string session_id;
+  std::string reconnect_token;
+  std::string server_version;
+};
+struct hello_err_frame {
+  std::string code;  // a string, not error_code: a newer server may send codes we do not know
+  std::string message;
+};
+struct tool_ok_frame {
+  std::string request_id;
+  json result;
+};
+struct tool_err_frame {
+  std::string request_id;
+  std::string code;
+  std::string message;
+  json details;  // null when absent
+};
+struct room_message_frame {
+  std::string room;
+  std::uint64_t seq = 0;
+  std::string message_id;
+  std::string from_nickname;
+  std::string body;
+  std::string sent_at;
+};
+struct system_error_frame {
+  std::string code;
+  std::string message;
+};
+
+using server_frame = std::variant<hello_ok_frame, hello_err_frame, tool_ok_frame, tool_err_frame, room_message_frame,
+                                  system_error_frame>;
+
+// ---- decoding helpers -----------------------------------------------------
+
+namespace detail {
+
+// Seqs travel as JSON numbers; above 2^53 a JavaScript peer would lose precision.
+inline constexpr std::uint64_t max_wire_integer = (std::uint64_t{1} << 53) - 1;
+
+inline std::optional<json> parse_object(std::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  return j;
+}
+
+inline const std::string* tag_of(const json& j) {
+  auto it = j.find("_tag");
+  return it != j.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
+}
+
+// Reads fields of one frame and turns the first problem into an InvalidArgumentError.
+class field_reader {
+ public:
+  explicit field_reader(const json& object) : object_(object) {}
+
+  const json* find(std::string_view name) const {
+    auto it = object_.find(name);
+    return it == object_.end() ? nullptr : &*it;
+  }
+
+  result<std::string> string(std::string_view name) const {
+    const json* v = find(name);
+    if (!v) return tl::unexpected(invalid_argument(name, "required", std::string(name) + " is required"));
+    if (!v->is_string()) return tl::unexpected(invalid_argument(name, "type string", std::string(name) + " must be a string"));
+    return v->get<std::string>();
+  }
+
+  result<std::optional<std::string>> optional_string(std::string_view name) const {
+    const json* v = find(name);
+    if (!v) return std::optional<std::string>{};
+    if (!v->is_string()) return tl::unexpected(invalid_argument(name, "type string", std::string(name) + " must be a string"));
+    return std::optional<std::string>(v->get<std::string>());
+  }
+
+  result<std::uint64_t> seq(std::string_view name) const {
+    const json* v = find(name);
+    if (!v) return tl::unexpected(invalid_argument(name, "required", std::string(name) + " is required"));
+    return read_seq(name, *v);
+  }
+
+  static result<std::uint64_t> read_seq(std::string_view name, const json& v) {
+    if (v.is_number_unsigned() && v.get<std::uint64_t>() <= max_wire_integer) return v.get<std::uint64_t>();
+    if (v.is_number_integer() && v.get<std::int64_t>() >= 0) return static_cast<std::uint64_t>(v.get<std::int64_t>());
+    return tl::unexpected(invalid_argument(name, "integer 0..2^53-1", std::string(name) + " must be a non-negative integer"));
+  }
+
+ private:
+  const json& object_;
+};
+
+inline result<tool_args> decode_tool_args(std::string_view tag, const field_reader& f) {
+  auto room = [&]() -> result<std::string> {
+    auto r = f.string("room");
+    if (!r) return r;
+    if (auto ok = check_room_slug("room", *r); !ok) return tl::unexpected(ok.error());
+    return r;
+  };
+  if (tag == "tool.join_room") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto nick = f.optional_string("nickname");
+    if (!nick) return tl::unexpected(nick.error());
+    if (*nick)
+      if (auto ok = check_nickname("nickname", **nick); !ok) return tl::unexpected(ok.error());
+    return join_room_args{std::move(*r), std::move(*nick)};
+  }
+  if (tag == "tool.leave_room") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    return leave_room_args{std::move(*r)};
+  }
+  if (tag == "tool.list_rooms") return list_rooms_args{};
+  if (tag == "tool.send_message") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto body = f.string("body");
+    if (!body) return tl::unexpected(body.error());
+    if (auto ok = check_body(*body); !ok) return tl::unexpected(ok.error());
+    auto key = f.optional_string("clientMsgId");
+    if (!key) return tl::unexpected(key.error());
+    if (*key)
+      if (auto ok = check_client_msg_id(**key); !ok) return tl::unexpected(ok.error());
+    return send_message_args{std::move(*r), std::move(*body), std::move(*key)};
+  }
+  if (tag == "tool.who_is_here") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    return who_is_here_args{std::move(*r)};
+  }
+  return make_error(error_code::bad_frame, "unknown frame tag");
+}
+
+}  // namespace detail
+
+// ---- client frames: decode (server role) ----------------------------------
+
+inline constexpr std::size_t max_client_version_length = 64;
+inline constexpr std::size_t max_auth_token_length = 256;
+inline constexpr std::size_t max_session_id_length = 64;
+inline constexpr std::size_t min_reconnect_token_length = 32;
+inline constexpr std::size_t max_reconnect_token_length = 128;
+
+// The first frame of a connection. Any problem is a BadHandshakeFrameError whose
+// message says what was wrong.
+[[nodiscard]] inline result<hello_frame> decode_hello(std::string_view text) {
+  auto bad = [](std::string why) { return make_error(error_code::bad_handshake_frame, std::move(why)); };
+  auto parsed = detail::parse_object(text);
+  if (!parsed) return bad("the first frame must be a JSON object");
+  const json& j = *parsed;
+  const std::string* tag = detail::tag_of(j);
+  if (!tag || *tag != "hello") return bad("the first frame must be a hello frame (_tag \"hello\")");
+  detail::field_reader f(j);
+  hello_frame hello;
+  auto version = f.string("clientVersion");
+  if (!version) return bad(version.error().message);
+  if (version->empty() || version->size() > max_client_version_length)
+    return bad("clientVersion must be 1 to 64 characters");
+  hello.client_version = std::move(*version);
+  auto token = f.optional_string("authToken");
+  if (!token) return bad(token.error().message);
+  if (*token && ((*token)->empty() || (*token)->size() > max_auth_token_length))
+    return bad("authToken must be 1 to 256 characters");
+  hello.auth_token = std::move(*token);
+  if (const json* r = f.find("resume")) {
+    if (!r->is_object()) return bad("resume must be an object");
+    detail::field_reader rf(*r);
+    resume_block resume;
+    auto sid = rf.string("sessionId");
+    if (!sid) return bad("resume." + sid.error().message);
+    if (sid->empty() || sid->size() > max_session_id_length) return bad("resume.sessionId must be 1 to 64 characters");
+    auto rt = rf.string("reconnectToken");
+    if (!rt) return bad("resume." + rt.error().message);
+    if (rt->size() < min_reconnect_token_length || rt->size() > max_reconnect_token_length)
+      return bad("resume.reconnectToken must be 32 to 128 characters");
+    const json* acks = rf.find("lastAckedSeqByRoom");
+    if (!acks || !acks->is_object()) return bad("resume.lastAckedSeqByRoom must be an object");
+    for (const auto& [room, seq] : acks->items()) {
+      if (!validate_room_slug(room)) return bad("resume.lastAckedSeqByRoom has a key that is not a room slug");
+      auto s = detail::field_reader::read_seq("seq", seq);
+      if (!s) return bad("resume.lastAckedSeqByRoom values must be non-negative integers");
+      resume.last_acked_seq_by_room.emplace(room, *s);
+    }
+    resume.session_id = std::move(*sid);
+    resume.reconnect_token = std::move(*rt);
+    hello.resume = std::move(resume);
+  }
+  return hello;
+}
+
+// Every frame after hello. Bad arguments under a readable requestId come back with
+// that id (answer: tool.err InvalidArgumentError); anything else is BadFrameError
+// (answer: system.error).
+[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(std::string_view text) {
+  auto bad = [](std::string why) {
+    return tl::unexpected(frame_error{error{error_code::bad_frame, std::move(why), nullptr}, std::nullopt});
+  };
+  auto parsed = detail::parse_object(text);
+  if (!parsed) return bad("a frame must be a JSON object");
+  const json& j = *parsed;
+  const std::string* tag = detail::tag_of(j);
+  if (!tag) return bad("a frame must carry a string _tag");
+  detail::field_reader f(j);
+  if (*tag == "ack") {
+    auto room = f.string("room");
+    if (!room || !validate_room_slug(*room)) return bad("ack.room must be a room slug");
+    auto seq = f.seq("seq");
+    if (!seq) return bad("ack.seq must be a non-negative integer");
+    return ack_frame{std::move(*room), *seq};
+  }
+  if (tag->rfind("tool.", 0) != 0) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
+  auto id = f.string("requestId");
+  if (!id) return bad("a tool frame must carry a string requestId");
+  if (id->size() > max_request_id_length) return bad("requestId must be at most 128 characters");
+  auto args = detail::decode_tool_args(*tag, f);
+  if (!args) {
+    if (args.error().code == error_code::bad_frame) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
+    return tl::unexpected(frame_error{std::move(args.error()), std::move(*id)});
+  }
+  return tool_request{std::move(*id), std::move(*args)};
+}
+
+// ---- client frames: encode (client role) ----------------------------------
+
+[[nodiscard]] inline std::string encode_hello(const hello_frame& h) {
+  json j{{"_tag", "hello"}, {"clientVersion", h.client_version}};
+  if (h.auth_token) j["authToken"] = *h.auth_token;
+  if (h.resume) {
+    json acks = json::object();
+    for (const auto& [room, seq] : h.resume->last_acked_seq_by_room) acks[room] = seq;
+    j["resume"] = json{{"sessionId", h.resume->session_id},
+                       {"reconnectToken", h.resume->reconnect_token},
+                       {"lastAckedSeqByRoom", std::move(acks)}};
+  }
+  return j.dump();
+}
+
+[[nodiscard]] inline std::string encode_tool_request(const tool_request& r) {
+  json j = std::visit(
+      [](const auto& a) -> json {
+        using T = std::decay_t<decltype(a)>;
+        if constexpr (std::is_same_v<T, join_room_args>) {
+          json o{{"_tag", "tool.join_room"}, {"room", a.room}};
+          if (a.nickname) o["nickname"] = *a.nickname;
+          return o;
+        } else if constexpr (std::is_same_v<T, leave_room_args>) {
+          return json{{"_tag", "tool.leave_room"}, {"room", a.room}};
+        } else if constexpr (std::is_same_v<T, list_rooms_args>) {
+          return json{{"_tag", "tool.list_rooms"}};
+        } else if constexpr (std::is_same_v<T, send_message_args>) {
+          json o{{"_tag", "tool.send_message"}, {"room", a.room}, {"body", a.body}};
+          if (a.client_msg_id) o["clientMsgId"] = *a.client_msg_id;
+          return o;
+        } else {
+          return json{{"_tag", "tool.who_is_here"}, {"room", a.room}};
+        }
+      },
+      r.args);
+  j["requestId"] = r.request_id;
+  return j.dump();
+}
+
+[[nodiscard]] inline std::string encode_ack(const ack_frame& a) {
+  return json{{"_tag", "ack"}, {"room", a.room}, {"seq", a.seq}}.dump();
+}
+
+// ---- server frames: encode (server role) ----------------------------------
+
+[[nodiscard]] inline std::string encode_hello_ok(const hello_ok_frame& f) {
+  return json{{"_tag", "hello.ok"},
+              {"sessionId", f.session_id},
+              {"reconnectToken", f.reconnect_token},
+              {"serverVersion", f.server_version}}
+      .dump();
+}
+
+[[nodiscard]] inline std::string encode_hello_err(const error& e) {
+  return json{{"_tag", "hello.err"}, {"code", std::string(to_string(e.code))}, {"message", e.message}}.dump();
+}
+
+[[nodiscard]] inline std::string encode_tool_ok(std::string_view request_id, json result) {
+  return json{{"_tag", "tool.ok"}, {"requestId", std::string(request_id)}, {"result", std::move(result)}}.dump();
+}
+
+[[nodiscard]] inline std::string encode_tool_err(std::string_view request_id, const error& e) {
+  json j{{"_tag", "tool.err"},
+         {"requestId", std::string(request_id)},
+         {"code", std::string(to_string(e.code))},
+         {"message", e.message}};
+  if (!e.details.is_null()) j["details"] = e.details;
+  return j.dump();
+}
+
+[[nodiscard]] inline std::string encode_room_message(const room_message_frame& m) {
+  return json{{"_tag", "room.message"}, {"room", m.room},   {"seq", m.seq},        {"messageId", m.message_id},
+              {"fromNickname", m.from_nickname},         {"body", m.body}, {"sentAt", m.sent_at}}
+      .dump();
+}
+
+[[nodiscard]] inline std::string encode_system_error(const error& e) {
+  return json{{"_tag", "system.error"}, {"code", std::string(to_string(e.code))}, {"message", e.message}}.dump();
+}
+
+// ---- server frames: decode (client role) ----------------------------------
+
+[[nodiscard]] inline result<server_frame> decode_server_frame(std::string_view text) {
+  auto bad = [](std::string why) { return make_error(error_code::bad_frame, std::move(why)); };
+  auto parsed = detail::parse_object(text);
+  if (!parsed) return bad("a server frame must be a JSON object");
+  const json& j = *parsed;
+  const std::string* tag = detail::tag_of(j);
+  if (!tag) return bad("a server frame must carry a string _tag");
+  detail::field_reader f(j);
+  auto str = [&](std::string_view name, std::string& out) -> bool {
+    auto v = f.string(name);
+    if (!v) return false;
+    out = std::move(*v);
+    return true;
+  };
+  if (*tag == "room.message") {
+    room_message_frame m;
+    auto seq = f.seq("seq");
+    if (!seq || !str("room", m.room) || !str("messageId", m.message_id) || !str("fromNickname", m.from_nickname) ||
+        !str("body", m.body) || !str("sentAt", m.sent_at))
+      return bad("malformed room.message frame");
+    m.seq = *seq;
+    return m;
+  }
+  if (*tag == "tool.ok") {
+    tool_ok_frame t;
+    const json* res = f.find("result");
+    if (!str("requestId", t.request_id) || !res) return bad("malformed tool.ok frame");
+    t.result = *res;
+    return t;
+  }
+  if (*tag == "tool.err") {
+    tool_err_frame t;
+    if (!str("requestId", t.request_id) || !str("code", t.code) || !str("message", t.message))
+      return bad("malformed tool.err frame");
+    if (const json* d = f.find("details")) t.details = *d;
+    return t;
+  }
+  if (*tag == "hello.ok") {
+    hello_ok_frame h;
+    if (!str("sessionId", h.session_id) || !str("reconnectToken", h.reconnect_token) ||
+        !str("serverVersion", h.server_version))
+      return bad("malformed hello.ok frame");
+    return h;
+  }
+  if (*tag == "hello.err") {
+    hello_err_frame h;
+    if (!str("code", h.code) || !str("message", h.message)) return bad("malformed hello.err frame");
+    return h;
+  }
+  if (*tag == "system.error") {
+    system_error_frame s;
+    if (!str("code", s.code) || !str("message", s.message)) return bad("malformed system.error frame");
+    return s;
+  }
+  return bad("unknown server frame _tag \"" + tag->substr(0, 64) + "\"");
+}
+
+}  // namespace parley
