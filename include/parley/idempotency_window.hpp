@@ -30,9 +30,9 @@ class idempotency_window {
   }
 
   void remember(std::string key, Value value, time_point now) {
-    evict(now);
     auto [it, inserted] = entries_.emplace(std::move(key), std::move(value));
     if (inserted) order_.push_back(order_entry{it->first, now});
+    evict(now);
   }
 
   void evict(time_point now) {

@@ -1,0 +1,131 @@
+// Token bucket, idempotency window, replay ring, UUIDs and RFC 3339: the hub's parts on their own.
+#include <parley/clock.hpp>
+#include <parley/idempotency_window.hpp>
+#include <parley/replay_ring.hpp>
+#include <parley/token_bucket.hpp>
+#include <parley/uuid.hpp>
+
+#include "test_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <set>
+#include <string>
+
+using namespace parley;
+using parley::testing::epoch;
+using std::chrono::milliseconds;
+
+TEST_CASE("token bucket: burst 20, then 10 per second") {
+  token_bucket bucket({20, 10}, epoch);
+  for (int i = 1; i <= 20; ++i) CHECK_MESSAGE(!bucket.try_take(epoch), "send ", i);
+  auto refused = bucket.try_take(epoch);
+  REQUIRE(refused);
+  CHECK(*refused == milliseconds(100));
+  CHECK(bucket.try_take(epoch + milliseconds(99)));           // 99 ms is not enough
+  CHECK(*bucket.try_take(epoch + milliseconds(99)) == milliseconds(1));
+  CHECK_FALSE(bucket.try_take(epoch + milliseconds(100)));    // exactly the advertised wait
+  CHECK(bucket.try_take(epoch + milliseconds(100)));
+}
+
+TEST_CASE("token bucket: refills to capacity, never past it, and ignores a clock stepping back") {
+  token_bucket bucket({20, 10}, epoch);
+  for (int i = 0; i < 20; ++i) (void)bucket.try_take(epoch);
+  CHECK(bucket.milli_tokens(epoch + std::chrono::hours(24 * 365 * 100)) == 20000);
+  token_bucket b2({2, 10}, epoch + milliseconds(1000));
+  (void)b2.try_take(epoch + milliseconds(1000));
+  (void)b2.try_take(epoch + milliseconds(1000));
+  CHECK(b2.try_take(epoch));  // earlier than the last update: no tokens appear
+}
+
+TEST_CASE("token bucket: configurable rates, including odd ones") {
+  token_bucket bucket({1, 3}, epoch);
+  CHECK_FALSE(bucket.try_take(epoch));
+  auto wait = bucket.try_take(epoch);
+  REQUIRE(wait);
+  CHECK(*wait == milliseconds(334));  // ceil(1000 / 3)
+  CHECK_FALSE(bucket.try_take(epoch + *wait));
+}
+
+TEST_CASE("idempotency window: keeps the last N keys, and any key younger than the age") {
+  idempotency_window<int> w({3, milliseconds(1000)});
+  w.remember("a", 1, epoch);
+  w.remember("b", 2, epoch);
+  w.remember("c", 3, epoch);
+  w.remember("d", 4, epoch + milliseconds(10));
+  CHECK(w.find("a"));  // 4 keys but "a" is younger than 1 s: kept
+  w.remember("e", 5, epoch + milliseconds(1000));
+  CHECK_FALSE(w.find("a"));  // old and beyond the last 3
+  CHECK_FALSE(w.find("b"));
+  CHECK(w.find("c"));  // ...while the last 3 stay whatever their age
+  CHECK(*w.find("e") == 5);
+  CHECK(w.size() == 3);
+}
+
+TEST_CASE("idempotency window: the same key twice keeps the first value") {
+  idempotency_window<int> w;
+  w.remember("k", 1, epoch);
+  w.remember("k", 2, epoch);
+  CHECK(*w.find("k") == 1);
+  CHECK(w.size() == 1);
+}
+
+TEST_CASE("replay ring: bounded, cumulative acks, and a resume is exact or refused") {
+  replay_ring ring(64);
+  for (std::uint64_t seq = 1; seq <= 64; ++seq) ring.push(seq, make_shared_frame(std::to_string(seq)));
+  CHECK(ring.size() == 64);
+  CHECK(ring.can_resume_after(0));  // the 64th unacked message still fits
+  ring.push(65, make_shared_frame("65"));
+  CHECK(ring.size() == 64);
+  CHECK_FALSE(ring.can_resume_after(0));  // the 65th evicted seq 1
+  CHECK(ring.can_resume_after(1));
+  std::vector<std::uint64_t> replayed;
+  ring.for_each_after(60, [&](const replay_entry& e) { replayed.push_back(e.seq); });
+  CHECK(replayed == std::vector<std::uint64_t>{61, 62, 63, 64, 65});
+  ring.ack(63);
+  CHECK(ring.size() == 2);
+  CHECK(ring.acked() == 63);
+  ring.ack(10);  // acks are cumulative: an older one changes nothing
+  CHECK(ring.acked() == 63);
+  CHECK(ring.size() == 2);
+}
+
+TEST_CASE("replay ring: seqs need not be contiguous") {
+  replay_ring ring(2);
+  ring.push(3, make_shared_frame("3"));
+  ring.push(7, make_shared_frame("7"));
+  ring.push(9, make_shared_frame("9"));
+  CHECK(ring.highest_evicted() == 3);
+  CHECK_FALSE(ring.can_resume_after(2));
+  CHECK(ring.can_resume_after(3));
+  CHECK(ring.can_resume_after(5));
+}
+
+TEST_CASE("uuid v7 carries the injected time, version and variant; v4 is random") {
+  auto random = testing::seeded_random(1);
+  const std::string id = uuid_v7(from_unix_ms(0x0123456789AB), random);
+  CHECK(id.size() == 36);
+  CHECK(id.substr(0, 13) == "01234567-89ab");
+  CHECK(id[14] == '7');
+  CHECK(std::string("89ab").find(id[19]) != std::string::npos);
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) seen.insert(uuid_v4(random));
+  CHECK(seen.size() == 1000);
+  CHECK(uuid_v4(random)[14] == '4');
+}
+
+TEST_CASE("random tokens are base64url of the asked length") {
+  auto random = testing::seeded_random(2);
+  const std::string t = random_token(random, 32);
+  CHECK(t.size() == 43);
+  CHECK(t.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
+  CHECK(random_token(random, 32) != t);
+}
+
+TEST_CASE("RFC 3339 with milliseconds in UTC") {
+  CHECK(format_rfc3339(from_unix_ms(0)) == "1970-01-01T00:00:00.000Z");
+  CHECK(format_rfc3339(epoch) == "2026-11-22T00:00:00.000Z");
+  CHECK(format_rfc3339(from_unix_ms(951782400123)) == "2000-02-29T00:00:00.123Z");  // leap day
+  CHECK(format_rfc3339(from_unix_ms(4102444799999)) == "2099-12-31T23:59:59.999Z");
+  CHECK(format_rfc3339(from_unix_ms(-1)) == "1969-12-31T23:59:59.999Z");
+}
