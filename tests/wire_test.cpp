@@ -1,0 +1,283 @@
+// Wire frames: decoding validates completely, encoding matches the reference's shapes, and each round-trips.
+#include <parley/session_protocol.hpp>
+#include <parley/wire.hpp>
+
+#include "test_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace parley;
+using parley::testing::epoch;
+
+namespace {
+frame_error decode_error(std::string_view text) {
+  auto r = decode_client_frame(text);
+  REQUIRE_FALSE(r);
+  return r.error();
+}
+}  // namespace
+
+TEST_CASE("hello: fresh and resume forms") {
+  auto fresh = decode_hello(R"({"_tag":"hello","clientVersion":"0.1.0","authToken":"parley_tok_x","extra":1})");
+  REQUIRE(fresh);
+  CHECK(fresh->client_version == "0.1.0");
+  CHECK(fresh->auth_token == "parley_tok_x");
+  CHECK_FALSE(fresh->resume);
+
+  const std::string token(43, 'T');
+  auto resume = decode_hello(R"({"_tag":"hello","clientVersion":"0.1.0","resume":{"sessionId":"s-1","reconnectToken":")" +
+                             token + R"(","lastAckedSeqByRoom":{"lobby":7,"dev":0}}})");
+  REQUIRE(resume);
+  REQUIRE(resume->resume);
+  CHECK(resume->resume->session_id == "s-1");
+  CHECK(resume->resume->last_acked_seq_by_room.at("lobby") == 7);
+  CHECK(resume->resume->last_acked_seq_by_room.at("dev") == 0);
+  auto again = decode_hello(encode_hello(*resume));
+  REQUIRE(again);
+  CHECK(again->resume->last_acked_seq_by_room == resume->resume->last_acked_seq_by_room);
+  CHECK(again->resume->reconnect_token == token);
+}
+
+TEST_CASE("hello: every malformation is BadHandshakeFrameError with a reason") {
+  const std::string token(43, 'T');
+  for (std::string bad : {
+           std::string("not json"),
+           std::string("[]"),
+           std::string(R"({"clientVersion":"1"})"),
+           std::string(R"({"_tag":"tool.list_rooms","requestId":"1"})"),
+           std::string(R"({"_tag":"hello"})"),
+           std::string(R"({"_tag":"hello","clientVersion":5})"),
+           std::string(R"({"_tag":"hello","clientVersion":""})"),
+           std::string(R"({"_tag":"hello","clientVersion":"1","authToken":7})"),
+           std::string(R"({"_tag":"hello","clientVersion":"1","resume":[]})"),
+           std::string(R"({"_tag":"hello","clientVersion":"1","resume":{"sessionId":"s","reconnectToken":"short","lastAckedSeqByRoom":{}}})"),
+           R"({"_tag":"hello","clientVersion":"1","resume":{"sessionId":"s","reconnectToken":")" + token + R"("}})",
+           R"({"_tag":"hello","clientVersion":"1","resume":{"sessionId":"s","reconnectToken":")" + token +
+               R"(","lastAckedSeqByRoom":{"Bad Room":1}}})",
+           R"({"_tag":"hello","clientVersion":"1","resume":{"sessionId":"s","reconnectToken":")" + token +
+               R"(","lastAckedSeqByRoom":{"lobby":-1}}})",
+           R"({"_tag":"hello","clientVersion":"1","resume":{"sessionId":"s","reconnectToken":")" + token +
+               R"(","lastAckedSeqByRoom":{"lobby":1.5}}})",
+       }) {
+    CAPTURE(bad);
+    auto r = decode_hello(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == error_code::bad_handshake_frame);
+    CHECK_FALSE(r.error().message.empty());
+  }
+}
+
+TEST_CASE("tool frames decode into typed requests and round-trip through the client encoder") {
+  const std::vector<tool_request> requests{
+      {"r1", join_room_args{"lobby", std::string("alice")}},
+      {"r2", join_room_args{"lobby", std::nullopt}},
+      {"r3", leave_room_args{"lobby"}},
+      {"r4", list_rooms_args{}},
+      {"r5", send_message_args{"lobby", "hi \xF0\x9F\x98\x80", std::string("key-1")}},
+      {"r6", send_message_args{"lobby", "\"quoted\"\n", std::nullopt}},
+      {"", who_is_here_args{"lobby"}},
+  };
+  for (const auto& req : requests) {
+    const std::string text = encode_tool_request(req);
+    CAPTURE(text);
+    auto decoded = decode_client_frame(text);
+    REQUIRE(decoded);
+    const auto& got = std::get<tool_request>(*decoded);
+    CHECK(got.request_id == req.request_id);
+    CHECK(got.args.index() == req.args.index());
+    CHECK(encode_tool_request(got) == text);
+  }
+  auto ack = decode_client_frame(encode_ack({"lobby", 42}));
+  REQUIRE(ack);
+  CHECK(std::get<ack_frame>(*ack).seq == 42);
+}
+
+TEST_CASE("client frames use the reference's field names") {
+  auto j = json::parse(encode_tool_request({"id-9", send_message_args{"lobby", "b", std::nullopt}}));
+  CHECK(j == json::parse(R"({"_tag":"tool.send_message","requestId":"id-9","room":"lobby","body":"b"})"));
+  CHECK(json::parse(encode_ack({"lobby", 3})) == json::parse(R"({"_tag":"ack","room":"lobby","seq":3})"));
+}
+
+TEST_CASE("bad arguments under a readable requestId are InvalidArgumentError under that id") {
+  struct probe {
+    std::string text;
+    std::string field;
+  };
+  const std::string big_body(8193, 'x');
+  for (const auto& p : std::vector<probe>{
+           {R"({"_tag":"tool.join_room","requestId":"q"})", "room"},
+           {R"({"_tag":"tool.join_room","requestId":"q","room":"Lobby"})", "room"},
+           {R"({"_tag":"tool.join_room","requestId":"q","room":")" + std::string(33, 'a') + R"("})", "room"},
+           {R"({"_tag":"tool.join_room","requestId":"q","room":"lobby","nickname":"_x"})", "nickname"},
+           {R"({"_tag":"tool.join_room","requestId":"q","room":"lobby","nickname":null})", "nickname"},
+           {R"({"_tag":"tool.leave_room","requestId":"q","room":7})", "room"},
+           {R"({"_tag":"tool.send_message","requestId":"q","room":"lobby"})", "body"},
+           {R"({"_tag":"tool.send_message","requestId":"q","room":"lobby","body":""})", "body"},
+           {R"({"_tag":"tool.send_message","requestId":"q","room":"lobby","body":")" + big_body + R"("})", "body"},
+           {R"({"_tag":"tool.send_message","requestId":"q","room":"lobby","body":"x","clientMsgId":"a b"})", "clientMsgId"},
+           {R"({"_tag":"tool.who_is_here","requestId":"q","room":""})", "room"},
+       }) {
+    CAPTURE(p.text);
+    auto e = decode_error(p.text);
+    CHECK(e.request_id == "q");
+    CHECK(e.err.code == error_code::invalid_argument);
+    CHECK(e.err.details["field"] == p.field);
+    CHECK(e.err.details.contains("rule"));
+  }
+}
+
+TEST_CASE("frames with no usable requestId are BadFrameError") {
+  for (std::string bad : {
+           std::string("{"),
+           std::string("\"string\""),
+           std::string("[1,2]"),
+           std::string(R"({"room":"lobby"})"),
+           std::string(R"({"_tag":7})"),
+           std::string(R"({"_tag":"nonsense"})"),
+           std::string(R"({"_tag":"tool.explode","requestId":"q"})"),
+           std::string(R"({"_tag":"tool.list_rooms"})"),
+           std::string(R"({"_tag":"tool.list_rooms","requestId":5})"),
+           R"({"_tag":"tool.list_rooms","requestId":")" + std::string(129, 'r') + R"("})",
+           std::string(R"({"_tag":"ack","room":"lobby"})"),
+           std::string(R"({"_tag":"ack","room":"lobby","seq":-1})"),
+           std::string(R"({"_tag":"ack","room":"lobby","seq":"1"})"),
+           std::string(R"({"_tag":"ack","room":"lobby","seq":9007199254740992})"),
+           std::string(R"({"_tag":"ack","room":"NO","seq":1})"),
+           std::string(R"({"_tag":"hello","clientVersion":"1"})"),
+       }) {
+    CAPTURE(bad);
+    auto e = decode_error(bad);
+    CHECK(e.err.code == error_code::bad_frame);
+    CHECK_FALSE(e.request_id);
+  }
+  CHECK(decode_client_frame(R"({"_tag":"ack","room":"lobby","seq":9007199254740991})"));
+}
+
+TEST_CASE("deeply nested input is refused without exhausting the stack") {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  CHECK(decode_error(deep).err.code == error_code::bad_frame);
+  CHECK_FALSE(decode_hello(deep));
+  CHECK_FALSE(decode_server_frame(deep));
+}
+
+TEST_CASE("server frames: encoded as the reference shapes them, decoded by the client role") {
+  auto ok = json::parse(encode_hello_ok({"sid", "tok", "0.1.0"}));
+  CHECK(ok == json::parse(R"({"_tag":"hello.ok","sessionId":"sid","reconnectToken":"tok","serverVersion":"0.1.0"})"));
+  auto err = json::parse(encode_hello_err(error{error_code::unknown_session, "gone", nullptr}));
+  CHECK(err == json::parse(R"({"_tag":"hello.err","code":"UnknownSessionError","message":"gone"})"));
+  auto tool_err = json::parse(
+      encode_tool_err("r", error{error_code::rate_limited, "slow down", json{{"retryAfterMs", 100}}}));
+  CHECK(tool_err == json::parse(R"({"_tag":"tool.err","requestId":"r","code":"RateLimitedError",
+                                    "message":"slow down","details":{"retryAfterMs":100}})"));
+  CHECK_FALSE(json::parse(encode_tool_err("r", error{error_code::not_in_room, "no", nullptr})).contains("details"));
+  auto sys = json::parse(encode_system_error(error{error_code::bad_frame, "what", nullptr}));
+  CHECK(sys == json::parse(R"({"_tag":"system.error","code":"BadFrameError","message":"what"})"));
+
+  room_message_frame m{"lobby", 9, "0190-id", "alice", "hi", "2026-11-22T00:00:00.000Z"};
+  auto decoded = decode_server_frame(encode_room_message(m));
+  REQUIRE(decoded);
+  const auto& got = std::get<room_message_frame>(*decoded);
+  CHECK(got.room == "lobby");
+  CHECK(got.seq == 9);
+  CHECK(got.from_nickname == "alice");
+  CHECK(got.sent_at == m.sent_at);
+
+  CHECK(std::holds_alternative<hello_ok_frame>(*decode_server_frame(encode_hello_ok({"a", "b", "c"}))));
+  auto te = decode_server_frame(encode_tool_err("r", error{error_code::rate_limited, "x", json{{"retryAfterMs", 5}}}));
+  CHECK(std::get<tool_err_frame>(*te).details["retryAfterMs"] == 5);
+  CHECK(std::get<tool_ok_frame>(*decode_server_frame(encode_tool_ok("r", json{{"room", "x"}}))).result["room"] == "x");
+  CHECK(std::holds_alternative<system_error_frame>(*decode_server_frame(sys.dump())));
+  CHECK(std::holds_alternative<hello_err_frame>(*decode_server_frame(err.dump())));
+  CHECK_FALSE(decode_server_frame(R"({"_tag":"room.message","room":"x"})"));
+  CHECK_FALSE(decode_server_frame(R"({"_tag":"future.frame"})"));
+}
+
+TEST_CASE("every error code has its wire name and hello failures their close codes") {
+  CHECK(to_string(error_code::nickname_taken) == "NicknameTakenError");
+  CHECK(to_string(error_code::invalid_argument) == "InvalidArgumentError");
+  CHECK(error_code_from_string("ReplayBufferOverflowError") == error_code::replay_buffer_overflow);
+  CHECK_FALSE(error_code_from_string("NoSuchError"));
+  CHECK(close_code_for(error_code::auth_required) == 4000);
+  CHECK(close_code_for(error_code::token_revoked) == 4000);
+  CHECK(close_code_for(error_code::unknown_session) == 4001);
+  CHECK(close_code_for(error_code::bad_reconnect_token) == 4002);
+  CHECK(close_code_for(error_code::replay_buffer_overflow) == 4003);
+  CHECK(close_code_for(error_code::version_mismatch) == 4004);
+  CHECK(close_code_for(error_code::server_shutting_down) == 1001);
+  CHECK(close_code_for(error_code::bad_handshake_frame) == 1002);
+}
+
+// ---- session protocol: frames served against a hub -------------------------
+
+namespace {
+struct served {
+  memory_room_store store;
+  hub h = std::move(*hub::open(store, testing::seeded_random(5)));
+};
+}  // namespace
+
+TEST_CASE("serve_hello: fresh, auth failure, version mismatch, resume") {
+  served s;
+  auto fresh = serve_hello(s.h, hello_frame{"0.1.0", std::nullopt, std::nullopt}, epoch);
+  REQUIRE(fresh.session);
+  CHECK_FALSE(fresh.close_code);
+  auto ok = json::parse(fresh.frame);
+  CHECK(ok["_tag"] == "hello.ok");
+  CHECK(ok["sessionId"] == fresh.session->session_id);
+  CHECK(ok["serverVersion"] == std::string(version_string));
+
+  auto denied = serve_hello(s.h, hello_frame{"0.1.0", std::nullopt, std::nullopt}, epoch,
+                            error{error_code::auth_required, "a token is required", nullptr});
+  CHECK_FALSE(denied.session);
+  CHECK(denied.close_code == 4000);
+  CHECK(json::parse(denied.frame)["code"] == "AuthRequiredError");
+
+  auto old = serve_hello(s.h, hello_frame{"7.0.0", std::nullopt, std::nullopt}, epoch);
+  CHECK(old.close_code == 4004);
+  CHECK(json::parse(old.frame)["code"] == "VersionMismatchError");
+  CHECK(serve_hello(s.h, hello_frame{"v0.9.1", std::nullopt, std::nullopt}, epoch).session);
+  CHECK(serve_hello(s.h, hello_frame{"parley-tools", std::nullopt, std::nullopt}, epoch).session);
+
+  s.h.detach(fresh.session->handle, epoch);
+  auto resumed = serve_hello(
+      s.h, hello_frame{"0.1.0", std::nullopt, resume_block{fresh.session->session_id, fresh.session->reconnect_token, {}}},
+      epoch, error{error_code::auth_required, "resume needs no bearer token", nullptr});
+  REQUIRE(resumed.session);
+  CHECK(resumed.session->handle == fresh.session->handle);
+  auto unknown = serve_hello(s.h, hello_frame{"0.1.0", std::nullopt, resume_block{"nope", std::string(40, 'x'), {}}}, epoch);
+  CHECK(unknown.close_code == 4001);
+}
+
+TEST_CASE("serve_client_text answers tool frames under their requestId and acks with nothing") {
+  served s;
+  auto a = s.h.open_session(epoch).handle;
+  auto b = s.h.open_session(epoch).handle;
+  auto joined = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.join_room","requestId":"1","room":"lobby","nickname":"alice"})", epoch));
+  CHECK(joined == json::parse(R"({"_tag":"tool.ok","requestId":"1","result":{"room":"lobby","nickname":"alice","membersCount":1}})"));
+  auto taken = json::parse(*serve_client_text(s.h, b, R"({"_tag":"tool.join_room","requestId":"2","room":"lobby","nickname":"ALICE"})", epoch));
+  CHECK(taken["_tag"] == "tool.err");
+  CHECK(taken["code"] == "NicknameTakenError");
+  CHECK(taken["requestId"] == "2");
+  REQUIRE(serve_client_text(s.h, b, R"({"_tag":"tool.join_room","requestId":"3","room":"lobby"})", epoch));
+  auto sent = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.send_message","requestId":"4","room":"lobby","body":"hey"})", epoch));
+  CHECK(sent["result"]["seq"] == 1);
+  CHECK(sent["result"].contains("messageId"));
+  CHECK(sent["result"].contains("sentAt"));
+  CHECK(s.h.drain(b).size() == 1);
+  CHECK_FALSE(serve_client_text(s.h, b, R"({"_tag":"ack","room":"lobby","seq":1})", epoch));
+  CHECK(s.h.session(b)->memberships.at("lobby").ring.size() == 0);
+  auto bad = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.send_message","requestId":"5","room":"lobby","body":""})", epoch));
+  CHECK(bad["code"] == "InvalidArgumentError");
+  CHECK(bad["requestId"] == "5");
+  auto garbage = json::parse(*serve_client_text(s.h, a, "garbage", epoch));
+  CHECK(garbage["_tag"] == "system.error");
+  CHECK(garbage["code"] == "BadFrameError");
+  auto listed = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.list_rooms","requestId":"6"})", epoch));
+  CHECK(listed["result"]["joined"][0]["name"] == "lobby");
+  auto who = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.who_is_here","requestId":"7","room":"lobby"})", epoch));
+  CHECK(who["result"]["nicknames"].size() == 2);
+  auto left = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.leave_room","requestId":"8","room":"lobby"})", epoch));
+  CHECK(left["result"] == json::parse(R"({"room":"lobby"})"));
+}
