@@ -1,0 +1,143 @@
+// The SQLite file: private modes, migrations, and rooms and seq blocks that survive reopening.
+#include "database.hpp"
+#include "sqlite_store.hpp"
+#include "temp_dir.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <sys/stat.h>
+
+using namespace parley_tools;
+using parley_tools::testing::temp_dir;
+
+namespace {
+
+database open_ok(const std::filesystem::path& file) {
+  auto db = database::open(file);
+  REQUIRE_MESSAGE(db, (db ? "" : db.error().message));
+  return std::move(*db);
+}
+
+unsigned mode_of(const std::filesystem::path& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+}  // namespace
+
+TEST_CASE("the file is created 0600 in directories created 0700") {
+  const temp_dir dir;
+  const auto file = dir / "a/b/parley.db";
+  { const database db = open_ok(file); }
+  CHECK(mode_of(file) == 0600);
+  CHECK(mode_of(dir / "a/b") == 0700);
+  CHECK(mode_of(dir / "a") == 0700);
+}
+
+TEST_CASE("an existing directory keeps its mode") {
+  const temp_dir dir;
+  REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+  const database db = open_ok(dir / "parley.db");
+  CHECK(mode_of(dir.path()) == 0755);
+}
+
+TEST_CASE("the default path follows XDG_DATA_HOME, then HOME") {
+  const char* saved_xdg = std::getenv("XDG_DATA_HOME");
+  const std::string xdg = saved_xdg ? saved_xdg : "";
+  ::setenv("XDG_DATA_HOME", "/data", 1);
+  CHECK(default_database_path().value() == "/data/parley/parley.db");
+  ::setenv("XDG_DATA_HOME", "relative", 1);  // invalid per the spec, so ignored
+  ::setenv("HOME", "/home/someone", 1);
+  CHECK(default_database_path().value() == "/home/someone/.local/share/parley/parley.db");
+  if (saved_xdg)
+    ::setenv("XDG_DATA_HOME", xdg.c_str(), 1);
+  else
+    ::unsetenv("XDG_DATA_HOME");
+}
+
+TEST_CASE("migrations run once and reopening is idempotent") {
+  const temp_dir dir;
+  const auto file = dir / "parley.db";
+  for (int i = 0; i < 3; ++i) {
+    const database db = open_ok(file);
+    CHECK(db.schema_version().value() == database::latest_schema_version);
+  }
+}
+
+TEST_CASE("a file from a newer schema is refused, not downgraded") {
+  const temp_dir dir;
+  const auto file = dir / "parley.db";
+  {
+    const database db = open_ok(file);
+    REQUIRE(db.exec("PRAGMA user_version = 99"));
+  }
+  const auto reopened = database::open(file);
+  REQUIRE_FALSE(reopened);
+  CHECK(reopened.error().message.find("99") != std::string::npos);
+}
+
+TEST_CASE("a file that is not a database is an error, not a crash") {
+  const temp_dir dir;
+  const auto file = dir / "parley.db";
+  {
+    std::FILE* f = std::fopen(file.c_str(), "w");
+    REQUIRE(f);
+    std::fputs("this is not sqlite, just some text that is long enough to have a header", f);
+    std::fclose(f);
+  }
+  CHECK_FALSE(database::open(file));
+}
+
+TEST_CASE("rooms persist across reopening, in name order, and creating twice is fine") {
+  const temp_dir dir;
+  const auto file = dir / "parley.db";
+  {
+    const database db = open_ok(file);
+    sqlite_room_store store(db);
+    REQUIRE(store.create_room("zeta", parley::from_unix_ms(2000)));
+    REQUIRE(store.create_room("alpha", parley::from_unix_ms(1000)));
+    REQUIRE(store.create_room("alpha", parley::from_unix_ms(3000)));
+  }
+  const database db = open_ok(file);
+  sqlite_room_store store(db);
+  const auto rooms = store.load_rooms();
+  REQUIRE(rooms);
+  REQUIRE(rooms->size() == 2);
+  CHECK((*rooms)[0].name == "alpha");
+  CHECK((*rooms)[0].created_at == parley::from_unix_ms(1000));  // the first creation wins
+  CHECK((*rooms)[1].name == "zeta");
+}
+
+TEST_CASE("seq blocks start at 1 and never overlap, across reopening") {
+  const temp_dir dir;
+  const auto file = dir / "parley.db";
+  {
+    const database db = open_ok(file);
+    sqlite_room_store store(db);
+    REQUIRE(store.create_room("lobby", parley::from_unix_ms(0)));
+    REQUIRE(store.create_room("other", parley::from_unix_ms(0)));
+    CHECK(store.reserve_seq_block("lobby", 100).value() == 1);
+    CHECK(store.reserve_seq_block("lobby", 100).value() == 101);
+    CHECK(store.reserve_seq_block("other", 5).value() == 1);  // rooms count separately
+  }
+  const database db = open_ok(file);
+  sqlite_room_store store(db);
+  CHECK(store.reserve_seq_block("lobby", 1).value() == 201);
+  CHECK(store.reserve_seq_block("lobby", 10).value() == 202);
+  CHECK(store.reserve_seq_block("other", 5).value() == 6);
+}
+
+TEST_CASE("seq blocks for an unknown room, of no seqs, or past the end are internal errors") {
+  const temp_dir dir;
+  const database db = open_ok(dir / "parley.db");
+  sqlite_room_store store(db);
+  REQUIRE(store.create_room("lobby", parley::from_unix_ms(0)));
+  CHECK(store.reserve_seq_block("nowhere", 1).error().code == parley::error_code::internal);
+  CHECK_FALSE(store.reserve_seq_block("lobby", 0));
+  CHECK(store.reserve_seq_block("lobby", INT64_MAX - 2).value() == 1);
+  CHECK_FALSE(store.reserve_seq_block("lobby", 2));  // next_seq would overflow; SQLite would go REAL
+  CHECK(store.reserve_seq_block("lobby", 1).value() == static_cast<std::uint64_t>(INT64_MAX - 1));
+  CHECK_FALSE(store.reserve_seq_block("lobby", 1));
+}

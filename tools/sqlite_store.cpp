@@ -1,0 +1,52 @@
+// The three statements behind sqlite_room_store.
+#include "sqlite_store.hpp"
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+namespace parley_tools {
+
+parley::result<std::vector<parley::stored_room>> sqlite_room_store::load_rooms() {
+  // BINARY collation orders by bytes, as std::string's operator< does.
+  auto s = db_.prepare("SELECT name, created_at FROM rooms ORDER BY name");
+  if (!s) return tl::unexpected(s.error());
+  std::vector<parley::stored_room> rooms;
+  for (;;) {
+    auto row = s->step();
+    if (!row) return tl::unexpected(row.error());
+    if (!*row) return rooms;
+    rooms.push_back(parley::stored_room{s->text(0), parley::from_unix_ms(s->int64(1))});
+  }
+}
+
+parley::result<void> sqlite_room_store::create_room(std::string_view name, parley::time_point now) {
+  auto s = db_.prepare("INSERT INTO rooms (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING");
+  if (!s) return tl::unexpected(s.error());
+  s->bind(1, name).bind(2, parley::to_unix_ms(now));
+  if (auto done = s->step(); !done) return tl::unexpected(done.error());
+  return {};
+}
+
+parley::result<std::uint64_t> sqlite_room_store::reserve_seq_block(std::string_view room, std::uint64_t count) {
+  constexpr auto max_seq = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  if (count == 0 || count > max_seq)
+    return parley::make_error(parley::error_code::internal, "seq block of " + std::to_string(count) + " seqs");
+  const auto n = static_cast<std::int64_t>(count);
+  // The guard keeps next_seq an INTEGER: SQLite turns an overflowing sum into a REAL.
+  auto s = db_.prepare(
+      "UPDATE rooms SET next_seq = next_seq + ?2 WHERE name = ?1 AND next_seq <= ?3 - ?2 RETURNING next_seq - ?2");
+  if (!s) return tl::unexpected(s.error());
+  s->bind(1, room).bind(2, n).bind(3, std::numeric_limits<std::int64_t>::max());
+  auto row = s->step();
+  if (!row) return tl::unexpected(row.error());
+  if (!*row)
+    return parley::make_error(parley::error_code::internal,
+                              "seq block for unknown room " + std::string(room) + " (or its seqs are exhausted)");
+  const auto first = static_cast<std::uint64_t>(s->int64(0));
+  // Step to the end so the UPDATE commits now, not when the statement is finalized.
+  if (auto done = s->step(); !done) return tl::unexpected(done.error());
+  return first;
+}
+
+}  // namespace parley_tools

@@ -1,0 +1,24 @@
+// parley::room_store on SQLite: room names and seq high-water marks that survive restarts.
+#pragma once
+
+#include "database.hpp"
+
+#include <parley/room_store.hpp>
+
+namespace parley_tools {
+
+class sqlite_room_store final : public parley::room_store {
+ public:
+  // `db` must outlive the store.
+  explicit sqlite_room_store(const database& db) noexcept : db_(db) {}
+
+  parley::result<std::vector<parley::stored_room>> load_rooms() override;
+  parley::result<void> create_room(std::string_view name, parley::time_point now) override;
+  // One UPDATE ... RETURNING: the block is durable before any seq in it is used.
+  parley::result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count) override;
+
+ private:
+  const database& db_;
+};
+
+}  // namespace parley_tools
