@@ -1,0 +1,32 @@
+// One line per event on stderr, "<RFC 3339 time> <LEVEL> <message>", filtered by level.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+namespace parley_tools {
+
+enum class log_level { debug, info, warn, error };
+
+[[nodiscard]] std::string_view to_string(log_level level) noexcept;
+[[nodiscard]] std::optional<log_level> log_level_from_string(std::string_view name) noexcept;
+
+// Callers never pass tokens or message bodies; a label, a room, a nickname or a
+// count says enough. stderr, because stdout is the MCP bridge's protocol channel.
+class logger {
+ public:
+  explicit logger(log_level threshold = log_level::info) noexcept : threshold_(threshold) {}
+
+  [[nodiscard]] bool enabled(log_level level) const noexcept { return level >= threshold_; }
+  void write(log_level level, std::string_view message) const;
+
+  void debug(std::string_view message) const { write(log_level::debug, message); }
+  void info(std::string_view message) const { write(log_level::info, message); }
+  void warn(std::string_view message) const { write(log_level::warn, message); }
+  void error(std::string_view message) const { write(log_level::error, message); }
+
+ private:
+  log_level threshold_;
+};
+
+}  // namespace parley_tools

@@ -1,0 +1,73 @@
+// Option checks that need more than a type: ranges, pairs of flags, files that must exist.
+#include "options.hpp"
+
+#include <asio/ip/address.hpp>
+
+#include <fstream>
+#include <unistd.h>
+
+namespace parley_tools {
+
+namespace {
+
+std::optional<std::string> readable_file(const char* flag, const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec) || ::access(file.c_str(), R_OK) != 0)
+    return std::string(flag) + ": " + file.string() + " is not a readable file";
+  return std::nullopt;
+}
+
+std::optional<std::string> positive(const char* flag, std::uint64_t value) {
+  if (value == 0) return std::string(flag) + " must be positive";
+  return std::nullopt;
+}
+
+std::optional<std::string> positive(const char* flag, std::chrono::seconds value) {
+  if (value.count() <= 0) return std::string(flag) + " must be a positive number of seconds";
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> validate(const server_options& o) {
+  asio::error_code ec;
+  (void)asio::ip::make_address(o.bind, ec);
+  if (ec && o.bind != "localhost") return "--bind: " + o.bind + " is neither an IP address nor localhost";
+  if (o.port < 0 || o.port > 65535) return "--port must be between 0 and 65535";
+  if (o.tls_cert.empty() != o.tls_key.empty()) return "--tls-cert and --tls-key go together: give both or neither";
+  if (o.tls()) {
+    if (auto problem = readable_file("--tls-cert", o.tls_cert)) return problem;
+    if (auto problem = readable_file("--tls-key", o.tls_key)) return problem;
+  }
+  for (auto problem :
+       {positive("--session-grace", o.session_grace), positive("--handshake-timeout", o.handshake_timeout),
+        positive("--ping-interval", o.ping_interval), positive("--pong-timeout", o.pong_timeout),
+        positive("--max-connections", o.max_connections), positive("--max-queue-bytes", o.max_queue_bytes),
+        positive("--max-message-bytes", o.max_message_bytes), positive("--rate-capacity", o.rate.capacity),
+        positive("--rate-per-second", o.rate.refill_per_second), positive("--replay-capacity", o.replay_capacity)})
+    if (problem) return problem;
+  return std::nullopt;
+}
+
+std::optional<std::string> validate(const mcp_options& o) {
+  const bool tls = o.server_url.starts_with("wss://");
+  if (!tls && !o.server_url.starts_with("ws://")) return "--server must be a ws:// or wss:// URL";
+  if (!o.ca_file.empty()) {
+    if (!tls) return "--ca-file only applies to a wss:// server";
+    if (auto problem = readable_file("--ca-file", o.ca_file)) return problem;
+  }
+  return std::nullopt;
+}
+
+parley::result<std::string> read_token_file(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  if (!in || !std::getline(in, line))
+    return parley::make_error(parley::error_code::invalid_argument, "cannot read a token from " + file.string());
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty())
+    return parley::make_error(parley::error_code::invalid_argument, file.string() + " starts with an empty line");
+  return line;
+}
+
+}  // namespace parley_tools
