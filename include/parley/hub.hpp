@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,6 +41,10 @@ struct hub_config {
   std::size_t max_body_bytes = default_max_body_bytes;
   std::uint64_t seq_block_size = 256;         // seqs reserved per store write (hi/lo)
   std::string server_version = std::string(version_string);
+  // Turns a room.message's JSON into the bytes stored in outboxes and rings. The
+  // server passes the WebSocket text-frame encoder, so each message's frame is built
+  // once and its bytes shared by every recipient and every replay; empty keeps the JSON.
+  std::function<std::string(std::string_view json_text)> frame_encoder;
 };
 
 // A local handle for a session; only the hub and its caller see it, never the wire.
@@ -261,8 +266,10 @@ class hub {
     if (!seq) return tl::unexpected(seq.error());
 
     send_message_result sent{args.room, *seq, uuid_v7(now, random_), format_rfc3339(now)};
-    const shared_frame frame = make_shared_frame(encode_room_message(
-        room_message_frame{args.room, sent.seq, sent.message_id, it->second.nickname, args.body, sent.sent_at}));
+    std::string text = encode_room_message(
+        room_message_frame{args.room, sent.seq, sent.message_id, it->second.nickname, args.body, sent.sent_at});
+    const shared_frame frame =
+        make_shared_frame(config_.frame_encoder ? config_.frame_encoder(text) : std::move(text));
     ++stats_.messages_total;
     for (member& m : r.members) {
       if (m.session == s) continue;  // the sender's confirmation is this result, never an echo

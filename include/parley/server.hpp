@@ -1,0 +1,499 @@
+// The whole Parley server without sockets: every connection's HTTP upgrade → WebSocket → hello → tool frames →
+// hub, plus fan-out, keepalive, limits and shutdown, driven by bytes and `now`.
+//
+// The caller (tools/server.cpp, a test, a fuzzer) accepts connections, passes in the
+// bytes it reads and the times its timers fire, writes the frames take_output()
+// returns, and closes a socket when told to. Every protocol decision is made here.
+#pragma once
+
+#include "clock.hpp"
+#include "error.hpp"
+#include "http.hpp"
+#include "hub.hpp"
+#include "session_protocol.hpp"
+#include "shared_frame.hpp"
+#include "websocket.hpp"
+#include "wire.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace parley {
+
+struct server_config {
+  http_limits http{};
+  websocket_limits websocket{};                           // 64 KiB messages: room for an 8 KiB body
+  std::size_t max_connections = 10000;
+  milliseconds handshake_timeout = std::chrono::seconds(10);  // from accept to hello.ok: slow-loris bound
+  milliseconds ping_interval = std::chrono::seconds(30);
+  milliseconds pong_timeout = std::chrono::seconds(60);   // silence this long closes the connection
+  std::size_t max_queue_bytes = 1024 * 1024;              // unwritten output past this is a slow consumer
+};
+
+// Parley's own close codes beside the hello failures of error.hpp.
+namespace close_codes {
+inline constexpr std::uint16_t token_revoked = 4000;
+inline constexpr std::uint16_t slow_consumer = 4008;
+inline constexpr std::uint16_t session_taken_over = 4009;  // a resume on another connection won
+}  // namespace close_codes
+
+enum class log_level { debug, info, warn, error };
+
+struct auth_verdict {
+  std::optional<error> failure;  // AuthRequiredError, BadTokenError or TokenRevokedError
+  std::string label;             // the token's label, to close its sessions when it is revoked
+};
+
+struct server_hooks {
+  // Decides a fresh hello's bearer token (from hello.authToken or the upgrade's
+  // Authorization header). Empty: every client is welcome, as on a loopback bind.
+  std::function<auth_verdict(const std::optional<std::string>& token)> authenticate;
+  // One line per event; never a token or a message body.
+  std::function<void(log_level, const std::string&)> log;
+};
+
+using connection_id = std::uint64_t;
+
+// The hub a server serves must store WebSocket frames, not bare JSON, so that each
+// message's frame is encoded once for all its recipients.
+[[nodiscard]] inline hub_config websocket_hub_config(hub_config config = {}) {
+  config.frame_encoder = [](std::string_view json_text) { return encode_server_text_frame(json_text); };
+  return config;
+}
+
+struct connection_output {
+  std::vector<shared_frame> frames;  // write in order, gathered into one write
+  bool close_after = false;          // then close the socket
+};
+
+class server {
+ public:
+  server(hub& h, server_config config = {}, server_hooks hooks = {})
+      : hub_(h), config_(config), hooks_(std::move(hooks)) {}
+
+  // ---- connections ----------------------------------------------------------
+
+  // A new TCP connection; nullopt when at the cap: write capacity_response() and close.
+  [[nodiscard]] std::optional<connection_id> accept(time_point now) {
+    if (connections_.size() >= config_.max_connections) {
+      ++refused_connections_;
+      return std::nullopt;
+    }
+    const connection_id id = ++last_connection_;
+    connections_.emplace(id, connection{id, now, config_});
+    return id;
+  }
+
+  [[nodiscard]] static std::string capacity_response() {
+    return build_http_response(http_error{503, "Service Unavailable: connection limit reached", {}});
+  }
+
+  void receive(connection_id id, std::string_view bytes, time_point now) {
+    connection* c = find(id);
+    if (!c || c->closing) return;
+    bytes_in_ += bytes.size();
+    if (c->stage == connection_stage::http) {
+      const auto parsed = c->http.feed(bytes);
+      if (parsed.status == http_parse_status::need_more) return;
+      if (parsed.status == http_parse_status::failed) return finish_http(*c, build_http_response(parsed.error));
+      if (!route_http(*c, now)) return;
+      bytes.remove_prefix(parsed.consumed);  // a client may send its hello right behind the upgrade
+    }
+    c->ws.receive(bytes);
+    while (!c->closing) {
+      auto event = c->ws.next_event();
+      if (!event) break;
+      c->last_heard = now;
+      std::visit([&](auto& e) { on_event(*c, e, now); }, *event);
+    }
+    flush_deliveries();
+  }
+
+  // The socket is gone (EOF, error, or we closed it). A session that did not end
+  // cleanly is detached and may resume within the grace period.
+  void transport_closed(connection_id id, time_point now) {
+    connection* c = find(id);
+    if (!c) return;
+    if (c->session) {
+      hub_.detach(*c->session, now);
+      by_session_.erase(*c->session);  // a taken-over connection has no session left to detach
+      log(log_level::info, "session " + session_id_of(*c) + " detached");
+    }
+    connections_.erase(id);
+  }
+
+  // Fires keepalive pings, handshake and pong timeouts, and the hub's session expiry.
+  void on_timer(time_point now) {
+    for (auto& [id, c] : connections_) {
+      if (c.closing) continue;
+      if (c.stage != connection_stage::open) {
+        if (now - c.accepted_at >= config_.handshake_timeout) {
+          log(log_level::info, "connection " + std::to_string(id) + " closed: handshake timeout");
+          if (c.stage == connection_stage::http) finish_http(c, build_http_response(http_error{408, "Request Timeout", {}}));
+          else close(c, ws_status::policy_violation, "hello not received in time");
+        }
+        continue;
+      }
+      if (now - c.last_heard >= config_.pong_timeout) {
+        log(log_level::info, "session " + session_id_of(c) + " closed: no pong in time");
+        close(c, ws_status::going_away, "keepalive timeout");
+        continue;
+      }
+      if (now - c.last_ping >= config_.ping_interval) {
+        c.last_ping = now;
+        push(c, make_shared_frame(c.ws.encode_ping()));
+      }
+    }
+    for (session_handle ended : hub_.expire(now)) log(log_level::info, "session " + std::to_string(ended) + " expired");
+    // Sessions end in several ways (expiry, a 1000 close, a refused resume); forget
+    // the labels of those that are gone.
+    for (auto it = labels_.begin(); it != labels_.end();) it = hub_.session(it->first) ? std::next(it) : labels_.erase(it);
+  }
+
+  // When on_timer wants to run next.
+  [[nodiscard]] std::optional<time_point> next_deadline() const {
+    std::optional<time_point> next = hub_.next_deadline();
+    auto consider = [&](time_point t) {
+      if (!next || t < *next) next = t;
+    };
+    for (const auto& [id, c] : connections_) {
+      if (c.closing) continue;
+      if (c.stage != connection_stage::open) {
+        consider(c.accepted_at + config_.handshake_timeout);
+      } else {
+        consider(c.last_heard + config_.pong_timeout);
+        consider(c.last_ping + config_.ping_interval);
+      }
+    }
+    return next;
+  }
+
+  // ---- output -------------------------------------------------------------
+
+  // Connections with something to write or a close to carry out, each listed once.
+  [[nodiscard]] std::vector<connection_id> take_writable() {
+    std::vector<connection_id> out;
+    out.swap(writable_);
+    for (connection_id id : out)
+      if (connection* c = find(id)) c->writable_listed = false;
+    return out;
+  }
+
+  // The frames to write now. They count against the queue bound until written() says so.
+  [[nodiscard]] connection_output take_output(connection_id id) {
+    connection_output out;
+    connection* c = find(id);
+    if (!c) return out;
+    out.frames.swap(c->pending);
+    for (const auto& f : out.frames) bytes_out_ += f->size();
+    out.close_after = c->closing;
+    return out;
+  }
+
+  void written(connection_id id, std::size_t bytes) {
+    if (connection* c = find(id)) c->unwritten_bytes -= std::min(bytes, c->unwritten_bytes);
+  }
+
+  // ---- operations from outside ----------------------------------------------
+
+  // SIGTERM: refuse new hellos and close every connection with 1001.
+  void shutdown() {
+    shutting_down_ = true;
+    for (auto& [id, c] : connections_) {
+      if (c.closing) continue;
+      if (c.stage == connection_stage::http) finish_http(c, build_http_response(http_error{503, "Service Unavailable: shutting down", {}}));
+      else close(c, ws_status::going_away, "server shutting down");
+    }
+  }
+
+  // A revoked token: its sessions end, and live ones are closed with 4000 first.
+  void close_sessions_of_label(const std::string& label) {
+    for (auto it = labels_.begin(); it != labels_.end();) {
+      if (it->second != label) {
+        ++it;
+        continue;
+      }
+      const session_handle s = it->first;
+      if (auto conn = by_session_.find(s); conn != by_session_.end()) {
+        if (connection* c = find(conn->second)) {
+          log(log_level::info, "session " + session_id_of(*c) + " closed: token revoked");
+          close(*c, close_codes::token_revoked, "token revoked");
+          c->session.reset();
+        }
+        by_session_.erase(conn);
+      }
+      hub_.end_session(s);
+      it = labels_.erase(it);
+    }
+  }
+
+  [[nodiscard]] std::string metrics_text() const {
+    const hub_stats st = hub_.stats();
+    std::string out;
+    auto metric = [&](const char* name, const char* type, const char* help, std::uint64_t value) {
+      out += std::string("# HELP parley_") + name + " " + help + "\n# TYPE parley_" + name + " " + type + "\nparley_" +
+             name + " " + std::to_string(value) + "\n";
+    };
+    metric("connections", "gauge", "Open TCP connections.", connections_.size());
+    metric("sessions", "gauge", "Sessions, attached or within their grace period.", st.sessions);
+    metric("sessions_attached", "gauge", "Sessions with a live connection.", st.attached_sessions);
+    metric("rooms", "gauge", "Rooms known to the server.", st.rooms);
+    metric("memberships", "gauge", "Session memberships across all rooms.", st.memberships);
+    metric("messages_total", "counter", "Messages accepted by send_message.", st.messages_total);
+    metric("deliveries_total", "counter", "room.message frames queued for recipients, replays included.",
+           st.deliveries_total);
+    metric("rate_limited_total", "counter", "send_message calls refused by the rate limit.", st.rate_limited_total);
+    metric("replay_overflows_total", "counter", "Resumes refused because the replay ring had overflowed.",
+           st.replay_overflows_total);
+    metric("slow_consumer_closes_total", "counter", "Connections closed with 4008 for an outgoing queue over its bound.",
+           slow_consumer_closes_);
+    metric("connections_refused_total", "counter", "Connections refused at the connection cap.", refused_connections_);
+    metric("bytes_in_total", "counter", "Bytes received from clients.", bytes_in_);
+    metric("bytes_out_total", "counter", "Bytes handed to the transport for clients.", bytes_out_);
+    return out;
+  }
+
+  [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
+  [[nodiscard]] std::optional<session_handle> session_of(connection_id id) const {
+    auto it = connections_.find(id);
+    if (it == connections_.end()) return std::nullopt;
+    return it->second.session;
+  }
+
+ private:
+  enum class connection_stage { http, awaiting_hello, open };
+
+  struct connection {
+    connection(connection_id id_, time_point now, const server_config& config)
+        : id(id_), accepted_at(now), last_heard(now), last_ping(now), http(config.http),
+          ws(role::server, {}, config.websocket) {}
+
+    connection_id id;
+    connection_stage stage = connection_stage::http;
+    time_point accepted_at;
+    time_point last_heard;
+    time_point last_ping;
+    http_request_parser http;
+    websocket ws;
+    std::optional<std::string> bearer_token;
+    std::optional<session_handle> session;
+    std::string label;
+    std::vector<shared_frame> pending;  // not yet taken by the transport
+    std::size_t unwritten_bytes = 0;    // pushed and not yet reported written: what the bound limits
+    bool closing = false;
+    bool writable_listed = false;
+  };
+
+  connection* find(connection_id id) {
+    auto it = connections_.find(id);
+    return it == connections_.end() ? nullptr : &it->second;
+  }
+
+  void log(log_level level, const std::string& line) const {
+    if (hooks_.log) hooks_.log(level, line);
+  }
+
+  std::string session_id_of(const connection& c) const {
+    if (!c.session) return "(none)";
+    const auto* s = hub_.session(*c.session);
+    return s ? s->id : "(ended)";
+  }
+
+  void mark_writable(connection& c) {
+    if (!c.writable_listed) {
+      c.writable_listed = true;
+      writable_.push_back(c.id);
+    }
+  }
+
+  void push(connection& c, shared_frame frame) {
+    c.unwritten_bytes += frame->size();
+    c.pending.push_back(std::move(frame));
+    mark_writable(c);
+  }
+
+  void send_text(connection& c, std::string_view json_text) { push(c, make_shared_frame(encode_server_text_frame(json_text))); }
+
+  // Sends a close frame and stops reading; the transport closes after writing it.
+  void close(connection& c, std::uint16_t code, std::string_view reason) {
+    if (c.closing) return;
+    push(c, make_shared_frame(c.ws.encode_close(code, reason)));
+    c.closing = true;
+  }
+
+  void finish_http(connection& c, std::string response) {
+    push(c, make_shared_frame(std::move(response)));
+    c.closing = true;
+  }
+
+  // Returns true when the connection was upgraded and bytes should flow to the WebSocket.
+  bool route_http(connection& c, time_point) {
+    const http_request request = c.http.take_request();
+    std::string_view path = request.target;
+    path = path.substr(0, path.find('?'));
+    if (path == "/healthz" || path == "/metrics") {
+      if (request.method != "GET" && request.method != "HEAD") {
+        http_headers allow;
+        allow.add("Allow", "GET, HEAD");
+        finish_http(c, build_http_response(http_error{405, "Method Not Allowed", allow}));
+        return false;
+      }
+      http_headers headers;
+      headers.add("Content-Type", path == "/healthz" ? "text/plain; charset=utf-8" : "text/plain; version=0.0.4; charset=utf-8");
+      std::string body = path == "/healthz" ? std::string("ok\n") : metrics_text();
+      std::string response = build_http_response(200, "OK", headers, request.method == "HEAD" ? std::string() : body);
+      finish_http(c, std::move(response));
+      return false;
+    }
+    if (path != "/") {
+      finish_http(c, build_http_response(http_error{404, "Not Found", {}}));
+      return false;
+    }
+    if (!is_upgrade_request(request)) {
+      http_headers upgrade;
+      upgrade.add("Upgrade", "websocket");
+      finish_http(c, build_http_response(http_error{426, "Upgrade Required", upgrade}));
+      return false;
+    }
+    auto accept = validate_websocket_upgrade(request);
+    if (!accept) {
+      finish_http(c, build_http_response(accept.error()));
+      return false;
+    }
+    if (auto auth = request.headers.get("Authorization")) {
+      constexpr std::string_view scheme = "Bearer ";
+      if (auth->size() > scheme.size() && detail::iequals(auth->substr(0, scheme.size()), scheme))
+        c.bearer_token = std::string(detail::trim_ows(auth->substr(scheme.size())));
+    }
+    push(c, make_shared_frame(build_switching_protocols(*accept)));
+    c.stage = connection_stage::awaiting_hello;
+    return true;
+  }
+
+  void on_event(connection& c, ws_text& e, time_point now) { on_message(c, e.data, now); }
+  // The reference server reads binary frames as UTF-8 JSON too; so do we.
+  void on_event(connection& c, ws_binary& e, time_point now) {
+    if (!is_valid_utf8(e.data)) return close(c, ws_status::invalid_payload, "binary frame is not UTF-8 JSON");
+    on_message(c, e.data, now);
+  }
+  void on_event(connection& c, ws_ping& e, time_point) { push(c, make_shared_frame(c.ws.encode_pong(e.payload))); }
+  void on_event(connection&, ws_pong&, time_point) {}
+  void on_event(connection& c, ws_close& e, time_point) {
+    // 1000 is a deliberate goodbye: the session ends now and its nicknames vanish for
+    // everyone; any other close is a drop that the grace period covers.
+    if (c.session && e.code == ws_status::normal) {
+      log(log_level::info, "session " + session_id_of(c) + " ended by the client");
+      by_session_.erase(*c.session);
+      hub_.end_session(*c.session);
+      c.session.reset();
+    }
+    close(c, e.code, {});
+  }
+  void on_event(connection& c, ws_failure& e, time_point) {
+    log(log_level::info, "connection " + std::to_string(c.id) + " failed: " + e.reason);
+    close(c, e.close_code, e.reason);
+  }
+
+  void on_message(connection& c, std::string_view text, time_point now) {
+    if (c.stage == connection_stage::open) {
+      if (auto answer = serve_client_text(hub_, *c.session, text, now)) send_text(c, *answer);
+      return;
+    }
+    auto hello = decode_hello(text);
+    if (!hello) return refuse_hello(c, hello.error());
+    if (shutting_down_)
+      return refuse_hello(c, error{error_code::server_shutting_down, "the server is shutting down", nullptr});
+    std::optional<error> auth_failure;
+    if (!hello->resume && hooks_.authenticate) {
+      auto token = hello->auth_token ? hello->auth_token : c.bearer_token;
+      auth_verdict verdict = hooks_.authenticate(token);
+      auth_failure = std::move(verdict.failure);
+      c.label = std::move(verdict.label);
+    }
+    hello_outcome outcome = serve_hello(hub_, *hello, now, auth_failure);
+    if (!outcome.session) {
+      log(log_level::info, "hello refused with close code " + std::to_string(*outcome.close_code));
+      send_text(c, outcome.frame);
+      return close(c, static_cast<std::uint16_t>(*outcome.close_code), "hello refused");
+    }
+    const session_handle s = outcome.session->handle;
+    if (auto previous = by_session_.find(s); previous != by_session_.end() && previous->second != c.id) {
+      if (connection* old = find(previous->second)) {  // the newer connection wins the session
+        old->session.reset();
+        close(*old, close_codes::session_taken_over, "session resumed on another connection");
+      }
+    }
+    if (hello->resume) {
+      if (auto it = labels_.find(s); it != labels_.end()) c.label = it->second;
+    } else {
+      labels_[s] = c.label;
+    }
+    by_session_[s] = c.id;
+    c.session = s;
+    c.stage = connection_stage::open;
+    c.last_ping = now;
+    send_text(c, outcome.frame);
+    // The replay goes out at once and outside the queue bound: the ring already bounds
+    // it (capacity x largest frame), and a resume must not trip the slow-consumer close.
+    for (auto& frame : hub_.drain(s)) push(c, std::move(frame));
+    log(log_level::info, std::string("session ") + outcome.session->session_id + (hello->resume ? " resumed" : " started"));
+  }
+
+  void refuse_hello(connection& c, const error& e) {
+    log(log_level::info, std::string("hello refused: ") + std::string(to_string(e.code)));
+    send_text(c, encode_hello_err(e));
+    close(c, static_cast<std::uint16_t>(close_code_for(e.code)), "hello refused");
+  }
+
+  // Moves the hub's deliveries (already WebSocket frames, shared) onto connections,
+  // closing any connection whose unwritten output would pass the bound.
+  void flush_deliveries() {
+    for (session_handle s : hub_.take_ready()) {
+      std::vector<shared_frame> frames = hub_.drain(s);
+      if (frames.empty()) continue;  // already sent, e.g. as a resume's replay
+      auto it = by_session_.find(s);
+      if (it == by_session_.end()) continue;
+      connection* c = find(it->second);
+      if (!c || c->closing) continue;
+      std::size_t bytes = 0;
+      for (const auto& f : frames) bytes += f->size();
+      if (c->unwritten_bytes + bytes > config_.max_queue_bytes) {
+        slow_consumer(*c);
+        continue;
+      }
+      for (auto& f : frames) push(*c, std::move(f));
+    }
+  }
+
+  // Unwritten frames are dropped, not lost: they sit in the session's replay rings,
+  // so a resume replays them or reports the overflow.
+  void slow_consumer(connection& c) {
+    ++slow_consumer_closes_;
+    log(log_level::warn, "session " + session_id_of(c) + " closed: slow consumer");
+    for (const auto& f : c.pending) c.unwritten_bytes -= std::min(f->size(), c.unwritten_bytes);
+    c.pending.clear();
+    close(c, close_codes::slow_consumer, "slow consumer");
+  }
+
+  hub& hub_;
+  server_config config_;
+  server_hooks hooks_;
+  std::unordered_map<connection_id, connection> connections_;
+  std::unordered_map<session_handle, connection_id> by_session_;
+  std::unordered_map<session_handle, std::string> labels_;
+  std::vector<connection_id> writable_;
+  connection_id last_connection_ = 0;
+  bool shutting_down_ = false;
+  std::uint64_t slow_consumer_closes_ = 0;
+  std::uint64_t refused_connections_ = 0;
+  std::uint64_t bytes_in_ = 0;
+  std::uint64_t bytes_out_ = 0;
+};
+
+}  // namespace parley
