@@ -1,11 +1,373 @@
-// PLACEHOLDER: run_server is a stub until the asio server loop lands; replace this whole file then.
+// The server loop: asio sockets, timers and signals around the core's sans-I/O parley::server.
+//
+// One io_context thread, so nothing needs a strand. Each connection has a reader
+// coroutine that hands bytes to the core and a writer coroutine that sleeps on a timer
+// (the asio chat server's condition variable) and writes everything queued in one
+// gathered write. Every protocol decision is the core's; this file moves bytes.
 #include "server.hpp"
 
-namespace parley_tools {
+#include "wall_clock.hpp"
 
-int run_server(const server_options&, server_context& context) {
-  context.log.error("server: not yet implemented");
-  return 2;
+#include <parley/server.hpp>
+
+#include <asio.hpp>
+#include <asio/ssl.hpp>
+
+#include <cstdio>
+#include <deque>
+#include <memory>
+#include <set>
+#include <unordered_map>
+
+namespace parley_tools {
+namespace {
+
+using asio::ip::tcp;
+using tls_stream = asio::ssl::stream<tcp::socket>;
+
+class server_runtime;
+
+// What the runtime needs from a connection, whatever its stream type.
+class connection_base {
+ public:
+  virtual ~connection_base() = default;
+  virtual void wake_writer() = 0;
+};
+
+template <class Stream>
+class connection final : public connection_base, public std::enable_shared_from_this<connection<Stream>> {
+ public:
+  connection(server_runtime& runtime, parley::connection_id id, Stream stream)
+      : runtime_(runtime), id_(id), stream_(std::move(stream)), wake_(stream_.get_executor()) {
+    wake_.expires_at(asio::steady_timer::time_point::max());
+  }
+
+  void start();
+  void wake_writer() override { wake_.cancel(); }
+
+ private:
+  tcp::socket& socket() {
+    if constexpr (std::is_same_v<Stream, tcp::socket>) return stream_;
+    else return stream_.next_layer();
+  }
+
+  asio::awaitable<void> read_loop();
+  asio::awaitable<void> write_loop();
+  void stop();
+
+  server_runtime& runtime_;
+  parley::connection_id id_;
+  Stream stream_;
+  asio::steady_timer wake_;
+  bool ready_to_write_ = !std::is_same_v<Stream, tls_stream>;  // TLS writes wait for the handshake
+  bool stopped_ = false;
+};
+
+class server_runtime {
+ public:
+  server_runtime(asio::io_context& io, const server_options& options, server_context& context)
+      : io_(io),
+        options_(options),
+        context_(context),
+        hub_(open_hub(options, context)),
+        core_(hub_, core_config(options), hooks()),
+        acceptor_(io),
+        tick_(io),
+        signals_(io, SIGINT, SIGTERM),
+        tls_(asio::ssl::context::tls_server) {}
+
+  int run() {
+    if (options_.tls()) {
+      std::error_code ec;
+      tls_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+      tls_.use_certificate_chain_file(options_.tls_cert.string(), ec);
+      if (!ec) tls_.use_private_key_file(options_.tls_key.string(), asio::ssl::context::pem, ec);
+      if (ec) {
+        context_.log.error("cannot load the TLS certificate or key: " + ec.message());
+        return 1;
+      }
+    }
+    std::error_code ec;
+    const auto address = asio::ip::make_address(options_.bind == "localhost" ? "127.0.0.1" : options_.bind, ec);
+    if (ec) {
+      context_.log.error("cannot bind to " + options_.bind + ": " + ec.message());
+      return 2;
+    }
+    const tcp::endpoint endpoint(address, static_cast<unsigned short>(options_.port));
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      context_.log.error("cannot listen on " + options_.bind + ":" + std::to_string(options_.port) + ": " + ec.message());
+      return 1;
+    }
+    const auto bound = acceptor_.local_endpoint();
+    const std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string();
+    // The one line on stdout, for scripts and tests that start the server on --port 0.
+    std::printf("listening %s://%s:%u\n", options_.tls() ? "wss" : "ws", host.c_str(), bound.port());
+    std::fflush(stdout);
+    context_.log.info(std::string("listening on ") + (options_.tls() ? "wss://" : "ws://") + host + ":" +
+                      std::to_string(bound.port()) + (context_.tokens_required ? " (tokens required)" : " (loopback, no tokens)"));
+
+    asio::co_spawn(io_, accept_loop(), asio::detached);
+    asio::co_spawn(io_, timer_loop(), asio::detached);
+    signals_.async_wait([this](std::error_code error, int signal) {
+      if (!error) shut_down(signal);
+    });
+    io_.run();
+    return 0;
+  }
+
+  // ---- called by connections ----------------------------------------------
+
+  void receive(parley::connection_id id, std::string_view bytes) {
+    core_.receive(id, bytes, wall_clock_now());
+    flush();
+  }
+
+  void closed(parley::connection_id id) {
+    core_.transport_closed(id, wall_clock_now());
+    connections_.erase(id);
+    flush();
+    if (stopping_ && connections_.empty()) io_.stop();
+  }
+
+  parley::connection_output take_output(parley::connection_id id) { return core_.take_output(id); }
+  void written(parley::connection_id id, std::size_t bytes) { core_.written(id, bytes); }
+  const logger& log() const { return context_.log; }
+
+ private:
+  static parley::hub open_hub(const server_options& options, server_context& context) {
+    parley::hub_config config;
+    config.rate = options.rate;
+    config.replay_capacity = options.replay_capacity;
+    config.session_grace = options.session_grace;
+    auto opened = parley::hub::open(context.rooms, context.random, parley::websocket_hub_config(std::move(config)));
+    if (!opened) throw std::runtime_error("cannot load rooms: " + opened.error().message);
+    return std::move(*opened);
+  }
+
+  static parley::server_config core_config(const server_options& options) {
+    parley::server_config config;
+    config.max_connections = options.max_connections;
+    config.handshake_timeout = options.handshake_timeout;
+    config.ping_interval = options.ping_interval;
+    config.pong_timeout = options.pong_timeout;
+    config.max_queue_bytes = options.max_queue_bytes;
+    config.websocket.max_message_bytes = options.max_message_bytes;
+    return config;
+  }
+
+  parley::server_hooks hooks() {
+    parley::server_hooks hooks;
+    hooks.log = [this](parley::log_level level, const std::string& line) {
+      context_.log.write(static_cast<log_level>(static_cast<int>(level)), line);
+    };
+    if (context_.tokens_required) {
+      hooks.authenticate = [this](const std::optional<std::string>& token) -> parley::auth_verdict {
+        if (!token)
+          return {parley::error{parley::error_code::auth_required,
+                                "this server requires a token: pass it in hello.authToken or an Authorization: Bearer header",
+                                nullptr},
+                  ""};
+        auto label = context_.tokens.verify(*token, wall_clock_now());
+        if (!label) return {label.error(), ""};
+        return {std::nullopt, *label};
+      };
+    }
+    return hooks;
+  }
+
+  // Hands each connection with new output to its writer.
+  void flush() {
+    for (parley::connection_id id : core_.take_writable())
+      if (auto it = connections_.find(id); it != connections_.end()) it->second->wake_writer();
+  }
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      std::error_code ec;
+      tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (stopping_ || ec == asio::error::operation_aborted) co_return;
+        context_.log.warn("accept failed: " + ec.message());
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      auto id = core_.accept(wall_clock_now());
+      if (!id) {
+        auto refused = std::make_shared<tcp::socket>(std::move(socket));
+        auto response = std::make_shared<std::string>(parley::server::capacity_response());
+        asio::async_write(*refused, asio::buffer(*response), [refused, response](std::error_code, std::size_t) {
+          std::error_code ignored;
+          refused->shutdown(tcp::socket::shutdown_both, ignored);
+        });
+        context_.log.warn("connection refused: the limit of " + std::to_string(options_.max_connections) + " is reached");
+        continue;
+      }
+      if (options_.tls()) {
+        auto c = std::make_shared<connection<tls_stream>>(*this, *id, tls_stream(std::move(socket), tls_));
+        connections_.emplace(*id, c);
+        c->start();
+      } else {
+        auto c = std::make_shared<connection<tcp::socket>>(*this, *id, std::move(socket));
+        connections_.emplace(*id, c);
+        c->start();
+      }
+    }
+  }
+
+  asio::awaitable<void> timer_loop() {
+    auto last_revocation_check = std::chrono::steady_clock::now();
+    while (!stopping_) {
+      const auto now = wall_clock_now();
+      core_.on_timer(now);
+      if (context_.tokens_required && std::chrono::steady_clock::now() - last_revocation_check >= std::chrono::seconds(1)) {
+        last_revocation_check = std::chrono::steady_clock::now();
+        close_revoked();
+      }
+      flush();
+      // Wake for the core's next deadline, and at least once a second for revocations.
+      auto wait = std::chrono::milliseconds(1000);
+      if (auto next = core_.next_deadline()) wait = std::clamp(*next - now, std::chrono::milliseconds(1), wait);
+      tick_.expires_after(wait);
+      std::error_code ec;
+      co_await tick_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  // `token revoke` runs in another process; the database is how we hear of it.
+  void close_revoked() {
+    auto tokens = context_.tokens.list();
+    if (!tokens) return;
+    for (const auto& t : *tokens) {
+      if (!t.revoked() || !revoked_.insert(t.label).second) continue;
+      if (!first_revocation_scan_) context_.log.info("token " + t.label + " was revoked: closing its sessions");
+      core_.close_sessions_of_label(t.label);
+    }
+    first_revocation_scan_ = false;
+  }
+
+  void shut_down(int signal) {
+    context_.log.info(std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + ": shutting down");
+    stopping_ = true;
+    std::error_code ignored;
+    acceptor_.close(ignored);
+    tick_.cancel();
+    core_.shutdown();
+    flush();
+    if (connections_.empty()) return io_.stop();
+    // Close frames get a moment to go out; then we stop regardless, well within 2 s.
+    auto deadline = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(1500));
+    deadline->async_wait([this, deadline](std::error_code) { io_.stop(); });
+  }
+
+  asio::io_context& io_;
+  const server_options& options_;
+  server_context& context_;
+  parley::hub hub_;
+  parley::server core_;
+  tcp::acceptor acceptor_;
+  asio::steady_timer tick_;
+  asio::signal_set signals_;
+  asio::ssl::context tls_;
+  std::unordered_map<parley::connection_id, std::shared_ptr<connection_base>> connections_;
+  std::set<std::string> revoked_;
+  bool first_revocation_scan_ = true;
+  bool stopping_ = false;
+};
+
+template <class Stream>
+void connection<Stream>::start() {
+  auto self = this->shared_from_this();
+  asio::co_spawn(stream_.get_executor(), [self]() { return self->read_loop(); }, asio::detached);
+  asio::co_spawn(stream_.get_executor(), [self]() { return self->write_loop(); }, asio::detached);
+}
+
+template <class Stream>
+asio::awaitable<void> connection<Stream>::read_loop() {
+  std::error_code ec;
+  if constexpr (std::is_same_v<Stream, tls_stream>) {
+    co_await stream_.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      runtime_.log().debug("TLS handshake failed: " + ec.message());
+      stop();
+      co_return;
+    }
+    ready_to_write_ = true;
+    wake_writer();
+  }
+  std::array<char, 16384> buffer;
+  while (!stopped_) {
+    const std::size_t n = co_await stream_.async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+    runtime_.receive(id_, std::string_view(buffer.data(), n));
+  }
+  stop();
+}
+
+template <class Stream>
+asio::awaitable<void> connection<Stream>::write_loop() {
+  std::vector<parley::shared_frame> frames;
+  std::vector<asio::const_buffer> buffers;
+  while (!stopped_) {
+    parley::connection_output out;
+    if (ready_to_write_) out = runtime_.take_output(id_);
+    if (out.frames.empty() && !out.close_after) {
+      std::error_code ec;
+      co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    // Coalesced: everything queued goes out in one gathered write.
+    frames = std::move(out.frames);
+    buffers.clear();
+    std::size_t bytes = 0;
+    for (const auto& f : frames) {
+      buffers.emplace_back(asio::buffer(*f));
+      bytes += f->size();
+    }
+    std::error_code ec;
+    if (!buffers.empty()) co_await asio::async_write(stream_, buffers, asio::redirect_error(asio::use_awaitable, ec));
+    runtime_.written(id_, bytes);
+    if (ec) break;
+    if (out.close_after) {
+      if constexpr (std::is_same_v<Stream, tls_stream>) {
+        co_await stream_.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+      }
+      socket().shutdown(tcp::socket::shutdown_send, ec);
+      break;
+    }
+  }
+  // The reader sees the peer's FIN (or our close) and reports the transport closed;
+  // a peer that never closes is cut off by closing the socket after a moment.
+  auto self = this->shared_from_this();
+  auto linger = std::make_shared<asio::steady_timer>(stream_.get_executor(), std::chrono::seconds(2));
+  linger->async_wait([self, linger](std::error_code) { self->stop(); });
+}
+
+template <class Stream>
+void connection<Stream>::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  std::error_code ignored;
+  socket().close(ignored);
+  wake_.cancel();
+  runtime_.closed(id_);
+}
+
+}  // namespace
+
+int run_server(const server_options& options, server_context& context) {
+  try {
+    asio::io_context io(1);
+    server_runtime runtime(io, options, context);
+    return runtime.run();
+  } catch (const std::exception& e) {
+    context.log.error(std::string("server stopped: ") + e.what());
+    return 1;
+  }
 }
 
 }  // namespace parley_tools
