@@ -323,6 +323,101 @@ inline constexpr std::size_t max_request_id_length = 128;
 }  // namespace parley
 // ----- end parley/arguments.hpp -----
 
+// ----- begin parley/base64.hpp -----
+// Base64 (RFC 4648 §4, padded) for the WebSocket handshake, and unpadded base64url (§5) for tokens in URLs.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace parley {
+
+namespace detail {
+
+inline constexpr std::string_view base64_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+inline constexpr std::string_view base64url_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+inline std::string base64_encode_with(std::string_view data, std::string_view alphabet, bool pad) {
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  std::size_t i = 0;
+  for (; data.size() - i >= 3; i += 3) {
+    const std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8) | p[i + 2];
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += alphabet[v & 63];
+  }
+  const std::size_t rest = data.size() - i;
+  if (rest == 0) return out;
+  std::uint32_t v = std::uint32_t{p[i]} << 16;
+  if (rest == 2) v |= std::uint32_t{p[i + 1]} << 8;
+  out += alphabet[(v >> 18) & 63];
+  out += alphabet[(v >> 12) & 63];
+  if (rest == 2) out += alphabet[(v >> 6) & 63];
+  if (pad) out.append(rest == 1 ? 2 : 1, '=');
+  return out;
+}
+
+[[nodiscard]] constexpr int base64_value(char c) noexcept {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+}  // namespace detail
+
+[[nodiscard]] inline std::string base64_encode(std::string_view data) {
+  return detail::base64_encode_with(data, detail::base64_alphabet, true);
+}
+
+[[nodiscard]] inline std::string base64url_encode(std::string_view data) {
+  return detail::base64_encode_with(data, detail::base64url_alphabet, false);
+}
+
+// Strict: padded to a multiple of four, no whitespace, and the unused low bits of the
+// last symbol must be zero, so every byte string has exactly one accepted encoding and
+// a handshake key cannot be smuggled past a check in a second spelling.
+[[nodiscard]] inline std::optional<std::string> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::size_t padding = 0;
+  if (!text.empty() && text.back() == '=') ++padding;
+  if (text.size() >= 2 && text[text.size() - 2] == '=') ++padding;
+
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    const std::size_t symbols = last ? 4 - padding : 4;
+    std::uint32_t v = 0;
+    for (std::size_t j = 0; j < 4; ++j) {
+      int d = 0;
+      if (j < symbols) {
+        d = detail::base64_value(text[i + j]);
+        if (d < 0) return std::nullopt;
+      }
+      v = (v << 6) | static_cast<std::uint32_t>(d);
+    }
+    out += static_cast<char>(v >> 16);
+    if (symbols >= 3) out += static_cast<char>((v >> 8) & 0xFF);
+    if (symbols == 4) out += static_cast<char>(v & 0xFF);
+    if (symbols == 2 && (v & 0xFFFF) != 0) return std::nullopt;
+    if (symbols == 3 && (v & 0xFF) != 0) return std::nullopt;
+  }
+  return out;
+}
+
+}  // namespace parley
+// ----- end parley/base64.hpp -----
+
 // ----- begin parley/clock.hpp -----
 // Time as the core sees it: a millisecond time point the caller passes in, and RFC 3339 formatting.
 
@@ -367,6 +462,645 @@ using time_point = std::chrono::time_point<std::chrono::system_clock, millisecon
 
 }  // namespace parley
 // ----- end parley/clock.hpp -----
+
+// ----- begin parley/http.hpp -----
+// HTTP/1.1 heads, sans-I/O: incremental request/response head parsers and the RFC 6455 opening handshake for both roles.
+
+
+// ----- begin parley/random_source.hpp -----
+// Randomness enters the core only through this type, so tests and fuzzers are deterministic.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+namespace parley {
+
+// Fills `n` bytes at `out`. Production passes a CSPRNG (the tools use OpenSSL's
+// RAND_bytes): reconnect tokens and WebSocket masks are drawn from it.
+using random_source = std::function<void(unsigned char* out, std::size_t n)>;
+
+[[nodiscard]] inline std::uint64_t random_u64(const random_source& random) {
+  unsigned char b[8];
+  random(b, sizeof b);
+  std::uint64_t v = 0;
+  for (unsigned char c : b) v = (v << 8) | c;
+  return v;
+}
+
+// A uniform draw from [0, bound) without modulo bias; bound must be > 0.
+[[nodiscard]] inline std::uint64_t random_below(const random_source& random, std::uint64_t bound) {
+  const std::uint64_t limit = UINT64_MAX - (UINT64_MAX % bound);
+  for (;;) {
+    const std::uint64_t v = random_u64(random);
+    if (v < limit) return v % bound;
+  }
+}
+
+}  // namespace parley
+// ----- end parley/random_source.hpp -----
+
+// ----- begin parley/sha1.hpp -----
+// SHA-1 (FIPS 180-4), here only because RFC 6455's Sec-WebSocket-Accept is defined with it; never use it for security.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace parley {
+
+namespace detail {
+
+[[nodiscard]] constexpr std::uint32_t sha1_rotl(std::uint32_t v, int n) noexcept {
+  return (v << n) | (v >> (32 - n));
+}
+
+inline void sha1_block(std::array<std::uint32_t, 5>& h, const unsigned char* block) noexcept {
+  std::uint32_t w[80];
+  for (int i = 0; i < 16; ++i) {
+    w[i] = (std::uint32_t{block[4 * i]} << 24) | (std::uint32_t{block[4 * i + 1]} << 16) |
+           (std::uint32_t{block[4 * i + 2]} << 8) | std::uint32_t{block[4 * i + 3]};
+  }
+  for (int i = 16; i < 80; ++i) w[i] = sha1_rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+
+  std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+  for (int i = 0; i < 80; ++i) {
+    std::uint32_t f = 0;
+    std::uint32_t k = 0;
+    if (i < 20) {
+      f = (b & c) | (~b & d);
+      k = 0x5A827999;
+    } else if (i < 40) {
+      f = b ^ c ^ d;
+      k = 0x6ED9EBA1;
+    } else if (i < 60) {
+      f = (b & c) | (b & d) | (c & d);
+      k = 0x8F1BBCDC;
+    } else {
+      f = b ^ c ^ d;
+      k = 0xCA62C1D6;
+    }
+    const std::uint32_t t = sha1_rotl(a, 5) + f + e + k + w[i];
+    e = d;
+    d = c;
+    c = sha1_rotl(b, 30);
+    b = a;
+    a = t;
+  }
+  h[0] += a;
+  h[1] += b;
+  h[2] += c;
+  h[3] += d;
+  h[4] += e;
+}
+
+}  // namespace detail
+
+[[nodiscard]] inline std::array<unsigned char, 20> sha1(std::string_view data) noexcept {
+  std::array<std::uint32_t, 5> h{0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+  const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
+  const std::size_t n = data.size();
+
+  std::size_t done = 0;
+  for (; n - done >= 64; done += 64) detail::sha1_block(h, bytes + done);
+
+  // The tail, the 0x80 terminator and the 64-bit bit length fill one or two final blocks.
+  unsigned char tail[128] = {};
+  const std::size_t rest = n - done;
+  for (std::size_t i = 0; i < rest; ++i) tail[i] = bytes[done + i];
+  tail[rest] = 0x80;
+  const std::size_t tail_len = rest + 1 + 8 <= 64 ? 64 : 128;
+  const std::uint64_t bits = static_cast<std::uint64_t>(n) * 8;
+  for (int i = 0; i < 8; ++i) tail[tail_len - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
+  detail::sha1_block(h, tail);
+  if (tail_len == 128) detail::sha1_block(h, tail + 64);
+
+  std::array<unsigned char, 20> digest{};
+  for (int i = 0; i < 5; ++i) {
+    digest[4 * i] = static_cast<unsigned char>(h[i] >> 24);
+    digest[4 * i + 1] = static_cast<unsigned char>(h[i] >> 16);
+    digest[4 * i + 2] = static_cast<unsigned char>(h[i] >> 8);
+    digest[4 * i + 3] = static_cast<unsigned char>(h[i]);
+  }
+  return digest;
+}
+
+}  // namespace parley
+// ----- end parley/sha1.hpp -----
+
+#include <tl/expected.hpp>
+
+#include <cstddef>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace parley {
+
+namespace detail {
+
+[[nodiscard]] constexpr char ascii_lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+[[nodiscard]] constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
+// RFC 9110 §5.6.2 tchar.
+[[nodiscard]] constexpr bool is_tchar(char c) noexcept {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+[[nodiscard]] constexpr bool is_token(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!is_tchar(c)) return false;
+  return true;
+}
+
+// field-value characters: VCHAR, obs-text, SP and HTAB; every other control byte (NUL, bare CR, LF) is refused.
+[[nodiscard]] constexpr bool is_field_value_char(char c) noexcept {
+  const auto u = static_cast<unsigned char>(c);
+  return u == '\t' || (u >= 0x20 && u != 0x7F);
+}
+
+[[nodiscard]] constexpr bool is_field_value(std::string_view s) noexcept {
+  for (char c : s)
+    if (!is_field_value_char(c)) return false;
+  return true;
+}
+
+[[nodiscard]] constexpr std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace detail
+
+struct http_header {
+  std::string name;  // as received; compare with iequals
+  std::string value;  // surrounding whitespace removed
+
+  friend bool operator==(const http_header& a, const http_header& b) {
+    return a.name == b.name && a.value == b.value;
+  }
+};
+
+// Fields in arrival order; repeated names are kept, since list-valued headers
+// (Connection, Upgrade) may legally be split across several lines.
+class http_headers {
+ public:
+  http_headers() = default;
+  http_headers(std::initializer_list<http_header> fields) : fields_(fields) {}
+
+  void add(std::string name, std::string value) { fields_.push_back({std::move(name), std::move(value)}); }
+
+  // The first field with this name, case-insensitively.
+  [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const {
+    for (const auto& f : fields_)
+      if (detail::iequals(f.name, name)) return std::string_view(f.value);
+    return std::nullopt;
+  }
+
+  [[nodiscard]] std::vector<std::string_view> get_all(std::string_view name) const {
+    std::vector<std::string_view> out;
+    for (const auto& f : fields_)
+      if (detail::iequals(f.name, name)) out.emplace_back(f.value);
+    return out;
+  }
+
+  [[nodiscard]] std::size_t count(std::string_view name) const {
+    std::size_t n = 0;
+    for (const auto& f : fields_)
+      if (detail::iequals(f.name, name)) ++n;
+    return n;
+  }
+
+  // Whether any field with this name lists `token` in its comma-separated value, case-insensitively.
+  [[nodiscard]] bool has_token(std::string_view name, std::string_view token) const {
+    for (const auto& f : fields_) {
+      if (!detail::iequals(f.name, name)) continue;
+      std::string_view rest = f.value;
+      while (!rest.empty()) {
+        const std::size_t comma = rest.find(',');
+        if (detail::iequals(detail::trim_ows(rest.substr(0, comma)), token)) return true;
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+      }
+    }
+    return false;
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return fields_.size(); }
+  [[nodiscard]] bool empty() const noexcept { return fields_.empty(); }
+  [[nodiscard]] auto begin() const noexcept { return fields_.begin(); }
+  [[nodiscard]] auto end() const noexcept { return fields_.end(); }
+
+  friend bool operator==(const http_headers& a, const http_headers& b) { return a.fields_ == b.fields_; }
+  friend bool operator!=(const http_headers& a, const http_headers& b) { return !(a == b); }
+
+ private:
+  std::vector<http_header> fields_;
+};
+
+struct http_request {
+  std::string method;  // case-sensitive, as RFC 9110 defines it
+  std::string target;
+  int version_major = 1;
+  int version_minor = 1;
+  http_headers headers;
+};
+
+struct http_response {
+  int version_major = 1;
+  int version_minor = 1;
+  int status = 0;
+  std::string reason;
+  http_headers headers;
+};
+
+// What a server answers when it cannot accept a head or an upgrade.
+struct http_error {
+  int status = 400;
+  std::string reason;
+  http_headers headers;  // extra fields the answer must carry, e.g. Sec-WebSocket-Version on a 426
+
+  friend bool operator==(const http_error& a, const http_error& b) {
+    return a.status == b.status && a.reason == b.reason && a.headers == b.headers;
+  }
+};
+
+struct http_limits {
+  std::size_t max_head_bytes = 8 * 1024;  // start line, fields and the blank line; more is 431
+  std::size_t max_header_count = 100;     // more is 431 too
+};
+
+enum class http_parse_status { need_more, complete, failed };
+
+struct http_parse_result {
+  http_parse_status status = http_parse_status::need_more;
+  // On complete: how many bytes of THIS feed()'s input belong to the head. The rest
+  // (e.g. a WebSocket frame the peer sent without waiting) belongs to the caller.
+  std::size_t consumed = 0;
+  http_error error;  // on failed
+};
+
+namespace detail {
+
+// Shared by both parsers: accumulates bytes until the blank line, bounded by the limits,
+// then hands the complete head to a start-line parser. Lines end in CRLF; a bare LF is
+// accepted as RFC 9112 §2.2 allows, a bare CR anywhere is refused.
+class head_parser_base {
+ public:
+  explicit head_parser_base(http_limits limits) : limits_(limits) {}
+
+ protected:
+  template <class ParseHead>
+  http_parse_result feed_with(std::string_view bytes, ParseHead&& parse_head) {
+    if (result_.status != http_parse_status::need_more) {
+      http_parse_result again = result_;
+      again.consumed = 0;
+      return again;
+    }
+    // Take no more than the limit allows, so memory stays bounded whatever the peer sends.
+    const std::size_t old_size = buffer_.size();
+    const std::size_t room = limits_.max_head_bytes - old_size;
+    buffer_.append(bytes.data(), bytes.size() < room ? bytes.size() : room);
+
+    const std::size_t end = find_head_end(old_size);
+    if (end == std::string::npos) {
+      if (buffer_.size() >= limits_.max_head_bytes) return fail(431, "head too large");
+      return result_;
+    }
+    buffer_.resize(end);
+    std::vector<std::string_view> lines = split_lines(std::string_view(buffer_));
+    if (lines.empty()) return fail(400, "empty head");
+    if (lines.size() - 1 > limits_.max_header_count) return fail(431, "too many header fields");
+    if (auto err = parse_head(lines.front())) return fail(err->first, err->second);
+    if (auto err = parse_fields(lines)) return fail(400, *err);
+    result_.status = http_parse_status::complete;
+    http_parse_result done = result_;
+    done.consumed = end - old_size;
+    return done;
+  }
+
+  http_headers headers_;
+
+ private:
+  // Index one past the blank line that ends the head, searching only bytes not yet searched.
+  [[nodiscard]] std::size_t find_head_end(std::size_t old_size) const {
+    std::size_t i = scanned_from(old_size);
+    for (; i < buffer_.size(); ++i) {
+      if (buffer_[i] != '\n') continue;
+      // "\n\n" or "\n\r\n" ends the head; the first line may not be blank.
+      if (i + 1 < buffer_.size() && buffer_[i + 1] == '\n') return i + 2;
+      if (i + 2 < buffer_.size() && buffer_[i + 1] == '\r' && buffer_[i + 2] == '\n') return i + 3;
+    }
+    return std::string::npos;
+  }
+
+  [[nodiscard]] static std::size_t scanned_from(std::size_t old_size) noexcept {
+    return old_size >= 2 ? old_size - 2 : 0;
+  }
+
+  static std::vector<std::string_view> split_lines(std::string_view head) {
+    std::vector<std::string_view> lines;
+    while (!head.empty()) {
+      const std::size_t lf = head.find('\n');
+      std::string_view line = head.substr(0, lf);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      lines.push_back(line);
+      head.remove_prefix(lf + 1);
+    }
+    if (!lines.empty() && lines.back().empty()) lines.pop_back();  // the blank line
+    return lines;
+  }
+
+  std::optional<std::string> parse_fields(const std::vector<std::string_view>& lines) {
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+      const std::string_view line = lines[i];
+      // obs-fold (a line starting with whitespace) is refused, as RFC 9112 §5.2 permits.
+      if (line.empty() || line.front() == ' ' || line.front() == '\t') return "folded or empty header line";
+      const std::size_t colon = line.find(':');
+      if (colon == std::string_view::npos) return "header line without a colon";
+      const std::string_view name = line.substr(0, colon);
+      // Whitespace before the colon is refused (RFC 9112 §5.1): it has been used for request smuggling.
+      if (!is_token(name)) return "invalid header name";
+      const std::string_view value = line.substr(colon + 1);
+      if (!is_field_value(value)) return "invalid character in header value";
+      headers_.add(std::string(name), std::string(trim_ows(value)));
+    }
+    return std::nullopt;
+  }
+
+  http_parse_result fail(int status, std::string reason) {
+    result_.status = http_parse_status::failed;
+    result_.error = http_error{status, std::move(reason), {}};
+    buffer_.clear();
+    buffer_.shrink_to_fit();
+    return result_;
+  }
+
+  http_limits limits_;
+  std::string buffer_;
+  http_parse_result result_;
+};
+
+// "HTTP/" DIGIT "." DIGIT
+[[nodiscard]] inline bool parse_http_version(std::string_view s, int& major, int& minor) noexcept {
+  if (s.size() != 8 || s.substr(0, 5) != "HTTP/" || s[6] != '.') return false;
+  if (s[5] < '0' || s[5] > '9' || s[7] < '0' || s[7] > '9') return false;
+  major = s[5] - '0';
+  minor = s[7] - '0';
+  return true;
+}
+
+using start_line_error = std::optional<std::pair<int, std::string>>;
+
+}  // namespace detail
+
+// The server side: feed() bytes as they arrive until it reports complete or failed;
+// after that it keeps reporting the same outcome (with consumed == 0). The parser
+// reads the head only: a body, if any, is the caller's business.
+class http_request_parser : detail::head_parser_base {
+ public:
+  explicit http_request_parser(http_limits limits = {}) : head_parser_base(limits) {}
+
+  http_parse_result feed(std::string_view bytes) {
+    http_parse_result r = feed_with(bytes, [this](std::string_view line) { return parse_request_line(line); });
+    if (r.status == http_parse_status::complete) request_.headers = std::move(headers_);
+    return r;
+  }
+
+  // Valid once feed() has reported complete.
+  [[nodiscard]] const http_request& request() const noexcept { return request_; }
+  [[nodiscard]] http_request take_request() noexcept { return std::move(request_); }
+
+ private:
+  detail::start_line_error parse_request_line(std::string_view line) {
+    const std::size_t sp1 = line.find(' ');
+    if (sp1 == std::string_view::npos) return {{400, "malformed request line"}};
+    const std::size_t sp2 = line.find(' ', sp1 + 1);
+    if (sp2 == std::string_view::npos) return {{400, "malformed request line"}};
+    const std::string_view method = line.substr(0, sp1);
+    const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    const std::string_view version = line.substr(sp2 + 1);
+    if (!detail::is_token(method)) return {{400, "invalid method"}};
+    if (target.empty()) return {{400, "empty request target"}};
+    for (char c : target) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u <= 0x20 || u == 0x7F) return {{400, "invalid character in request target"}};
+    }
+    if (!detail::parse_http_version(version, request_.version_major, request_.version_minor))
+      return {{400, "malformed HTTP version"}};
+    if (request_.version_major != 1) return {{505, "HTTP version not supported"}};
+    request_.method = std::string(method);
+    request_.target = std::string(target);
+    return std::nullopt;
+  }
+
+  http_request request_;
+};
+
+// The client side, for the server's answer to an upgrade request.
+class http_response_parser : detail::head_parser_base {
+ public:
+  explicit http_response_parser(http_limits limits = {}) : head_parser_base(limits) {}
+
+  http_parse_result feed(std::string_view bytes) {
+    http_parse_result r = feed_with(bytes, [this](std::string_view line) { return parse_status_line(line); });
+    if (r.status == http_parse_status::complete) response_.headers = std::move(headers_);
+    return r;
+  }
+
+  [[nodiscard]] const http_response& response() const noexcept { return response_; }
+  [[nodiscard]] http_response take_response() noexcept { return std::move(response_); }
+
+ private:
+  detail::start_line_error parse_status_line(std::string_view line) {
+    // HTTP-version SP 3DIGIT [SP reason]; a missing SP before an empty reason is tolerated.
+    if (line.size() < 12 || line[8] != ' ' || (line.size() > 12 && line[12] != ' '))
+      return {{400, "malformed status line"}};
+    if (!detail::parse_http_version(line.substr(0, 8), response_.version_major, response_.version_minor))
+      return {{400, "malformed HTTP version"}};
+    int status = 0;
+    for (char c : line.substr(9, 3)) {
+      if (c < '0' || c > '9') return {{400, "malformed status code"}};
+      status = status * 10 + (c - '0');
+    }
+    if (status < 100) return {{400, "malformed status code"}};
+    const std::string_view reason = line.size() > 12 ? line.substr(13) : std::string_view{};
+    if (!detail::is_field_value(reason)) return {{400, "invalid character in reason phrase"}};
+    response_.status = status;
+    response_.reason = std::string(reason);
+    return std::nullopt;
+  }
+
+  http_response response_;
+};
+
+// ---- Building heads -------------------------------------------------------------------------
+
+// Whether a name/value pair can go on the wire without breaking the head (no CR, LF or NUL).
+[[nodiscard]] inline bool is_valid_header(std::string_view name, std::string_view value) noexcept {
+  return detail::is_token(name) && detail::is_field_value(value);
+}
+
+// A complete response with Content-Length; statuses >= 400 also get Connection: close
+// because the server hangs up after an error rather than keep a half-trusted connection.
+// Precondition: the reason and headers satisfy is_valid_header (they are the server's own).
+[[nodiscard]] inline std::string build_http_response(int status, std::string_view reason,
+                                                     const http_headers& headers = {},
+                                                     std::string_view body = {}) {
+  std::string out;
+  out.reserve(128 + body.size());
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += reason;
+  out += "\r\n";
+  for (const auto& h : headers) {
+    out += h.name;
+    out += ": ";
+    out += h.value;
+    out += "\r\n";
+  }
+  out += "Content-Length: ";
+  out += std::to_string(body.size());
+  out += "\r\n";
+  if (status >= 400) out += "Connection: close\r\n";
+  out += "\r\n";
+  out += body;
+  return out;
+}
+
+// The answer to a refused head or upgrade: its headers, and the reason as a text body.
+[[nodiscard]] inline std::string build_http_response(const http_error& error) {
+  http_headers headers = error.headers;
+  headers.add("Content-Type", "text/plain; charset=utf-8");
+  return build_http_response(error.status, error.reason, headers, error.reason + "\n");
+}
+
+// ---- The WebSocket opening handshake (RFC 6455 §4) --------------------------------------------
+
+inline constexpr std::string_view websocket_guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+[[nodiscard]] inline std::string websocket_accept(std::string_view key_base64) {
+  std::string input;
+  input.reserve(key_base64.size() + websocket_guid.size());
+  input += key_base64;
+  input += websocket_guid;
+  const auto digest = sha1(input);
+  return base64_encode(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
+}
+
+// A request that asks for a WebSocket at all; one that does not gets 426 on the WebSocket path.
+[[nodiscard]] inline bool is_upgrade_request(const http_request& request) {
+  return request.headers.has_token("Upgrade", "websocket");
+}
+
+// Either the Sec-WebSocket-Accept value to answer with, or the refusal to send.
+[[nodiscard]] inline tl::expected<std::string, http_error> validate_websocket_upgrade(const http_request& request) {
+  using fail = tl::unexpected<http_error>;
+  if (!is_upgrade_request(request))
+    return fail(http_error{426, "Upgrade Required", {{"Upgrade", "websocket"}, {"Sec-WebSocket-Version", "13"}}});
+  if (request.method != "GET") return fail(http_error{405, "Method Not Allowed", {{"Allow", "GET"}}});
+  if (request.version_major != 1 || request.version_minor < 1)
+    return fail(http_error{400, "WebSocket needs HTTP/1.1", {}});
+  // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host is answered with 400.
+  if (request.headers.count("Host") != 1) return fail(http_error{400, "exactly one Host header required", {}});
+  if (!request.headers.has_token("Connection", "upgrade"))
+    return fail(http_error{400, "Connection header must include upgrade", {}});
+  const auto versions = request.headers.get_all("Sec-WebSocket-Version");
+  if (versions.size() != 1 || versions.front() != "13")
+    return fail(http_error{426, "Upgrade Required", {{"Sec-WebSocket-Version", "13"}}});
+  const auto keys = request.headers.get_all("Sec-WebSocket-Key");
+  if (keys.size() != 1) return fail(http_error{400, "exactly one Sec-WebSocket-Key required", {}});
+  const auto key = base64_decode(keys.front());
+  if (!key || key->size() != 16) return fail(http_error{400, "Sec-WebSocket-Key must be 16 bytes in base64", {}});
+  return websocket_accept(keys.front());
+}
+
+// Extensions and subprotocols are never negotiated: parley speaks plain RFC 6455 with JSON text frames.
+[[nodiscard]] inline std::string build_switching_protocols(std::string_view accept_key) {
+  std::string out;
+  out.reserve(160);
+  out += "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
+  out += accept_key;
+  out += "\r\n\r\n";
+  return out;
+}
+
+// 16 bytes from the injected source, base64'd, as §4.1 requires of a client.
+[[nodiscard]] inline std::string make_websocket_key(const random_source& random) {
+  unsigned char nonce[16];
+  random(nonce, sizeof nonce);
+  return base64_encode(std::string_view(reinterpret_cast<const char*>(nonce), sizeof nonce));
+}
+
+// The client's upgrade request; nullopt when host, path or an extra header (say an
+// Authorization token from the environment) would break the head or inject fields.
+[[nodiscard]] inline std::optional<std::string> build_upgrade_request(std::string_view host, std::string_view path,
+                                                                      std::string_view key_base64,
+                                                                      const http_headers& extra_headers = {}) {
+  if (host.empty() || !detail::is_field_value(host) || host.find_first_of(" \t") != std::string_view::npos)
+    return std::nullopt;
+  if (path.empty() || path.front() != '/') return std::nullopt;
+  for (char c : path) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7F) return std::nullopt;
+  }
+  if (!is_valid_header("Sec-WebSocket-Key", key_base64)) return std::nullopt;
+  for (const auto& h : extra_headers)
+    if (!is_valid_header(h.name, h.value)) return std::nullopt;
+
+  std::string out;
+  out.reserve(256);
+  out += "GET ";
+  out += path;
+  out += " HTTP/1.1\r\nHost: ";
+  out += host;
+  out += "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ";
+  out += key_base64;
+  out += "\r\nSec-WebSocket-Version: 13\r\n";
+  for (const auto& h : extra_headers) {
+    out += h.name;
+    out += ": ";
+    out += h.value;
+    out += "\r\n";
+  }
+  out += "\r\n";
+  return out;
+}
+
+// The client's check of the server's answer (§4.1, the five "fail the connection" rules).
+// On error the string says why, for a log line.
+[[nodiscard]] inline tl::expected<void, std::string> check_upgrade_response(const http_response& response,
+                                                                            std::string_view key_base64) {
+  using fail = tl::unexpected<std::string>;
+  if (response.status != 101) return fail("server answered " + std::to_string(response.status) + " " + response.reason);
+  if (!response.headers.has_token("Upgrade", "websocket")) return fail("101 without Upgrade: websocket");
+  if (!response.headers.has_token("Connection", "upgrade")) return fail("101 without Connection: upgrade");
+  const auto accepts = response.headers.get_all("Sec-WebSocket-Accept");
+  if (accepts.size() != 1 || accepts.front() != websocket_accept(key_base64))
+    return fail("wrong Sec-WebSocket-Accept");
+  if (response.headers.count("Sec-WebSocket-Extensions") != 0) return fail("server chose an extension we did not offer");
+  if (response.headers.count("Sec-WebSocket-Protocol") != 0) return fail("server chose a subprotocol we did not offer");
+  return {};
+}
+
+}  // namespace parley
+// ----- end parley/http.hpp -----
 
 // ----- begin parley/hub.hpp -----
 // The hub: rooms, sessions, nicknames and delivery as one deterministic state machine with no I/O.
@@ -437,39 +1171,6 @@ class idempotency_window {
 // ----- begin parley/nickname_generator.hpp -----
 // Assigns adjective-animal nicknames (`clever-otter`, then `clever-otter-2`, ...) when a member names none.
 
-
-// ----- begin parley/random_source.hpp -----
-// Randomness enters the core only through this type, so tests and fuzzers are deterministic.
-
-#include <cstddef>
-#include <cstdint>
-#include <functional>
-
-namespace parley {
-
-// Fills `n` bytes at `out`. Production passes a CSPRNG (the tools use OpenSSL's
-// RAND_bytes): reconnect tokens and WebSocket masks are drawn from it.
-using random_source = std::function<void(unsigned char* out, std::size_t n)>;
-
-[[nodiscard]] inline std::uint64_t random_u64(const random_source& random) {
-  unsigned char b[8];
-  random(b, sizeof b);
-  std::uint64_t v = 0;
-  for (unsigned char c : b) v = (v << 8) | c;
-  return v;
-}
-
-// A uniform draw from [0, bound) without modulo bias; bound must be > 0.
-[[nodiscard]] inline std::uint64_t random_below(const random_source& random, std::uint64_t bound) {
-  const std::uint64_t limit = UINT64_MAX - (UINT64_MAX % bound);
-  for (;;) {
-    const std::uint64_t v = random_u64(random);
-    if (v < limit) return v % bound;
-  }
-}
-
-}  // namespace parley
-// ----- end parley/random_source.hpp -----
 
 #include <array>
 #include <cstddef>
@@ -1315,6 +2016,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -1335,6 +2037,10 @@ struct hub_config {
   std::size_t max_body_bytes = default_max_body_bytes;
   std::uint64_t seq_block_size = 256;         // seqs reserved per store write (hi/lo)
   std::string server_version = std::string(version_string);
+  // Turns a room.message's JSON into the bytes stored in outboxes and rings. The
+  // server passes the WebSocket text-frame encoder, so each message's frame is built
+  // once and its bytes shared by every recipient and every replay; empty keeps the JSON.
+  std::function<std::string(std::string_view json_text)> frame_encoder;
 };
 
 // A local handle for a session; only the hub and its caller see it, never the wire.
@@ -1556,8 +2262,10 @@ class hub {
     if (!seq) return tl::unexpected(seq.error());
 
     send_message_result sent{args.room, *seq, uuid_v7(now, random_), format_rfc3339(now)};
-    const shared_frame frame = make_shared_frame(encode_room_message(
-        room_message_frame{args.room, sent.seq, sent.message_id, it->second.nickname, args.body, sent.sent_at}));
+    std::string text = encode_room_message(
+        room_message_frame{args.room, sent.seq, sent.message_id, it->second.nickname, args.body, sent.sent_at});
+    const shared_frame frame =
+        make_shared_frame(config_.frame_encoder ? config_.frame_encoder(text) : std::move(text));
     ++stats_.messages_total;
     for (member& m : r.members) {
       if (m.session == s) continue;  // the sender's confirmation is this result, never an echo
@@ -1717,6 +2425,15 @@ class hub {
 }  // namespace parley
 // ----- end parley/hub.hpp -----
 
+// ----- begin parley/server.hpp -----
+// The whole Parley server without sockets: every connection's HTTP upgrade → WebSocket → hello → tool frames →
+// hub, plus fan-out, keepalive, limits and shutdown, driven by bytes and `now`.
+//
+// The caller (tools/server.cpp, a test, a fuzzer) accepts connections, passes in the
+// bytes it reads and the times its timers fire, writes the frames take_output()
+// returns, and closes a socket when told to. Every protocol decision is made here.
+
+
 // ----- begin parley/session_protocol.hpp -----
 // Serves decoded frames against a hub: hello/resume into a session, tool requests into tool.ok/tool.err frames.
 
@@ -1809,4 +2526,841 @@ struct hello_outcome {
 
 }  // namespace parley
 // ----- end parley/session_protocol.hpp -----
+
+// ----- begin parley/websocket.hpp -----
+// RFC 6455 framing for both roles, sans-I/O: receive() bytes, next_event() messages, encode_*() frames to send.
+
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace parley {
+
+enum class role { server, client };
+
+enum class ws_opcode : std::uint8_t { continuation = 0x0, text = 0x1, binary = 0x2, close = 0x8, ping = 0x9, pong = 0xA };
+
+// Close status codes (RFC 6455 §7.4.1) that the codec itself produces or reports.
+namespace ws_status {
+inline constexpr std::uint16_t normal = 1000;
+inline constexpr std::uint16_t going_away = 1001;
+inline constexpr std::uint16_t protocol_error = 1002;
+inline constexpr std::uint16_t unsupported_data = 1003;
+inline constexpr std::uint16_t no_status = 1005;  // reported for a close frame without a body; never sent
+inline constexpr std::uint16_t abnormal = 1006;   // never sent: means the TCP connection just ended
+inline constexpr std::uint16_t invalid_payload = 1007;
+inline constexpr std::uint16_t policy_violation = 1008;
+inline constexpr std::uint16_t message_too_big = 1009;
+inline constexpr std::uint16_t internal_error = 1011;
+}  // namespace ws_status
+
+// Whether a code may appear in a close frame: 1000-1003 and 1007-1014 (the IANA-registered
+// ones), 3000-3999 (registered libraries) and 4000-4999 (private use, where parley's live).
+[[nodiscard]] constexpr bool is_valid_close_code(std::uint16_t code) noexcept {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+struct ws_text {
+  std::string data;  // complete and valid UTF-8
+  friend bool operator==(const ws_text& a, const ws_text& b) { return a.data == b.data; }
+};
+struct ws_binary {
+  std::string data;
+  friend bool operator==(const ws_binary& a, const ws_binary& b) { return a.data == b.data; }
+};
+struct ws_ping {
+  std::string payload;  // answer with encode_pong(payload)
+  friend bool operator==(const ws_ping& a, const ws_ping& b) { return a.payload == b.payload; }
+};
+struct ws_pong {
+  std::string payload;
+  friend bool operator==(const ws_pong& a, const ws_pong& b) { return a.payload == b.payload; }
+};
+// The peer's close frame. If close_sent() is still false, answer with encode_close(code)
+// (a 1005 is answered with an empty close frame, which encode_close does by itself).
+struct ws_close {
+  std::uint16_t code = ws_status::no_status;
+  std::string reason;
+  friend bool operator==(const ws_close& a, const ws_close& b) { return a.code == b.code && a.reason == b.reason; }
+};
+// The peer broke the protocol: send encode_close(close_code, reason) and drop the connection.
+// It is the last event the codec yields.
+struct ws_failure {
+  std::uint16_t close_code = ws_status::protocol_error;
+  std::string reason;
+  friend bool operator==(const ws_failure& a, const ws_failure& b) {
+    return a.close_code == b.close_code && a.reason == b.reason;
+  }
+};
+
+using ws_event = std::variant<ws_text, ws_binary, ws_ping, ws_pong, ws_close, ws_failure>;
+
+struct websocket_limits {
+  // Largest message accepted, summed over its fragments; larger fails with 1009 as soon
+  // as a frame header announces it, before any of its payload is buffered.
+  std::size_t max_message_bytes = 64 * 1024;
+};
+
+namespace detail {
+
+// XOR with the 4-byte key, eight bytes at a time; `data` starts at key phase 0.
+inline void apply_ws_mask(char* data, std::size_t n, const unsigned char key[4]) noexcept {
+  const unsigned char key8[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+  std::uint64_t k = 0;
+  std::memcpy(&k, key8, 8);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t v = 0;
+    std::memcpy(&v, data + i, 8);
+    v ^= k;
+    std::memcpy(data + i, &v, 8);
+  }
+  for (; i < n; ++i) data[i] = static_cast<char>(static_cast<unsigned char>(data[i]) ^ key[i & 3]);
+}
+
+// One FIN frame appended to `out`, masked when `mask_key` is given (the client role).
+inline void append_ws_frame(std::string& out, ws_opcode opcode, std::string_view payload,
+                            const unsigned char* mask_key) {
+  const std::size_t n = payload.size();
+  out.reserve(out.size() + 14 + n);
+  out += static_cast<char>(0x80 | static_cast<unsigned char>(opcode));
+  const unsigned char mask_bit = mask_key ? 0x80 : 0x00;
+  if (n <= 125) {
+    out += static_cast<char>(mask_bit | n);
+  } else if (n <= 0xFFFF) {
+    out += static_cast<char>(mask_bit | 126);
+    out += static_cast<char>(n >> 8);
+    out += static_cast<char>(n & 0xFF);
+  } else {
+    out += static_cast<char>(mask_bit | 127);
+    const auto n64 = static_cast<std::uint64_t>(n);
+    for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((n64 >> shift) & 0xFF);
+  }
+  if (mask_key) out.append(reinterpret_cast<const char*>(mask_key), 4);
+  const std::size_t start = out.size();
+  out.append(payload.data(), n);
+  if (mask_key) apply_ws_mask(&out[start], n, mask_key);
+}
+
+// The longest prefix of at most `max` bytes that ends on a character boundary, or
+// nothing if `text` is not UTF-8: a close reason the peer would refuse is worse than none.
+[[nodiscard]] inline std::string_view utf8_prefix(std::string_view text, std::size_t max) {
+  if (!is_valid_utf8(text)) return {};
+  if (text.size() <= max) return text;
+  std::size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return text.substr(0, cut);
+}
+
+}  // namespace detail
+
+// A server's frames are unmasked, so a message's frame is a pure function of its payload:
+// build it once and share it among every recipient.
+[[nodiscard]] inline std::string encode_server_text_frame(std::string_view payload) {
+  std::string out;
+  detail::append_ws_frame(out, ws_opcode::text, payload, nullptr);
+  return out;
+}
+
+// One end of a WebSocket connection after the opening handshake. It never touches a
+// socket: the caller passes received bytes to receive(), drains next_event(), and writes
+// whatever the encode_*() functions return.
+class websocket {
+ public:
+  // The client role masks every frame with a key drawn from `random`, which it requires;
+  // the server role never draws.
+  explicit websocket(role r, random_source random = {}, websocket_limits limits = {})
+      : role_(r), random_(std::move(random)), limits_(limits) {}
+
+  // Buffers bytes; nothing is parsed until next_event(). Ignored after a failure or a close frame.
+  void receive(std::string_view bytes) {
+    if (done_) return;
+    if (pos_ == buffer_.size()) {
+      buffer_.clear();
+      pos_ = 0;
+    } else if (pos_ >= 4096 && pos_ * 2 >= buffer_.size()) {
+      // Amortised O(1) per byte: we only shift once the consumed part is the larger half.
+      buffer_.erase(0, pos_);
+      pos_ = 0;
+    }
+    buffer_.append(bytes.data(), bytes.size());
+  }
+
+  // The next complete event, or nullopt when more bytes are needed. A ws_failure or
+  // ws_close is the last event; after it this returns nullopt for good.
+  [[nodiscard]] std::optional<ws_event> next_event() {
+    while (!done_) {
+      const std::size_t avail = buffer_.size() - pos_;
+      if (avail < 2) return std::nullopt;
+      const auto* p = reinterpret_cast<const unsigned char*>(buffer_.data() + pos_);
+
+      // Everything decidable from the first two bytes is checked before waiting for more,
+      // so a hostile header fails at once instead of parking buffered bytes.
+      const bool fin = (p[0] & 0x80) != 0;
+      const int opcode = p[0] & 0x0F;
+      const bool masked = (p[1] & 0x80) != 0;
+      const unsigned len7 = p[1] & 0x7F;
+      const bool control = (opcode & 0x8) != 0;
+      if ((p[0] & 0x70) != 0) return fail(ws_status::protocol_error, "reserved bits set without an extension");
+      if (opcode != 0x0 && opcode != 0x1 && opcode != 0x2 && opcode != 0x8 && opcode != 0x9 && opcode != 0xA)
+        return fail(ws_status::protocol_error, "unknown opcode");
+      if (control && !fin) return fail(ws_status::protocol_error, "fragmented control frame");
+      if (control && len7 > 125) return fail(ws_status::protocol_error, "control frame payload over 125 bytes");
+      if (role_ == role::server && !masked) return fail(ws_status::protocol_error, "client frame not masked");
+      if (role_ == role::client && masked) return fail(ws_status::protocol_error, "server frame masked");
+      if (!control && opcode == 0x0 && !in_message_)
+        return fail(ws_status::protocol_error, "continuation frame without a message in progress");
+      if (!control && opcode != 0x0 && in_message_)
+        return fail(ws_status::protocol_error, "new message before the previous one finished");
+
+      const std::size_t length_bytes = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+      if (avail < 2 + length_bytes) return std::nullopt;
+      std::uint64_t length = len7;
+      if (length_bytes != 0) {
+        length = 0;
+        for (std::size_t i = 0; i < length_bytes; ++i) length = (length << 8) | p[2 + i];
+        if (length_bytes == 8 && (length >> 63) != 0)
+          return fail(ws_status::protocol_error, "64-bit payload length with the top bit set");
+        // §5.2: "the minimal number of bytes MUST be used"; one spelling per length.
+        if ((length_bytes == 2 && length < 126) || (length_bytes == 8 && length <= 0xFFFF))
+          return fail(ws_status::protocol_error, "payload length not minimally encoded");
+      }
+      if (!control && length > limits_.max_message_bytes - message_.size())
+        return fail(ws_status::message_too_big, "message larger than " + std::to_string(limits_.max_message_bytes) +
+                                                    " bytes");
+
+      const std::size_t header = 2 + length_bytes + (masked ? 4 : 0);
+      if (avail < header || avail - header < length) return std::nullopt;
+      const auto n = static_cast<std::size_t>(length);
+      const char* payload = buffer_.data() + pos_ + header;
+      unsigned char key[4] = {};
+      if (masked) std::memcpy(key, p + 2 + length_bytes, 4);
+      pos_ += header + n;
+
+      if (control) {
+        std::string body(payload, n);
+        if (masked) detail::apply_ws_mask(body.data(), n, key);
+        if (opcode == 0x9) return ws_event{ws_ping{std::move(body)}};
+        if (opcode == 0xA) return ws_event{ws_pong{std::move(body)}};
+        return on_close(body);
+      }
+
+      // Data: the payload is copied once, from the receive buffer into the message.
+      if (opcode != 0x0) {
+        in_message_ = true;
+        message_is_text_ = opcode == 0x1;
+        utf8_ = utf8_validator{};
+      }
+      const std::size_t start = message_.size();
+      message_.append(payload, n);
+      if (masked) detail::apply_ws_mask(&message_[start], n, key);
+      // Validate each fragment as it lands, so bad text fails before the rest arrives.
+      if (message_is_text_ && !utf8_.feed(std::string_view(message_).substr(start)))
+        return fail(ws_status::invalid_payload, "text message is not valid UTF-8");
+      if (!fin) continue;
+      if (message_is_text_ && !utf8_.complete())
+        return fail(ws_status::invalid_payload, "text message ends inside a UTF-8 character");
+      in_message_ = false;
+      std::string data = std::move(message_);
+      message_ = std::string{};
+      if (message_is_text_) return ws_event{ws_text{std::move(data)}};
+      return ws_event{ws_binary{std::move(data)}};
+    }
+    return std::nullopt;
+  }
+
+  // ---- Sending. In the client role each call draws a fresh 4-byte mask key. After
+  // close_sent() no data frame may follow (§5.5.1); checking that is the caller's job.
+
+  [[nodiscard]] std::string encode_text(std::string_view payload) const { return encode(ws_opcode::text, payload); }
+  [[nodiscard]] std::string encode_binary(std::string_view payload) const {
+    return encode(ws_opcode::binary, payload);
+  }
+  // Control payloads are cut to 125 bytes, the most a control frame may carry.
+  [[nodiscard]] std::string encode_ping(std::string_view payload = {}) const {
+    return encode(ws_opcode::ping, payload.substr(0, 125));
+  }
+  [[nodiscard]] std::string encode_pong(std::string_view payload = {}) const {
+    return encode(ws_opcode::pong, payload.substr(0, 125));
+  }
+
+  // Marks the close as sent. A code that may not go on the wire (1005, 1006, 1015, ...)
+  // gives a close frame without a body; the reason is cut to 123 bytes on a character
+  // boundary, and dropped if it is not UTF-8, so the peer never fails us for it.
+  [[nodiscard]] std::string encode_close(std::uint16_t code = ws_status::no_status, std::string_view reason = {}) {
+    close_sent_ = true;
+    if (!is_valid_close_code(code)) return encode(ws_opcode::close, {});
+    const std::string_view cut = detail::utf8_prefix(reason, 123);
+    std::string body;
+    body.reserve(2 + cut.size());
+    body += static_cast<char>(code >> 8);
+    body += static_cast<char>(code & 0xFF);
+    body += cut;
+    return encode(ws_opcode::close, body);
+  }
+
+  // ---- State of the closing handshake (§7.1). Once both are true the caller closes TCP
+  // (the server first, §7.1.1); after failed() the caller sends a close and hangs up.
+
+  [[nodiscard]] bool close_sent() const noexcept { return close_sent_; }
+  [[nodiscard]] bool close_received() const noexcept { return close_received_; }
+  [[nodiscard]] bool closing_handshake_done() const noexcept { return close_sent_ && close_received_; }
+  [[nodiscard]] bool failed() const noexcept { return failed_; }
+  [[nodiscard]] role which_role() const noexcept { return role_; }
+  // Received bytes not yet turned into events, including a partly received message.
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept { return buffer_.size() - pos_ + message_.size(); }
+
+ private:
+  [[nodiscard]] std::string encode(ws_opcode opcode, std::string_view payload) const {
+    std::string out;
+    if (role_ == role::client) {
+      unsigned char key[4];
+      random_(key, sizeof key);
+      detail::append_ws_frame(out, opcode, payload, key);
+    } else {
+      detail::append_ws_frame(out, opcode, payload, nullptr);
+    }
+    return out;
+  }
+
+  std::optional<ws_event> on_close(std::string_view body) {
+    if (body.size() == 1) return fail(ws_status::protocol_error, "close frame with a one-byte body");
+    ws_close event;
+    if (body.size() >= 2) {
+      event.code = static_cast<std::uint16_t>((static_cast<unsigned char>(body[0]) << 8) |
+                                              static_cast<unsigned char>(body[1]));
+      if (!is_valid_close_code(event.code)) return fail(ws_status::protocol_error, "close code not allowed on the wire");
+      const std::string_view reason = body.substr(2);
+      if (!is_valid_utf8(reason)) return fail(ws_status::invalid_payload, "close reason is not valid UTF-8");
+      event.reason = std::string(reason);
+    }
+    close_received_ = true;
+    finish();  // §5.5.1: nothing after a close frame is data
+    return ws_event{std::move(event)};
+  }
+
+  std::optional<ws_event> fail(std::uint16_t code, std::string reason) {
+    failed_ = true;
+    finish();
+    return ws_event{ws_failure{code, std::move(reason)}};
+  }
+
+  void finish() {
+    done_ = true;
+    buffer_ = std::string{};
+    message_ = std::string{};
+    pos_ = 0;
+    in_message_ = false;
+  }
+
+  role role_;
+  random_source random_;
+  websocket_limits limits_;
+
+  std::string buffer_;  // received bytes; [pos_, size) not yet parsed
+  std::size_t pos_ = 0;
+
+  std::string message_;  // the fragments of the message in progress, unmasked
+  bool in_message_ = false;
+  bool message_is_text_ = false;
+  utf8_validator utf8_;
+
+  bool done_ = false;  // a failure or a close frame was yielded; no more events
+  bool failed_ = false;
+  bool close_sent_ = false;
+  bool close_received_ = false;
+};
+
+}  // namespace parley
+// ----- end parley/websocket.hpp -----
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace parley {
+
+struct server_config {
+  http_limits http{};
+  websocket_limits websocket{};                           // 64 KiB messages: room for an 8 KiB body
+  std::size_t max_connections = 10000;
+  milliseconds handshake_timeout = std::chrono::seconds(10);  // from accept to hello.ok: slow-loris bound
+  milliseconds ping_interval = std::chrono::seconds(30);
+  milliseconds pong_timeout = std::chrono::seconds(60);   // silence this long closes the connection
+  std::size_t max_queue_bytes = 1024 * 1024;              // unwritten output past this is a slow consumer
+};
+
+// Parley's own close codes beside the hello failures of error.hpp.
+namespace close_codes {
+inline constexpr std::uint16_t token_revoked = 4000;
+inline constexpr std::uint16_t slow_consumer = 4008;
+inline constexpr std::uint16_t session_taken_over = 4009;  // a resume on another connection won
+}  // namespace close_codes
+
+enum class log_level { debug, info, warn, error };
+
+struct auth_verdict {
+  std::optional<error> failure;  // AuthRequiredError, BadTokenError or TokenRevokedError
+  std::string label;             // the token's label, to close its sessions when it is revoked
+};
+
+struct server_hooks {
+  // Decides a fresh hello's bearer token (from hello.authToken or the upgrade's
+  // Authorization header). Empty: every client is welcome, as on a loopback bind.
+  std::function<auth_verdict(const std::optional<std::string>& token)> authenticate;
+  // One line per event; never a token or a message body.
+  std::function<void(log_level, const std::string&)> log;
+};
+
+using connection_id = std::uint64_t;
+
+// The hub a server serves must store WebSocket frames, not bare JSON, so that each
+// message's frame is encoded once for all its recipients.
+[[nodiscard]] inline hub_config websocket_hub_config(hub_config config = {}) {
+  config.frame_encoder = [](std::string_view json_text) { return encode_server_text_frame(json_text); };
+  return config;
+}
+
+struct connection_output {
+  std::vector<shared_frame> frames;  // write in order, gathered into one write
+  bool close_after = false;          // then close the socket
+};
+
+class server {
+ public:
+  server(hub& h, server_config config = {}, server_hooks hooks = {})
+      : hub_(h), config_(config), hooks_(std::move(hooks)) {}
+
+  // ---- connections ----------------------------------------------------------
+
+  // A new TCP connection; nullopt when at the cap: write capacity_response() and close.
+  [[nodiscard]] std::optional<connection_id> accept(time_point now) {
+    if (connections_.size() >= config_.max_connections) {
+      ++refused_connections_;
+      return std::nullopt;
+    }
+    const connection_id id = ++last_connection_;
+    connections_.emplace(id, connection{id, now, config_});
+    return id;
+  }
+
+  [[nodiscard]] static std::string capacity_response() {
+    return build_http_response(http_error{503, "Service Unavailable: connection limit reached", {}});
+  }
+
+  void receive(connection_id id, std::string_view bytes, time_point now) {
+    connection* c = find(id);
+    if (!c || c->closing) return;
+    bytes_in_ += bytes.size();
+    if (c->stage == connection_stage::http) {
+      const auto parsed = c->http.feed(bytes);
+      if (parsed.status == http_parse_status::need_more) return;
+      if (parsed.status == http_parse_status::failed) return finish_http(*c, build_http_response(parsed.error));
+      if (!route_http(*c, now)) return;
+      bytes.remove_prefix(parsed.consumed);  // a client may send its hello right behind the upgrade
+    }
+    c->ws.receive(bytes);
+    while (!c->closing) {
+      auto event = c->ws.next_event();
+      if (!event) break;
+      c->last_heard = now;
+      std::visit([&](auto& e) { on_event(*c, e, now); }, *event);
+    }
+    flush_deliveries();
+  }
+
+  // The socket is gone (EOF, error, or we closed it). A session that did not end
+  // cleanly is detached and may resume within the grace period.
+  void transport_closed(connection_id id, time_point now) {
+    connection* c = find(id);
+    if (!c) return;
+    if (c->session) {
+      hub_.detach(*c->session, now);
+      by_session_.erase(*c->session);  // a taken-over connection has no session left to detach
+      log(log_level::info, "session " + session_id_of(*c) + " detached");
+    }
+    connections_.erase(id);
+  }
+
+  // Fires keepalive pings, handshake and pong timeouts, and the hub's session expiry.
+  void on_timer(time_point now) {
+    for (auto& [id, c] : connections_) {
+      if (c.closing) continue;
+      if (c.stage != connection_stage::open) {
+        if (now - c.accepted_at >= config_.handshake_timeout) {
+          log(log_level::info, "connection " + std::to_string(id) + " closed: handshake timeout");
+          if (c.stage == connection_stage::http) finish_http(c, build_http_response(http_error{408, "Request Timeout", {}}));
+          else close(c, ws_status::policy_violation, "hello not received in time");
+        }
+        continue;
+      }
+      if (now - c.last_heard >= config_.pong_timeout) {
+        log(log_level::info, "session " + session_id_of(c) + " closed: no pong in time");
+        close(c, ws_status::going_away, "keepalive timeout");
+        continue;
+      }
+      if (now - c.last_ping >= config_.ping_interval) {
+        c.last_ping = now;
+        push(c, make_shared_frame(c.ws.encode_ping()));
+      }
+    }
+    for (session_handle ended : hub_.expire(now)) log(log_level::info, "session " + std::to_string(ended) + " expired");
+    // Sessions end in several ways (expiry, a 1000 close, a refused resume); forget
+    // the labels of those that are gone.
+    for (auto it = labels_.begin(); it != labels_.end();) it = hub_.session(it->first) ? std::next(it) : labels_.erase(it);
+  }
+
+  // When on_timer wants to run next.
+  [[nodiscard]] std::optional<time_point> next_deadline() const {
+    std::optional<time_point> next = hub_.next_deadline();
+    auto consider = [&](time_point t) {
+      if (!next || t < *next) next = t;
+    };
+    for (const auto& [id, c] : connections_) {
+      if (c.closing) continue;
+      if (c.stage != connection_stage::open) {
+        consider(c.accepted_at + config_.handshake_timeout);
+      } else {
+        consider(c.last_heard + config_.pong_timeout);
+        consider(c.last_ping + config_.ping_interval);
+      }
+    }
+    return next;
+  }
+
+  // ---- output -------------------------------------------------------------
+
+  // Connections with something to write or a close to carry out, each listed once.
+  [[nodiscard]] std::vector<connection_id> take_writable() {
+    std::vector<connection_id> out;
+    out.swap(writable_);
+    for (connection_id id : out)
+      if (connection* c = find(id)) c->writable_listed = false;
+    return out;
+  }
+
+  // The frames to write now. They count against the queue bound until written() says so.
+  [[nodiscard]] connection_output take_output(connection_id id) {
+    connection_output out;
+    connection* c = find(id);
+    if (!c) return out;
+    out.frames.swap(c->pending);
+    for (const auto& f : out.frames) bytes_out_ += f->size();
+    out.close_after = c->closing;
+    return out;
+  }
+
+  void written(connection_id id, std::size_t bytes) {
+    if (connection* c = find(id)) c->unwritten_bytes -= std::min(bytes, c->unwritten_bytes);
+  }
+
+  // ---- operations from outside ----------------------------------------------
+
+  // SIGTERM: refuse new hellos and close every connection with 1001.
+  void shutdown() {
+    shutting_down_ = true;
+    for (auto& [id, c] : connections_) {
+      if (c.closing) continue;
+      if (c.stage == connection_stage::http) finish_http(c, build_http_response(http_error{503, "Service Unavailable: shutting down", {}}));
+      else close(c, ws_status::going_away, "server shutting down");
+    }
+  }
+
+  // A revoked token: its sessions end, and live ones are closed with 4000 first.
+  void close_sessions_of_label(const std::string& label) {
+    for (auto it = labels_.begin(); it != labels_.end();) {
+      if (it->second != label) {
+        ++it;
+        continue;
+      }
+      const session_handle s = it->first;
+      if (auto conn = by_session_.find(s); conn != by_session_.end()) {
+        if (connection* c = find(conn->second)) {
+          log(log_level::info, "session " + session_id_of(*c) + " closed: token revoked");
+          close(*c, close_codes::token_revoked, "token revoked");
+          c->session.reset();
+        }
+        by_session_.erase(conn);
+      }
+      hub_.end_session(s);
+      it = labels_.erase(it);
+    }
+  }
+
+  [[nodiscard]] std::string metrics_text() const {
+    const hub_stats st = hub_.stats();
+    std::string out;
+    auto metric = [&](const char* name, const char* type, const char* help, std::uint64_t value) {
+      out += std::string("# HELP parley_") + name + " " + help + "\n# TYPE parley_" + name + " " + type + "\nparley_" +
+             name + " " + std::to_string(value) + "\n";
+    };
+    metric("connections", "gauge", "Open TCP connections.", connections_.size());
+    metric("sessions", "gauge", "Sessions, attached or within their grace period.", st.sessions);
+    metric("sessions_attached", "gauge", "Sessions with a live connection.", st.attached_sessions);
+    metric("rooms", "gauge", "Rooms known to the server.", st.rooms);
+    metric("memberships", "gauge", "Session memberships across all rooms.", st.memberships);
+    metric("messages_total", "counter", "Messages accepted by send_message.", st.messages_total);
+    metric("deliveries_total", "counter", "room.message frames queued for recipients, replays included.",
+           st.deliveries_total);
+    metric("rate_limited_total", "counter", "send_message calls refused by the rate limit.", st.rate_limited_total);
+    metric("replay_overflows_total", "counter", "Resumes refused because the replay ring had overflowed.",
+           st.replay_overflows_total);
+    metric("slow_consumer_closes_total", "counter", "Connections closed with 4008 for an outgoing queue over its bound.",
+           slow_consumer_closes_);
+    metric("connections_refused_total", "counter", "Connections refused at the connection cap.", refused_connections_);
+    metric("bytes_in_total", "counter", "Bytes received from clients.", bytes_in_);
+    metric("bytes_out_total", "counter", "Bytes handed to the transport for clients.", bytes_out_);
+    return out;
+  }
+
+  [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
+  [[nodiscard]] std::optional<session_handle> session_of(connection_id id) const {
+    auto it = connections_.find(id);
+    if (it == connections_.end()) return std::nullopt;
+    return it->second.session;
+  }
+
+ private:
+  enum class connection_stage { http, awaiting_hello, open };
+
+  struct connection {
+    connection(connection_id id_, time_point now, const server_config& config)
+        : id(id_), accepted_at(now), last_heard(now), last_ping(now), http(config.http),
+          ws(role::server, {}, config.websocket) {}
+
+    connection_id id;
+    connection_stage stage = connection_stage::http;
+    time_point accepted_at;
+    time_point last_heard;
+    time_point last_ping;
+    http_request_parser http;
+    websocket ws;
+    std::optional<std::string> bearer_token;
+    std::optional<session_handle> session;
+    std::string label;
+    std::vector<shared_frame> pending;  // not yet taken by the transport
+    std::size_t unwritten_bytes = 0;    // pushed and not yet reported written: what the bound limits
+    bool closing = false;
+    bool writable_listed = false;
+  };
+
+  connection* find(connection_id id) {
+    auto it = connections_.find(id);
+    return it == connections_.end() ? nullptr : &it->second;
+  }
+
+  void log(log_level level, const std::string& line) const {
+    if (hooks_.log) hooks_.log(level, line);
+  }
+
+  std::string session_id_of(const connection& c) const {
+    if (!c.session) return "(none)";
+    const auto* s = hub_.session(*c.session);
+    return s ? s->id : "(ended)";
+  }
+
+  void mark_writable(connection& c) {
+    if (!c.writable_listed) {
+      c.writable_listed = true;
+      writable_.push_back(c.id);
+    }
+  }
+
+  void push(connection& c, shared_frame frame) {
+    c.unwritten_bytes += frame->size();
+    c.pending.push_back(std::move(frame));
+    mark_writable(c);
+  }
+
+  void send_text(connection& c, std::string_view json_text) { push(c, make_shared_frame(encode_server_text_frame(json_text))); }
+
+  // Sends a close frame and stops reading; the transport closes after writing it.
+  void close(connection& c, std::uint16_t code, std::string_view reason) {
+    if (c.closing) return;
+    push(c, make_shared_frame(c.ws.encode_close(code, reason)));
+    c.closing = true;
+  }
+
+  void finish_http(connection& c, std::string response) {
+    push(c, make_shared_frame(std::move(response)));
+    c.closing = true;
+  }
+
+  // Returns true when the connection was upgraded and bytes should flow to the WebSocket.
+  bool route_http(connection& c, time_point) {
+    const http_request request = c.http.take_request();
+    std::string_view path = request.target;
+    path = path.substr(0, path.find('?'));
+    if (path == "/healthz" || path == "/metrics") {
+      if (request.method != "GET" && request.method != "HEAD") {
+        http_headers allow;
+        allow.add("Allow", "GET, HEAD");
+        finish_http(c, build_http_response(http_error{405, "Method Not Allowed", allow}));
+        return false;
+      }
+      http_headers headers;
+      headers.add("Content-Type", path == "/healthz" ? "text/plain; charset=utf-8" : "text/plain; version=0.0.4; charset=utf-8");
+      std::string body = path == "/healthz" ? std::string("ok\n") : metrics_text();
+      std::string response = build_http_response(200, "OK", headers, request.method == "HEAD" ? std::string() : body);
+      finish_http(c, std::move(response));
+      return false;
+    }
+    if (path != "/") {
+      finish_http(c, build_http_response(http_error{404, "Not Found", {}}));
+      return false;
+    }
+    if (!is_upgrade_request(request)) {
+      http_headers upgrade;
+      upgrade.add("Upgrade", "websocket");
+      finish_http(c, build_http_response(http_error{426, "Upgrade Required", upgrade}));
+      return false;
+    }
+    auto accept = validate_websocket_upgrade(request);
+    if (!accept) {
+      finish_http(c, build_http_response(accept.error()));
+      return false;
+    }
+    if (auto auth = request.headers.get("Authorization")) {
+      constexpr std::string_view scheme = "Bearer ";
+      if (auth->size() > scheme.size() && detail::iequals(auth->substr(0, scheme.size()), scheme))
+        c.bearer_token = std::string(detail::trim_ows(auth->substr(scheme.size())));
+    }
+    push(c, make_shared_frame(build_switching_protocols(*accept)));
+    c.stage = connection_stage::awaiting_hello;
+    return true;
+  }
+
+  void on_event(connection& c, ws_text& e, time_point now) { on_message(c, e.data, now); }
+  // The reference server reads binary frames as UTF-8 JSON too; so do we.
+  void on_event(connection& c, ws_binary& e, time_point now) {
+    if (!is_valid_utf8(e.data)) return close(c, ws_status::invalid_payload, "binary frame is not UTF-8 JSON");
+    on_message(c, e.data, now);
+  }
+  void on_event(connection& c, ws_ping& e, time_point) { push(c, make_shared_frame(c.ws.encode_pong(e.payload))); }
+  void on_event(connection&, ws_pong&, time_point) {}
+  void on_event(connection& c, ws_close& e, time_point) {
+    // 1000 is a deliberate goodbye: the session ends now and its nicknames vanish for
+    // everyone; any other close is a drop that the grace period covers.
+    if (c.session && e.code == ws_status::normal) {
+      log(log_level::info, "session " + session_id_of(c) + " ended by the client");
+      by_session_.erase(*c.session);
+      hub_.end_session(*c.session);
+      c.session.reset();
+    }
+    close(c, e.code, {});
+  }
+  void on_event(connection& c, ws_failure& e, time_point) {
+    log(log_level::info, "connection " + std::to_string(c.id) + " failed: " + e.reason);
+    close(c, e.close_code, e.reason);
+  }
+
+  void on_message(connection& c, std::string_view text, time_point now) {
+    if (c.stage == connection_stage::open) {
+      if (auto answer = serve_client_text(hub_, *c.session, text, now)) send_text(c, *answer);
+      return;
+    }
+    auto hello = decode_hello(text);
+    if (!hello) return refuse_hello(c, hello.error());
+    if (shutting_down_)
+      return refuse_hello(c, error{error_code::server_shutting_down, "the server is shutting down", nullptr});
+    std::optional<error> auth_failure;
+    if (!hello->resume && hooks_.authenticate) {
+      auto token = hello->auth_token ? hello->auth_token : c.bearer_token;
+      auth_verdict verdict = hooks_.authenticate(token);
+      auth_failure = std::move(verdict.failure);
+      c.label = std::move(verdict.label);
+    }
+    hello_outcome outcome = serve_hello(hub_, *hello, now, auth_failure);
+    if (!outcome.session) {
+      log(log_level::info, "hello refused with close code " + std::to_string(*outcome.close_code));
+      send_text(c, outcome.frame);
+      return close(c, static_cast<std::uint16_t>(*outcome.close_code), "hello refused");
+    }
+    const session_handle s = outcome.session->handle;
+    if (auto previous = by_session_.find(s); previous != by_session_.end() && previous->second != c.id) {
+      if (connection* old = find(previous->second)) {  // the newer connection wins the session
+        old->session.reset();
+        close(*old, close_codes::session_taken_over, "session resumed on another connection");
+      }
+    }
+    if (hello->resume) {
+      if (auto it = labels_.find(s); it != labels_.end()) c.label = it->second;
+    } else {
+      labels_[s] = c.label;
+    }
+    by_session_[s] = c.id;
+    c.session = s;
+    c.stage = connection_stage::open;
+    c.last_ping = now;
+    send_text(c, outcome.frame);
+    // The replay goes out at once and outside the queue bound: the ring already bounds
+    // it (capacity x largest frame), and a resume must not trip the slow-consumer close.
+    for (auto& frame : hub_.drain(s)) push(c, std::move(frame));
+    log(log_level::info, std::string("session ") + outcome.session->session_id + (hello->resume ? " resumed" : " started"));
+  }
+
+  void refuse_hello(connection& c, const error& e) {
+    log(log_level::info, std::string("hello refused: ") + std::string(to_string(e.code)));
+    send_text(c, encode_hello_err(e));
+    close(c, static_cast<std::uint16_t>(close_code_for(e.code)), "hello refused");
+  }
+
+  // Moves the hub's deliveries (already WebSocket frames, shared) onto connections,
+  // closing any connection whose unwritten output would pass the bound.
+  void flush_deliveries() {
+    for (session_handle s : hub_.take_ready()) {
+      std::vector<shared_frame> frames = hub_.drain(s);
+      if (frames.empty()) continue;  // already sent, e.g. as a resume's replay
+      auto it = by_session_.find(s);
+      if (it == by_session_.end()) continue;
+      connection* c = find(it->second);
+      if (!c || c->closing) continue;
+      std::size_t bytes = 0;
+      for (const auto& f : frames) bytes += f->size();
+      if (c->unwritten_bytes + bytes > config_.max_queue_bytes) {
+        slow_consumer(*c);
+        continue;
+      }
+      for (auto& f : frames) push(*c, std::move(f));
+    }
+  }
+
+  // Unwritten frames are dropped, not lost: they sit in the session's replay rings,
+  // so a resume replays them or reports the overflow.
+  void slow_consumer(connection& c) {
+    ++slow_consumer_closes_;
+    log(log_level::warn, "session " + session_id_of(c) + " closed: slow consumer");
+    for (const auto& f : c.pending) c.unwritten_bytes -= std::min(f->size(), c.unwritten_bytes);
+    c.pending.clear();
+    close(c, close_codes::slow_consumer, "slow consumer");
+  }
+
+  hub& hub_;
+  server_config config_;
+  server_hooks hooks_;
+  std::unordered_map<connection_id, connection> connections_;
+  std::unordered_map<session_handle, connection_id> by_session_;
+  std::unordered_map<session_handle, std::string> labels_;
+  std::vector<connection_id> writable_;
+  connection_id last_connection_ = 0;
+  bool shutting_down_ = false;
+  std::uint64_t slow_consumer_closes_ = 0;
+  std::uint64_t refused_connections_ = 0;
+  std::uint64_t bytes_in_ = 0;
+  std::uint64_t bytes_out_ = 0;
+};
+
+}  // namespace parley
+// ----- end parley/server.hpp -----
 // ----- end parley/parley.hpp -----
