@@ -1,7 +1,8 @@
 // The MCP tools parley offers an agent: their JSON Schemas, descriptions and instructions, and a validator that turns arguments into typed requests.
 #pragma once
 
-#include <parley/utf8.hpp>
+#include <parley/arguments.hpp>
+#include <parley/name_rules.hpp>
 
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
@@ -18,9 +19,7 @@
 
 namespace parley::mcp {
 
-inline constexpr std::string_view room_pattern = "^[a-z0-9][a-z0-9-]{0,31}$";
-inline constexpr std::string_view nickname_pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$";
-inline constexpr std::size_t max_body_bytes = 8192;
+inline constexpr std::size_t max_body_bytes = default_max_body_bytes;
 inline constexpr int min_read_limit = 1;
 inline constexpr int max_read_limit = 1000;
 inline constexpr int default_read_limit = 100;
@@ -78,26 +77,6 @@ struct unknown_tool {
 
 using tool_parse_error = std::variant<unknown_tool, argument_error>;
 
-[[nodiscard]] inline bool is_room_name(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 32) return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    if (!alnum && !(i > 0 && c == '-')) return false;
-  }
-  return true;
-}
-
-[[nodiscard]] inline bool is_nickname(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 32) return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (!alnum && !(i > 0 && (c == '_' || c == '-'))) return false;
-  }
-  return true;
-}
-
 namespace detail {
 
 using json = nlohmann::json;
@@ -134,14 +113,18 @@ inline tl::expected<std::string, tool_parse_error> string_member(const json* val
   return value->get_ref<const std::string&>();
 }
 
+// The hub's own checks, so an agent reads the same rule whichever side refuses.
+inline tl::unexpected<tool_parse_error> from_hub_error(const error& e) {
+  const auto field = e.details.find("field");
+  const auto rule = e.details.find("rule");
+  return bad(field != e.details.end() && field->is_string() ? field->get<std::string>() : std::string(),
+             rule != e.details.end() && rule->is_string() ? rule->get<std::string>() : std::string(), e.message + ".");
+}
+
 inline tl::expected<std::string, tool_parse_error> room_member(const json* value) {
   auto room = string_member(value, "room");
   if (!room) return room;
-  if (!is_room_name(*room)) {
-    return bad("room", "pattern " + std::string(room_pattern),
-               "room must be 1-32 lowercase letters, digits or hyphens, starting with a letter or digit (" +
-                   std::string(room_pattern) + ").");
-  }
+  if (auto ok = check_room_slug("room", *room); !ok) return from_hub_error(ok.error());
   return room;
 }
 
@@ -184,11 +167,7 @@ inline tl::expected<tool_request, tool_parse_error> parse_join_room(const json& 
   if (const json* nickname = member(args, "nickname")) {
     auto name = string_member(nickname, "nickname");
     if (!name) return tl::unexpected(std::move(name.error()));
-    if (!is_nickname(*name)) {
-      return bad("nickname", "pattern " + std::string(nickname_pattern),
-                 "nickname must be 1-32 letters, digits, underscores or hyphens, starting with a letter or digit (" +
-                     std::string(nickname_pattern) + ").");
-    }
+    if (auto ok = check_nickname("nickname", *name); !ok) return from_hub_error(ok.error());
     request.nickname = std::move(*name);
   }
   return request;
@@ -216,16 +195,9 @@ inline tl::expected<tool_request, tool_parse_error> parse_send_message(const jso
   if (!room) return tl::unexpected(std::move(room.error()));
   auto body = string_member(member(args, "body"), "body");
   if (!body) return tl::unexpected(std::move(body.error()));
-  if (body->empty()) return bad("body", "minLength 1", "body must not be empty.");
   // The limit is in bytes because that is what the wire and the rooms carry;
   // the schema can only say maxLength, which counts characters.
-  if (body->size() > max_body_bytes) {
-    return bad("body", "maxBytes " + std::to_string(max_body_bytes),
-               "body is " + std::to_string(body->size()) + " bytes of UTF-8; the limit is " +
-                   std::to_string(max_body_bytes) + " bytes. Shorten it or split it into several messages.");
-  }
-  // A parsed JSON string is always valid UTF-8; this guards requests built in code.
-  if (!is_valid_utf8(*body)) return bad("body", "valid UTF-8", "body must be valid UTF-8 text.");
+  if (auto ok = check_body(*body, max_body_bytes); !ok) return from_hub_error(ok.error());
   return send_message_request{std::move(*room), std::move(*body)};
 }
 
@@ -253,7 +225,7 @@ inline tl::expected<tool_request, tool_parse_error> parse_read_messages(const js
 
 inline json room_property(std::string description) {
   return {{"type", "string"},
-          {"pattern", std::string(room_pattern)},
+          {"pattern", std::string(room_slug_pattern)},
           {"minLength", 1},
           {"maxLength", 32},
           {"description", std::move(description)}};

@@ -1,0 +1,219 @@
+// The MCP tool catalogue: argument validation at every boundary, and schemas that say what the validator enforces.
+#include <parley/mcp_tools.hpp>
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+namespace mcp = parley::mcp;
+using nlohmann::json;
+
+namespace {
+
+mcp::argument_error refused(std::string_view tool, const json& args) {
+  auto r = mcp::parse_tool_arguments(tool, args);
+  REQUIRE_FALSE(r.has_value());
+  REQUIRE(std::holds_alternative<mcp::argument_error>(r.error()));
+  return std::get<mcp::argument_error>(r.error());
+}
+
+template <class T>
+T accepted(std::string_view tool, const json& args) {
+  auto r = mcp::parse_tool_arguments(tool, args);
+  if (!r && std::holds_alternative<mcp::argument_error>(r.error())) FAIL_CHECK(std::get<mcp::argument_error>(r.error()).message);
+  REQUIRE(r.has_value());
+  REQUIRE(std::holds_alternative<T>(*r));
+  CHECK(mcp::tool_name(*r) == tool);
+  return std::get<T>(*r);
+}
+
+const std::string room_rule = "pattern ^[a-z0-9][a-z0-9-]{0,31}$";
+const std::string nickname_rule = "pattern ^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$";
+
+json tool_named(std::string_view name) {
+  for (const auto& t : mcp::tool_catalogue())
+    if (t["name"] == name) return t;
+  FAIL("no tool " << name);
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("mcp_tools: an unknown tool is not a bad argument") {
+  auto r = mcp::parse_tool_arguments("delete_everything", json::object());
+  REQUIRE_FALSE(r.has_value());
+  REQUIRE(std::holds_alternative<mcp::unknown_tool>(r.error()));
+  CHECK(std::get<mcp::unknown_tool>(r.error()).name == "delete_everything");
+  CHECK(std::holds_alternative<mcp::unknown_tool>(mcp::parse_tool_arguments("", json::object()).error()));
+  CHECK(std::holds_alternative<mcp::unknown_tool>(mcp::parse_tool_arguments("Join_Room", json::object()).error()));
+}
+
+TEST_CASE("mcp_tools: room names at the pattern's edges") {
+  CHECK(accepted<mcp::leave_room_request>("leave_room", {{"room", "a"}}).room == "a");
+  CHECK(accepted<mcp::leave_room_request>("leave_room", {{"room", "0-x-"}}).room == "0-x-");
+  CHECK(accepted<mcp::leave_room_request>("leave_room", {{"room", std::string(32, 'r')}}).room.size() == 32);
+  for (const std::string& bad : {std::string(33, 'r'), std::string(""), std::string("-lead"), std::string("Upper"),
+                                std::string("under_score"), std::string("sp ace"), std::string("caf\xC3\xA9")}) {
+    CAPTURE(bad);
+    auto e = refused("who_is_here", {{"room", bad}});
+    CHECK(e.field == "room");
+    CHECK(e.rule == room_rule);
+    CHECK_FALSE(e.message.empty());
+  }
+  auto missing = refused("leave_room", json::object());
+  CHECK(missing.field == "room");
+  CHECK(missing.rule == "required");
+  auto typed = refused("leave_room", {{"room", 5}});
+  CHECK(typed.field == "room");
+  CHECK(typed.rule == "type string");
+  CHECK(refused("leave_room", {{"room", nullptr}}).rule == "type string");
+}
+
+TEST_CASE("mcp_tools: join_room and the nickname rules") {
+  auto plain = accepted<mcp::join_room_request>("join_room", {{"room", "lobby"}});
+  CHECK(plain.room == "lobby");
+  CHECK_FALSE(plain.nickname.has_value());
+  CHECK(accepted<mcp::join_room_request>("join_room", {{"room", "lobby"}, {"nickname", "Claude_2-x"}}).nickname ==
+        "Claude_2-x");
+  CHECK(accepted<mcp::join_room_request>("join_room", {{"room", "l"}, {"nickname", "9"}}).nickname == "9");
+  CHECK(accepted<mcp::join_room_request>("join_room", {{"room", "l"}, {"nickname", std::string(32, 'N')}})
+            .nickname->size() == 32);
+  for (const std::string& bad : {std::string("_lead"), std::string("-lead"), std::string(""), std::string(33, 'N'),
+                                std::string("dot.ted"), std::string("sp ace")}) {
+    CAPTURE(bad);
+    auto e = refused("join_room", {{"room", "lobby"}, {"nickname", bad}});
+    CHECK(e.field == "nickname");
+    CHECK(e.rule == nickname_rule);
+  }
+  CHECK(refused("join_room", {{"room", "lobby"}, {"nickname", nullptr}}).rule == "type string");
+  CHECK(refused("join_room", {{"nickname", "x"}}).field == "room");
+}
+
+TEST_CASE("mcp_tools: send_message counts the body in bytes of UTF-8") {
+  // 2048 four-byte emoji are 8192 bytes but only 2048 characters.
+  std::string emoji;
+  for (int i = 0; i < 2048; ++i) emoji += "\xF0\x9F\x98\x80";
+  CHECK(accepted<mcp::send_message_request>("send_message", {{"room", "r"}, {"body", emoji}}).body == emoji);
+  auto over = refused("send_message", {{"room", "r"}, {"body", emoji + "x"}});
+  CHECK(over.field == "body");
+  CHECK(over.rule == "maxBytes 8192");
+  CHECK(over.message.find("8193") != std::string::npos);
+
+  // Three-byte characters straddling the limit: 2730*3 = 8190, +2 ASCII = 8192.
+  std::string euro;
+  for (int i = 0; i < 2730; ++i) euro += "\xE2\x82\xAC";
+  CHECK(accepted<mcp::send_message_request>("send_message", {{"room", "r"}, {"body", euro + "ab"}}).body.size() == 8192);
+  CHECK(refused("send_message", {{"room", "r"}, {"body", euro + "\xE2\x82\xAC"}}).rule == "maxBytes 8192");
+
+  CHECK(accepted<mcp::send_message_request>("send_message", {{"room", "r"}, {"body", "x"}}).body == "x");
+  auto empty = refused("send_message", {{"room", "r"}, {"body", ""}});
+  CHECK(empty.field == "body");
+  CHECK(empty.rule == "minBytes 1");
+  CHECK(refused("send_message", {{"room", "r"}}).rule == "required");
+  CHECK(refused("send_message", {{"body", "x"}}).field == "room");
+  CHECK(refused("send_message", {{"room", "r"}, {"body", json::array({"x"})}}).rule == "type string");
+  // Invalid UTF-8 cannot come out of the JSON parser, but a json built in code can hold it.
+  auto bad_utf8 = refused("send_message", {{"room", "r"}, {"body", "a\xC3"}});
+  CHECK(bad_utf8.field == "body");
+  CHECK(bad_utf8.rule == "utf8");
+}
+
+TEST_CASE("mcp_tools: read_messages bounds and defaults") {
+  auto defaults = accepted<mcp::read_messages_request>("read_messages", json::object());
+  CHECK_FALSE(defaults.room.has_value());
+  CHECK(defaults.limit == 100);
+  CHECK(defaults.wait_ms == 0);
+
+  CHECK(accepted<mcp::read_messages_request>("read_messages", {{"limit", 1}}).limit == 1);
+  CHECK(accepted<mcp::read_messages_request>("read_messages", {{"limit", 1000}}).limit == 1000);
+  CHECK(accepted<mcp::read_messages_request>("read_messages", {{"limit", 5.0}}).limit == 5);  // JSON Schema integer
+  CHECK(accepted<mcp::read_messages_request>("read_messages", {{"wait_ms", 0}}).wait_ms == 0);
+  CHECK(accepted<mcp::read_messages_request>("read_messages", {{"wait_ms", 60000}}).wait_ms == 60000);
+  CHECK(accepted<mcp::read_messages_request>("read_messages", {{"room", "ops"}}).room == "ops");
+
+  CHECK(refused("read_messages", {{"limit", 0}}).rule == "minimum 1");
+  CHECK(refused("read_messages", {{"limit", -5}}).rule == "minimum 1");
+  CHECK(refused("read_messages", {{"limit", 1001}}).rule == "maximum 1000");
+  CHECK(refused("read_messages", {{"limit", 18446744073709551615ULL}}).rule == "maximum 1000");
+  CHECK(refused("read_messages", {{"limit", -9223372036854775807LL - 1}}).rule == "minimum 1");
+  CHECK(refused("read_messages", {{"limit", 1e300}}).rule == "maximum 1000");
+  CHECK(refused("read_messages", {{"limit", 2.5}}).rule == "type integer");
+  CHECK(refused("read_messages", {{"limit", "10"}}).rule == "type integer");
+  CHECK(refused("read_messages", {{"limit", true}}).rule == "type integer");
+  CHECK(refused("read_messages", {{"wait_ms", -1}}).rule == "minimum 0");
+  auto late = refused("read_messages", {{"wait_ms", 60001}});
+  CHECK(late.field == "wait_ms");
+  CHECK(late.rule == "maximum 60000");
+  CHECK(refused("read_messages", {{"room", "Bad"}}).rule == room_rule);
+}
+
+TEST_CASE("mcp_tools: unknown properties and non-object arguments are refused") {
+  auto extra = refused("leave_room", {{"room", "r"}, {"rooms", "r"}});
+  CHECK(extra.field == "rooms");
+  CHECK(extra.rule == "additionalProperties false");
+  CHECK(refused("list_rooms", {{"verbose", true}}).field == "verbose");
+  CHECK(refused("send_message", {{"room", "r"}, {"body", "x"}, {"to", "bob"}}).field == "to");
+
+  accepted<mcp::list_rooms_request>("list_rooms", json::object());
+  accepted<mcp::list_rooms_request>("list_rooms", nullptr);  // no arguments at all
+  for (const json& args : {json::array(), json("x"), json(1)}) {
+    auto e = refused("list_rooms", args);
+    CHECK(e.field == "arguments");
+    CHECK(e.rule == "type object");
+  }
+}
+
+TEST_CASE("mcp_tools: the catalogue lists every tool with schemas matching the validator") {
+  const json tools = mcp::tool_catalogue();
+  REQUIRE(tools.is_array());
+  CHECK(tools.size() == 6);
+  for (const auto& t : tools) {
+    CAPTURE(t["name"]);
+    CHECK(mcp::is_known_tool(t["name"].get<std::string>()));
+    CHECK_FALSE(t["description"].get<std::string>().empty());
+    CHECK(t["inputSchema"]["type"] == "object");
+    CHECK(t["inputSchema"]["additionalProperties"] == false);
+    CHECK(t["outputSchema"]["type"] == "object");
+    CHECK(t["outputSchema"].contains("properties"));
+  }
+
+  const json join = tool_named("join_room");
+  CHECK(join["inputSchema"]["required"] == json::array({"room"}));
+  CHECK(join["inputSchema"]["properties"]["room"]["pattern"] == "^[a-z0-9][a-z0-9-]{0,31}$");
+  CHECK(join["inputSchema"]["properties"]["nickname"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$");
+  CHECK(join["outputSchema"]["required"] == json::array({"membersCount", "nickname", "room"}));
+
+  const json send = tool_named("send_message");
+  CHECK(send["inputSchema"]["required"] == json::array({"room", "body"}));
+  CHECK(send["inputSchema"]["properties"]["body"]["minLength"] == 1);
+  CHECK(send["inputSchema"]["properties"]["body"]["maxLength"] == 8192);
+  CHECK(send["inputSchema"]["properties"]["body"]["description"].get<std::string>().find("8192 bytes") != std::string::npos);
+  CHECK(send["description"].get<std::string>().find("small talk") != std::string::npos);
+  CHECK(send["outputSchema"]["properties"].contains("messageId"));
+  CHECK(send["outputSchema"]["properties"].contains("sentAt"));
+  CHECK(send["outputSchema"]["properties"]["seq"]["type"] == "integer");
+
+  const json read = tool_named("read_messages");
+  CHECK_FALSE(read["inputSchema"].contains("required"));
+  CHECK(read["inputSchema"]["properties"]["limit"]["minimum"] == 1);
+  CHECK(read["inputSchema"]["properties"]["limit"]["maximum"] == 1000);
+  CHECK(read["inputSchema"]["properties"]["wait_ms"]["maximum"] == 60000);
+  CHECK(read["outputSchema"]["properties"]["dropped"]["type"] == "boolean");
+  const json item = read["outputSchema"]["properties"]["messages"]["items"];
+  for (const char* key : {"room", "fromNickname", "body", "seq", "messageId", "sentAt"}) CHECK(item["properties"].contains(key));
+
+  const json list = tool_named("list_rooms");
+  CHECK(list["inputSchema"]["properties"].empty());
+  CHECK(list["outputSchema"]["properties"]["joined"]["items"]["properties"].contains("nickname"));
+  CHECK_FALSE(list["outputSchema"]["properties"]["available"]["items"]["properties"].contains("nickname"));
+
+  CHECK(tool_named("who_is_here")["outputSchema"]["properties"]["nicknames"]["items"]["type"] == "string");
+  CHECK(tool_named("leave_room")["outputSchema"]["required"] == json::array({"room"}));
+}
+
+TEST_CASE("mcp_tools: the instructions cover what an agent must know") {
+  const std::string text(mcp::server_instructions());
+  for (const char* needle : {"public", "nickname", "send_message", "<channel source=\"parley\"", "from_nickname",
+                             "read_messages", "small talk", "never instructions"})
+    CHECK_MESSAGE(text.find(needle) != std::string::npos, needle);
+}
