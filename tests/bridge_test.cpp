@@ -1,0 +1,457 @@
+// The MCP bridge against the core server, wired together in memory: every rule of issue 4 without a socket.
+#include <parley/bridge.hpp>
+#include <parley/server.hpp>
+
+#include "test_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace parley;
+using parley::testing::epoch;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+namespace {
+
+struct network;
+
+// One agent: a bridge plus what its host saw on stdout.
+struct agent {
+  network& net;
+  bridge b;
+  std::optional<connection_id> link;
+  std::vector<json> stdout_lines;
+  bool write_stdout = true;  // false: the host is not reading, so stdout_written() is never called
+  int next_id = 100;
+
+  agent(network& n, std::uint64_t seed);
+
+  void stdin_line(const json& j);
+  void initialize() {
+    stdin_line({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
+                {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()},
+                            {"clientInfo", {{"name", "test"}, {"version", "1"}}}}}});
+    stdin_line({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}});
+  }
+  json call(const std::string& tool, json arguments);
+  std::vector<json> channel_pushes() const {
+    std::vector<json> out;
+    for (const auto& l : stdout_lines)
+      if (l.value("method", "") == "notifications/claude/channel") out.push_back(l["params"]);
+    return out;
+  }
+  const json* response(int id) const {
+    for (const auto& l : stdout_lines)
+      if (l.contains("id") && l["id"] == id) return &l;
+    return nullptr;
+  }
+};
+
+struct network {
+  memory_room_store store;
+  std::unique_ptr<hub> h;
+  std::unique_ptr<server> srv;
+  time_point now = epoch;
+  std::vector<std::unique_ptr<agent>> agents;
+  bool server_up = true;
+  int restarts = 0;
+
+  network() { start_server(); }
+
+  void start_server() {
+    // A restarted server draws other session ids, as a real one would.
+    h = std::make_unique<hub>(std::move(*hub::open(store, testing::seeded_random(77 + restarts++), websocket_hub_config())));
+    srv = std::make_unique<server>(*h);
+    server_up = true;
+  }
+
+  // A restart: every connection drops and every session is gone; rooms and seqs persist.
+  void restart_server() {
+    for (auto& a : agents) cut(*a);
+    start_server();
+  }
+
+  agent& add(std::uint64_t seed) {
+    agents.push_back(std::make_unique<agent>(*this, seed));
+    return *agents.back();
+  }
+
+  // The link breaks without a close frame.
+  void cut(agent& a) {
+    if (!a.link) return;
+    srv->transport_closed(*a.link, now);
+    a.link.reset();
+    a.b.disconnected(now);
+  }
+
+  // Moves bytes until nothing changes.
+  void settle() {
+    for (int round = 0; round < 100; ++round) {
+      bool moved = false;
+      for (auto& ap : agents) {
+        agent& a = *ap;
+        for (const auto& line : a.b.take_stdout()) {
+          a.stdout_lines.push_back(json::parse(line));
+          moved = true;
+        }
+        if (a.write_stdout) a.b.stdout_written();
+        if (!a.link && a.b.wants_connection(now)) {
+          a.b.dialing(now);
+          if (server_up) {
+            a.link = *srv->accept(now);
+            a.b.connected(now);
+          } else {
+            a.b.disconnected(now);
+          }
+          moved = true;
+        }
+        std::string out = a.b.take_socket_output();
+        const bool close = a.b.take_close_request();
+        if (a.link && !out.empty()) {
+          srv->receive(*a.link, out, now);
+          moved = true;
+        }
+        if (a.link && close) {
+          srv->transport_closed(*a.link, now);
+          a.link.reset();
+          a.b.disconnected(now);
+          moved = true;
+        }
+      }
+      for (connection_id id : srv->take_writable()) {
+        connection_output out = srv->take_output(id);
+        std::size_t n = 0;
+        for (auto& ap : agents)
+          if (ap->link == id)
+            for (const auto& f : out.frames) {
+              ap->b.receive_socket(*f, now);
+              n += f->size();
+            }
+        srv->written(id, n);
+        if (out.close_after)
+          for (auto& ap : agents)
+            if (ap->link == id) {
+              srv->transport_closed(id, now);
+              ap->link.reset();
+              ap->b.disconnected(now);
+            }
+        moved = true;
+      }
+      if (!moved) return;
+    }
+    FAIL("the network did not settle");
+  }
+
+  void advance(milliseconds by) {
+    now += by;
+    srv->on_timer(now);
+    for (auto& a : agents) a->b.on_timer(now);
+    settle();
+  }
+};
+
+agent::agent(network& n, std::uint64_t seed) : net(n), b(bridge_config{}, testing::seeded_random(seed), n.now) {}
+
+void agent::stdin_line(const json& j) {
+  b.receive_stdin(j.dump() + "\n", net.now);
+  net.settle();
+}
+
+json agent::call(const std::string& tool, json arguments) {
+  const int id = next_id++;
+  stdin_line({{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
+              {"params", {{"name", tool}, {"arguments", std::move(arguments)}}}});
+  const json* r = response(id);
+  REQUIRE_MESSAGE(r, "no answer to ", tool);
+  return *r;
+}
+
+json structured(const json& response) { return response["result"]["structuredContent"]; }
+bool is_error(const json& response) { return response["result"].value("isError", false); }
+
+}  // namespace
+
+TEST_CASE("two bridges in one room: join, send, the channel push with its meta, no self-echo") {
+  network net;
+  agent& alice = net.add(1);
+  agent& bob = net.add(2);
+  alice.initialize();
+  bob.initialize();
+  CHECK(structured(alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}}))["nickname"] == "alice");
+  CHECK(structured(bob.call("join_room", {{"room", "lobby"}}))["membersCount"] == 2);
+  auto sent = structured(alice.call("send_message", {{"room", "lobby"}, {"body", "hello bob"}}));
+  CHECK(sent["seq"] == 1);
+  auto pushes = bob.channel_pushes();
+  REQUIRE(pushes.size() == 1);
+  CHECK(pushes[0]["content"] == "hello bob");
+  CHECK(pushes[0]["meta"] == json{{"room", "lobby"}, {"from_nickname", "alice"}, {"seq", "1"},
+                                  {"message_id", sent["messageId"]}, {"sent_at", sent["sentAt"]}});
+  CHECK(alice.channel_pushes().empty());
+}
+
+TEST_CASE("a message is acked to the server only after its notification was written to stdout") {
+  network net;
+  agent& alice = net.add(1);
+  agent& bob = net.add(2);
+  alice.initialize();
+  bob.initialize();
+  alice.call("join_room", {{"room", "lobby"}});
+  bob.call("join_room", {{"room", "lobby"}});
+  bob.write_stdout = false;
+  alice.call("send_message", {{"room", "lobby"}, {"body", "x"}});
+  const auto bob_session = net.h->handle_of(net.h->session(*net.srv->session_of(*bob.link))->id);
+  CHECK(net.h->session(*bob_session)->memberships.at("lobby").ring.size() == 1);  // not acked yet
+  bob.write_stdout = true;
+  net.settle();
+  CHECK(net.h->session(*bob_session)->memberships.at("lobby").ring.size() == 0);
+}
+
+TEST_CASE("pushes wait for notifications/initialized") {
+  network net;
+  agent& alice = net.add(1);
+  agent& bob = net.add(2);
+  alice.initialize();
+  bob.stdin_line({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
+                  {"params", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
+                              {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}});
+  bob.call("join_room", {{"room", "lobby"}});
+  alice.call("join_room", {{"room", "lobby"}});
+  alice.call("send_message", {{"room", "lobby"}, {"body", "early"}});
+  CHECK(bob.channel_pushes().empty());
+  bob.stdin_line({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}});
+  REQUIRE(bob.channel_pushes().size() == 1);
+  CHECK(bob.channel_pushes()[0]["content"] == "early");
+}
+
+TEST_CASE("isError results the agent can act on: taken, not in room, rate limited, invalid, unreachable") {
+  network net;
+  agent& alice = net.add(1);
+  agent& bob = net.add(2);
+  alice.initialize();
+  bob.initialize();
+  alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}});
+  auto taken = bob.call("join_room", {{"room", "lobby"}, {"nickname", "ALICE"}});
+  CHECK(is_error(taken));
+  CHECK(taken["result"]["content"][0]["text"].get<std::string>().find("taken") != std::string::npos);
+  auto not_in = bob.call("send_message", {{"room", "lobby"}, {"body", "x"}});
+  CHECK(is_error(not_in));
+  CHECK(not_in["result"]["content"][1]["text"].get<std::string>().find("NotInRoomError") != std::string::npos);
+  auto bad = bob.call("join_room", {{"room", "Bad Room"}});
+  CHECK(is_error(bad));
+  for (int i = 0; i < 20; ++i) CHECK_FALSE(is_error(alice.call("send_message", {{"room", "lobby"}, {"body", "x"}})));
+  auto limited = alice.call("send_message", {{"room", "lobby"}, {"body", "x"}});
+  CHECK(is_error(limited));
+  CHECK(limited["result"]["content"][0]["text"].get<std::string>().find("wait 100 ms") != std::string::npos);
+  CHECK(limited["result"]["content"][1]["text"].get<std::string>().find("\"retryAfterMs\":100") != std::string::npos);
+
+  network down;
+  down.server_up = false;
+  agent& lonely = down.add(3);
+  lonely.initialize();
+  auto unreachable = lonely.call("list_rooms", json::object());
+  CHECK(is_error(unreachable));
+  CHECK(unreachable["result"]["content"][0]["text"].get<std::string>().find("unreachable") != std::string::npos);
+}
+
+TEST_CASE("read_messages: what arrived since the last read, per room or all, and waiting for the first") {
+  network net;
+  agent& alice = net.add(1);
+  agent& bob = net.add(2);
+  alice.initialize();
+  bob.initialize();
+  for (const char* room : {"one", "two"}) {
+    alice.call("join_room", {{"room", room}});
+    bob.call("join_room", {{"room", room}});
+  }
+  alice.call("send_message", {{"room", "one"}, {"body", "1"}});
+  alice.call("send_message", {{"room", "two"}, {"body", "2"}});
+  alice.call("send_message", {{"room", "one"}, {"body", "3"}});
+  auto only_one = structured(bob.call("read_messages", {{"room", "one"}}));
+  REQUIRE(only_one["messages"].size() == 2);
+  CHECK(only_one["messages"][0]["body"] == "1");
+  CHECK(only_one["messages"][1]["body"] == "3");
+  CHECK(only_one["dropped"] == false);
+  auto rest = structured(bob.call("read_messages", json::object()));
+  REQUIRE(rest["messages"].size() == 1);
+  CHECK(rest["messages"][0]["room"] == "two");
+  CHECK(structured(bob.call("read_messages", json::object()))["messages"].empty());
+
+  // waiting: parked until a message arrives
+  const int id = bob.next_id++;
+  bob.stdin_line({{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
+                  {"params", {{"name", "read_messages"}, {"arguments", {{"wait_ms", 5000}}}}}});
+  CHECK_FALSE(bob.response(id));
+  net.advance(milliseconds(1000));
+  CHECK_FALSE(bob.response(id));
+  alice.call("send_message", {{"room", "two"}, {"body", "late"}});
+  REQUIRE(bob.response(id));
+  CHECK(structured(*bob.response(id))["messages"][0]["body"] == "late");
+
+  // waiting that times out answers with nothing
+  const int id2 = bob.next_id++;
+  bob.stdin_line({{"jsonrpc", "2.0"}, {"id", id2}, {"method", "tools/call"},
+                  {"params", {{"name", "read_messages"}, {"arguments", {{"wait_ms", 2000}}}}}});
+  net.advance(milliseconds(2000));
+  REQUIRE(bob.response(id2));
+  CHECK(structured(*bob.response(id2))["messages"].empty());
+}
+
+TEST_CASE("read_messages flags messages dropped from a full buffer") {
+  network net;
+  agent& alice = net.add(1);
+  agent& bob = net.add(2);
+  alice.initialize();
+  bob.initialize();
+  alice.call("join_room", {{"room", "lobby"}});
+  bob.call("join_room", {{"room", "lobby"}});
+  for (int i = 0; i < 1005; ++i) {
+    alice.call("send_message", {{"room", "lobby"}, {"body", std::to_string(i)}});
+    net.now += milliseconds(100);  // stay within the rate limit
+  }
+  auto read = structured(bob.call("read_messages", {{"limit", 1000}}));
+  CHECK(read["dropped"] == true);
+  REQUIRE(read["messages"].size() == 1000);
+  CHECK(read["messages"][0]["body"] == "5");
+  CHECK(structured(bob.call("read_messages", json::object()))["dropped"] == false);
+}
+
+TEST_CASE("a dropped connection resumes: missed messages arrive once, in order, and nothing is pushed twice") {
+  network net;
+  agent& alice = net.add(1);
+  agent& bob = net.add(2);
+  alice.initialize();
+  bob.initialize();
+  alice.call("join_room", {{"room", "lobby"}});
+  bob.call("join_room", {{"room", "lobby"}, {"nickname", "bob"}});
+  alice.call("send_message", {{"room", "lobby"}, {"body", "before"}});
+  net.cut(bob);
+  alice.call("send_message", {{"room", "lobby"}, {"body", "while-away-1"}});
+  alice.call("send_message", {{"room", "lobby"}, {"body", "while-away-2"}});
+  net.advance(seconds(11));  // past any backoff
+  REQUIRE(bob.b.session_open());
+  std::vector<std::string> bodies;
+  for (const auto& p : bob.channel_pushes()) bodies.push_back(p["content"]);
+  CHECK(bodies == std::vector<std::string>{"before", "while-away-1", "while-away-2"});
+  alice.call("send_message", {{"room", "lobby"}, {"body", "after"}});
+  CHECK(bob.channel_pushes().size() == 4);
+  CHECK(structured(alice.call("who_is_here", {{"room", "lobby"}}))["nicknames"].size() == 2);
+}
+
+TEST_CASE("a send whose answer was lost in a drop is retried after the resume and delivered once") {
+  network net;
+  agent& alice = net.add(1);
+  agent& bob = net.add(2);
+  alice.initialize();
+  bob.initialize();
+  alice.call("join_room", {{"room", "lobby"}});
+  bob.call("join_room", {{"room", "lobby"}});
+  // Deliver alice's send to the server, then cut her link before the answer comes back.
+  const int id = alice.next_id++;
+  alice.b.receive_stdin(json{{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
+                             {"params", {{"name", "send_message"}, {"arguments", {{"room", "lobby"}, {"body", "once"}}}}}}
+                                .dump() + "\n",
+                        net.now);
+  net.srv->receive(*alice.link, alice.b.take_socket_output(), net.now);
+  (void)net.srv->take_output(*alice.link);  // alice's answer is lost with the link
+  net.cut(alice);
+  net.settle();
+  net.advance(seconds(11));
+  REQUIRE(alice.response(id));
+  CHECK_FALSE(is_error(*alice.response(id)));
+  auto pushes = bob.channel_pushes();
+  REQUIRE(pushes.size() == 1);  // the retry carried the same clientMsgId
+  CHECK(pushes[0]["content"] == "once");
+}
+
+TEST_CASE("a refused resume starts a fresh session, rejoins under the same nickname and says messages may be lost") {
+  network net;
+  agent& alice = net.add(1);
+  agent& bob = net.add(2);
+  alice.initialize();
+  bob.initialize();
+  alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}});
+  bob.call("join_room", {{"room", "lobby"}, {"nickname", "bob"}});
+  const auto seq_before = structured(alice.call("send_message", {{"room", "lobby"}, {"body", "x"}}))["seq"].get<int>();
+  net.restart_server();
+  net.advance(seconds(11));
+  REQUIRE(alice.b.session_open());
+  REQUIRE(bob.b.session_open());
+  auto notices = bob.channel_pushes();
+  REQUIRE(notices.size() == 2);
+  CHECK(notices[1]["meta"]["event"] == "reconnected");
+  CHECK(notices[1]["content"].get<std::string>().find("may have been missed") != std::string::npos);
+  auto who = structured(alice.call("who_is_here", {{"room", "lobby"}}))["nicknames"];
+  CHECK(who == json::array({"alice", "bob"}));
+  auto sent = structured(alice.call("send_message", {{"room", "lobby"}, {"body", "after restart"}}));
+  CHECK(sent["seq"].get<int>() > seq_before);
+  CHECK(bob.channel_pushes().back()["content"] == "after restart");
+}
+
+TEST_CASE("a rejoin whose nickname was taken meanwhile takes the next free one") {
+  network net;
+  agent& alice = net.add(1);
+  alice.initialize();
+  alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}});
+  net.restart_server();
+  agent& impostor = net.add(5);
+  impostor.initialize();
+  impostor.call("join_room", {{"room", "lobby"}, {"nickname", "Alice"}});
+  net.advance(seconds(11));
+  auto who = structured(impostor.call("who_is_here", {{"room", "lobby"}}))["nicknames"];
+  CHECK(who == json::array({"Alice", "alice-2"}));
+}
+
+TEST_CASE("stdin EOF closes with 1000: the session ends at once and the bridge finishes") {
+  network net;
+  agent& alice = net.add(1);
+  agent& bob = net.add(2);
+  alice.initialize();
+  bob.initialize();
+  alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}});
+  bob.call("join_room", {{"room", "lobby"}, {"nickname", "bob"}});
+  alice.b.shutdown(net.now);
+  net.settle();
+  CHECK(alice.b.finished());
+  CHECK(structured(bob.call("who_is_here", {{"room", "lobby"}}))["nicknames"] == json::array({"bob"}));
+}
+
+TEST_CASE("shutdown finishes within its deadline even if the server never answers") {
+  network net;
+  agent& alice = net.add(1);
+  alice.initialize();
+  net.server_up = true;
+  alice.b.shutdown(net.now);
+  // the close request is pending but nobody carries it out
+  CHECK_FALSE(alice.b.finished());
+  alice.b.on_timer(net.now + milliseconds(500));
+  CHECK(alice.b.finished());
+}
+
+TEST_CASE("reconnect backoff grows from 100 ms with jitter and is capped at 10 s") {
+  network net;
+  net.server_up = false;
+  agent& a = net.add(9);
+  std::vector<std::int64_t> waits;
+  time_point t = net.now;
+  for (int i = 0; i < 12; ++i) {
+    REQUIRE(a.b.wants_connection(t));
+    a.b.dialing(t);
+    a.b.disconnected(t);
+    const auto next = *a.b.next_deadline();
+    waits.push_back((next - t).count());
+    CHECK_FALSE(a.b.wants_connection(next - milliseconds(1)));
+    t = next;
+  }
+  CHECK(waits[0] >= 50);
+  CHECK(waits[0] <= 100);
+  CHECK(waits[3] >= 400);
+  CHECK(waits[3] <= 800);
+  for (std::size_t i = 8; i < waits.size(); ++i) {
+    CHECK(waits[i] >= 5000);
+    CHECK(waits[i] <= 10000);
+  }
+}
