@@ -248,7 +248,8 @@ class websocket {
     return std::nullopt;
   }
 
-  // ---- Sending. In the client role each call draws a fresh 4-byte mask key.
+  // ---- Sending. In the client role each call draws a fresh 4-byte mask key. After
+  // close_sent() no data frame may follow (§5.5.1); checking that is the caller's job.
 
   [[nodiscard]] std::string encode_text(std::string_view payload) const { return encode(ws_opcode::text, payload); }
   [[nodiscard]] std::string encode_binary(std::string_view payload) const {
