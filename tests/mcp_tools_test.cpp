@@ -60,6 +60,8 @@ TEST_CASE("mcp_tools: room names at the pattern's edges") {
     CHECK(e.rule == room_rule);
     CHECK_FALSE(e.message.empty());
   }
+  // The hub's sentence names only the first failed check; the plain rule follows it.
+  CHECK(refused("leave_room", {{"room", "Ops"}}).message.find("lowercase") != std::string::npos);
   auto missing = refused("leave_room", json::object());
   CHECK(missing.field == "room");
   CHECK(missing.rule == "required");
