@@ -1460,17 +1460,23 @@ inline tl::expected<std::string, tool_parse_error> string_member(const json* val
 }
 
 // The hub's own checks, so an agent reads the same rule whichever side refuses.
-inline tl::unexpected<tool_parse_error> from_hub_error(const error& e) {
+// `rule_in_words` follows the hub's sentence because that sentence names only the
+// first failed check ("must start with a letter or digit" for "Ops"), which can mislead.
+inline tl::unexpected<tool_parse_error> from_hub_error(const error& e, std::string_view rule_in_words = {}) {
   const auto field = e.details.find("field");
   const auto rule = e.details.find("rule");
+  std::string message = e.message + ".";
+  if (!rule_in_words.empty()) message += " " + std::string(rule_in_words);
   return bad(field != e.details.end() && field->is_string() ? field->get<std::string>() : std::string(),
-             rule != e.details.end() && rule->is_string() ? rule->get<std::string>() : std::string(), e.message + ".");
+             rule != e.details.end() && rule->is_string() ? rule->get<std::string>() : std::string(),
+             std::move(message));
 }
 
 inline tl::expected<std::string, tool_parse_error> room_member(const json* value) {
   auto room = string_member(value, "room");
   if (!room) return room;
-  if (auto ok = check_room_slug("room", *room); !ok) return from_hub_error(ok.error());
+  if (auto ok = check_room_slug("room", *room); !ok)
+    return from_hub_error(ok.error(), "Room names are 1-32 lowercase letters, digits or hyphens.");
   return room;
 }
 
@@ -1513,7 +1519,8 @@ inline tl::expected<tool_request, tool_parse_error> parse_join_room(const json& 
   if (const json* nickname = member(args, "nickname")) {
     auto name = string_member(nickname, "nickname");
     if (!name) return tl::unexpected(std::move(name.error()));
-    if (auto ok = check_nickname("nickname", *name); !ok) return from_hub_error(ok.error());
+    if (auto ok = check_nickname("nickname", *name); !ok)
+      return from_hub_error(ok.error(), "Nicknames are 1-32 letters, digits, underscores or hyphens.");
     request.nickname = std::move(*name);
   }
   return request;
