@@ -496,6 +496,23 @@ TEST_CASE("a slow consumer is closed with 4008; everyone else is unaffected, and
   CHECK(back.frames.size() == 40);
 }
 
+TEST_CASE("a client that sends requests and never reads is a slow consumer too: replies are bounded") {
+  server_config config;
+  config.max_queue_bytes = 4096;
+  harness h(config);
+  client c = connected(h);
+  h.count_written = false;
+  for (int i = 0; i < 200 && !c.server_closed(); ++i)
+    c.raw(c.ws.encode_text(R"({"_tag":"tool.list_rooms","requestId":"x"})"));
+  c.read();
+  REQUIRE(c.close);
+  CHECK(c.close->code == 4008);
+  // a ping flood is no way around the bound either
+  client p = connected(h);
+  for (int i = 0; i < 200 && !p.server_closed(); ++i) p.raw(p.ws.encode_ping(std::string(100, 'p')));
+  CHECK(p.server_closed());
+}
+
 TEST_CASE("shutdown closes every connection with 1001 and refuses new hellos") {
   harness h;
   client a = connected(h);

@@ -54,6 +54,7 @@ class connection final : public connection_base, public std::enable_shared_from_
   asio::awaitable<void> read_loop();
   asio::awaitable<void> write_loop();
   void stop();
+  void linger();
 
   server_runtime& runtime_;
   parley::connection_id id_;
@@ -61,6 +62,7 @@ class connection final : public connection_base, public std::enable_shared_from_
   asio::steady_timer wake_;
   bool ready_to_write_ = !std::is_same_v<Stream, tls_stream>;  // TLS writes wait for the handshake
   bool stopped_ = false;
+  bool lingering_ = false;
 };
 
 class server_runtime {
@@ -329,6 +331,9 @@ asio::awaitable<void> connection<Stream>::write_loop() {
       bytes += f->size();
     }
     std::error_code ec;
+    // A peer that stopped reading (a slow consumer, say) would hold the last write open
+    // for ever: once the core has decided to close, the socket goes within 2 s regardless.
+    if (out.close_after) linger();
     if (!buffers.empty()) co_await asio::async_write(stream_, buffers, asio::redirect_error(asio::use_awaitable, ec));
     runtime_.written(id_, bytes);
     if (ec) break;
@@ -342,9 +347,16 @@ asio::awaitable<void> connection<Stream>::write_loop() {
   }
   // The reader sees the peer's FIN (or our close) and reports the transport closed;
   // a peer that never closes is cut off by closing the socket after a moment.
+  linger();
+}
+
+template <class Stream>
+void connection<Stream>::linger() {
+  if (lingering_) return;
+  lingering_ = true;
   auto self = this->shared_from_this();
-  auto linger = std::make_shared<asio::steady_timer>(stream_.get_executor(), std::chrono::seconds(2));
-  linger->async_wait([self, linger](std::error_code) { self->stop(); });
+  auto timer = std::make_shared<asio::steady_timer>(stream_.get_executor(), std::chrono::seconds(2));
+  timer->async_wait([self, timer](std::error_code) { self->stop(); });
 }
 
 template <class Stream>

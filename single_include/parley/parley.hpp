@@ -4697,7 +4697,17 @@ class server {
     }
   }
 
+  // Queues output for the connection. Everything a client can make us send — replies,
+  // pongs, deliveries — is bounded: a client that asks and never reads is a slow
+  // consumer like any other. Only a handshake's answer, a resume's replay (bounded by
+  // the ring) and the final close frame skip the bound.
   void push(connection& c, shared_frame frame) {
+    if (c.closing) return;
+    if (c.unwritten_bytes + frame->size() > config_.max_queue_bytes) return slow_consumer(c);
+    push_unbounded(c, std::move(frame));
+  }
+
+  void push_unbounded(connection& c, shared_frame frame) {
     c.unwritten_bytes += frame->size();
     c.pending.push_back(std::move(frame));
     mark_writable(c);
@@ -4708,12 +4718,12 @@ class server {
   // Sends a close frame and stops reading; the transport closes after writing it.
   void close(connection& c, std::uint16_t code, std::string_view reason) {
     if (c.closing) return;
-    push(c, make_shared_frame(c.ws.encode_close(code, reason)));
+    push_unbounded(c, make_shared_frame(c.ws.encode_close(code, reason)));
     c.closing = true;
   }
 
   void finish_http(connection& c, std::string response) {
-    push(c, make_shared_frame(std::move(response)));
+    push_unbounded(c, make_shared_frame(std::move(response)));
     c.closing = true;
   }
 
@@ -4756,7 +4766,7 @@ class server {
       if (auth->size() > scheme.size() && detail::iequals(auth->substr(0, scheme.size()), scheme))
         c.bearer_token = std::string(detail::trim_ows(auth->substr(scheme.size())));
     }
-    push(c, make_shared_frame(build_switching_protocols(*accept)));
+    push_unbounded(c, make_shared_frame(build_switching_protocols(*accept)));
     c.stage = connection_stage::awaiting_hello;
     return true;
   }
@@ -4823,10 +4833,10 @@ class server {
     c.session = s;
     c.stage = connection_stage::open;
     c.last_ping = now;
-    send_text(c, outcome.frame);
+    push_unbounded(c, make_shared_frame(encode_server_text_frame(outcome.frame)));
     // The replay goes out at once and outside the queue bound: the ring already bounds
     // it (capacity x largest frame), and a resume must not trip the slow-consumer close.
-    for (auto& frame : hub_.drain(s)) push(c, std::move(frame));
+    for (auto& frame : hub_.drain(s)) push_unbounded(c, std::move(frame));
     log(log_level::info, std::string("session ") + outcome.session->session_id + (hello->resume ? " resumed" : " started"));
   }
 
@@ -4846,12 +4856,6 @@ class server {
       if (it == by_session_.end()) continue;
       connection* c = find(it->second);
       if (!c || c->closing) continue;
-      std::size_t bytes = 0;
-      for (const auto& f : frames) bytes += f->size();
-      if (c->unwritten_bytes + bytes > config_.max_queue_bytes) {
-        slow_consumer(*c);
-        continue;
-      }
       for (auto& f : frames) push(*c, std::move(f));
     }
   }
@@ -4859,6 +4863,7 @@ class server {
   // Unwritten frames are dropped, not lost: they sit in the session's replay rings,
   // so a resume replays them or reports the overflow.
   void slow_consumer(connection& c) {
+    if (c.closing) return;
     ++slow_consumer_closes_;
     log(log_level::warn, "session " + session_id_of(c) + " closed: slow consumer");
     for (const auto& f : c.pending) c.unwritten_bytes -= std::min(f->size(), c.unwritten_bytes);

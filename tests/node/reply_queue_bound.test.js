@@ -1,12 +1,5 @@
-// KNOWN BUG, deliberately not registered with ctest and not named *.test.js: tool replies bypass --max-queue-bytes.
-//
-// Run by hand: PARLEY_TOOLS=build-it/tools/parley-tools node --test tests/node/known_bugs/reply_queue_bound.js
-// It fails today. A client that pipelines requests and never reads its socket makes
-// the server queue every reply: parley::server::send_text() and the pong in
-// on_event(ws_ping) go through push(), which never checks config_.max_queue_bytes
-// (only flush_deliveries() does). The test passes once such a connection is either
-// closed with 4008 or no longer read from (backpressure), so the server's memory stays
-// bounded by about --max-queue-bytes per connection.
+// A client that pipelines requests and never reads its socket is a slow consumer: replies count
+// against --max-queue-bytes like deliveries, so the server closes it (4008) instead of growing.
 'use strict';
 
 const test = require('node:test');
@@ -14,7 +7,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
-const { session, sleep, startServer } = require('../harness');
+const { session, sleep, startServer } = require('./harness');
 
 function rssKiB(pid) {
   return Number(/^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
