@@ -20,7 +20,7 @@ async function refused(c, tag, fields, field) {
 test('room slugs: 1 and 32 characters join, 33 and bad characters are InvalidArgumentError', async (t) => {
   const server = await startServer(t);
   const c = await session(server);
-  const s32 = 'a' + '-0123456789'.repeat(3) .slice(0, 31);
+  const s32 = 'a' + '-0123456789'.repeat(3).slice(0, 31);
   assert.equal(s32.length, 32);
   for (const room of ['a', '7', s32, 'a-b-c', '0-']) {
     const r = await c.join(room);
