@@ -257,6 +257,26 @@ TEST_CASE("isError results the agent can act on: taken, not in room, rate limite
   CHECK(unreachable["result"]["content"][0]["text"].get<std::string>().find("unreachable") != std::string::npos);
 }
 
+TEST_CASE("a call made while the first connection is under way waits for it instead of failing") {
+  network net;
+  agent& a = net.add(1);
+  a.b.receive_stdin(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
+                         {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()},
+                                     {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}}.dump() + "\n" +
+                        json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}.dump() + "\n",
+                    net.now);
+  a.b.dialing(net.now);  // the tools loop has started dialing, nothing is connected yet
+  a.b.receive_stdin(json{{"jsonrpc", "2.0"}, {"id", 7}, {"method", "tools/call"},
+                         {"params", {{"name", "list_rooms"}, {"arguments", json::object()}}}}.dump() + "\n",
+                    net.now);
+  for (const auto& line : a.b.take_stdout()) CHECK(json::parse(line).value("id", 0) != 7);
+  a.link = *net.srv->accept(net.now);
+  a.b.connected(net.now);
+  net.settle();
+  REQUIRE(a.response(7));
+  CHECK_FALSE(is_error(*a.response(7)));
+}
+
 TEST_CASE("read_messages: what arrived since the last read, per room or all, and waiting for the first") {
   network net;
   agent& alice = net.add(1);

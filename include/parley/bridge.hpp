@@ -142,6 +142,7 @@ class bridge {
     if (stage_ == stage::idle) return;
     socket_out_.clear();  // nowhere to write it
     go_idle(now);
+    fail_waiting_calls();
   }
 
   [[nodiscard]] std::string take_socket_output() { return std::exchange(socket_out_, {}); }
@@ -233,10 +234,12 @@ class bridge {
 
   // We end the connection: what is queued (a close frame, say) is still written, then
   // the caller closes the socket.
-  void drop(time_point now, const std::string& why) {
+  void drop(time_point now, const std::string& why, bool retry_now = false) {
     log(mcp::log_level::warning, "parley connection: " + why);
     close_socket_ = true;
     go_idle(now);
+    if (retry_now) retry_at_ = now;  // calls waiting for a connection wait for this next one
+    else fail_waiting_calls();
   }
 
   void send_hello() {
@@ -283,6 +286,7 @@ class bridge {
     if (resumed) {
       for (auto& [rid, call] : in_flight_) socket_out_ += ws_->encode_text(encode_tool_request(call.frame));
       log(mcp::log_level::info, "resumed the parley session");
+      serve_waiting_calls(now);
       return;
     }
     log(mcp::log_level::info, "connected to parley");
@@ -300,6 +304,11 @@ class bridge {
                             " while this agent was disconnected may have been missed.",
                         {{"room", room}, {"event", "reconnected"}});
     }
+    serve_waiting_calls(now);
+  }
+
+  void serve_waiting_calls(time_point now) {
+    for (auto& call : std::exchange(waiting_for_connection_, {})) serve(std::move(call), now);
   }
 
   void on_server_frame(hello_err_frame& err, time_point now) {
@@ -309,8 +318,7 @@ class bridge {
     if (resume_refused) {
       log(mcp::log_level::warning, "the server could not resume the session (" + err.code + "); starting a new one");
       session_.reset();
-      drop(now, "resume refused");
-      retry_at_ = now;  // a fresh hello right away, not after a backoff
+      drop(now, "resume refused", /*retry_now=*/true);  // a fresh hello right away, not after a backoff
       return;
     }
     last_hello_error_ = err.code + ": " + err.message;
@@ -431,9 +439,9 @@ class bridge {
       return;
     }
     if (stage_ != stage::open) {
-      std::string why = "The parley server is unreachable; retrying in the background. Try again shortly.";
-      if (!last_hello_error_.empty()) why = "The parley server refused this agent (" + last_hello_error_ + "); retrying.";
-      fail(call.id, why, {{"code", "ServerUnreachableError"}});
+      // A connection attempt under way decides the call; with none, it fails at once.
+      if (stage_ == stage::idle) fail_unreachable(call.id);
+      else waiting_for_connection_.push_back(std::move(call));
       return;
     }
     tool_args args = std::visit(
@@ -453,6 +461,17 @@ class bridge {
     tool_request frame{id, std::move(args)};
     socket_out_ += ws_->encode_text(encode_tool_request(frame));
     in_flight_.emplace(id, in_flight_call{std::move(call.id), std::move(frame), retry});
+  }
+
+  void fail_unreachable(const nlohmann::json& id) {
+    std::string why = "The parley server is unreachable; retrying in the background. Try again shortly.";
+    if (!last_hello_error_.empty()) why = "The parley server refused this agent (" + last_hello_error_ + "); retrying.";
+    fail(id, why, {{"code", "ServerUnreachableError"}});
+  }
+
+  void fail_waiting_calls() {
+    for (const auto& call : waiting_for_connection_) fail_unreachable(call.id);
+    waiting_for_connection_.clear();
   }
 
   // Each send_message call gets its own key: a retry after a resume is deduplicated by the server.
@@ -523,6 +542,7 @@ class bridge {
   std::deque<room_message_frame> buffer_;
   bool dropped_since_read_ = false;
   std::vector<waiting_read> waiting_reads_;
+  std::vector<mcp::tool_call> waiting_for_connection_;  // calls made while a connection attempt is under way
   std::uint64_t last_request_ = 0;
 };
 

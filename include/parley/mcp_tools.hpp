@@ -27,7 +27,7 @@ inline constexpr int max_wait_ms = 60000;
 
 struct join_room_request {
   std::string room;
-  std::optional<std::string> nickname;  // absent: the bridge picks its configured default
+  std::optional<std::string> nickname;  // absent: the server assigns an adjective-animal one
 };
 struct leave_room_request {
   std::string room;
@@ -296,7 +296,7 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
   tools.push_back(detail::tool(
       "join_room", "Join a room",
       "Join a Parley room so you can send to it and receive its messages. Choose a nickname that tells the others "
-      "who you are (for example your role or project); leave it out to use this session's default. Returns the "
+      "who you are (for example your role or project); leave it out to be given a free adjective-animal one (clever-otter). Returns the "
       "nickname you got and how many members the room has.",
       detail::object_schema(
           {{"room", detail::room_property("Room name: 1-32 lowercase letters, digits or hyphens, not starting with a hyphen.")},

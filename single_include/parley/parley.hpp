@@ -1373,7 +1373,7 @@ inline constexpr int max_wait_ms = 60000;
 
 struct join_room_request {
   std::string room;
-  std::optional<std::string> nickname;  // absent: the bridge picks its configured default
+  std::optional<std::string> nickname;  // absent: the server assigns an adjective-animal one
 };
 struct leave_room_request {
   std::string room;
@@ -1642,7 +1642,7 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
   tools.push_back(detail::tool(
       "join_room", "Join a room",
       "Join a Parley room so you can send to it and receive its messages. Choose a nickname that tells the others "
-      "who you are (for example your role or project); leave it out to use this session's default. Returns the "
+      "who you are (for example your role or project); leave it out to be given a free adjective-animal one (clever-otter). Returns the "
       "nickname you got and how many members the room has.",
       detail::object_schema(
           {{"room", detail::room_property("Room name: 1-32 lowercase letters, digits or hyphens, not starting with a hyphen.")},
@@ -3171,6 +3171,7 @@ class bridge {
     if (stage_ == stage::idle) return;
     socket_out_.clear();  // nowhere to write it
     go_idle(now);
+    fail_waiting_calls();
   }
 
   [[nodiscard]] std::string take_socket_output() { return std::exchange(socket_out_, {}); }
@@ -3262,10 +3263,12 @@ class bridge {
 
   // We end the connection: what is queued (a close frame, say) is still written, then
   // the caller closes the socket.
-  void drop(time_point now, const std::string& why) {
+  void drop(time_point now, const std::string& why, bool retry_now = false) {
     log(mcp::log_level::warning, "parley connection: " + why);
     close_socket_ = true;
     go_idle(now);
+    if (retry_now) retry_at_ = now;  // calls waiting for a connection wait for this next one
+    else fail_waiting_calls();
   }
 
   void send_hello() {
@@ -3312,6 +3315,7 @@ class bridge {
     if (resumed) {
       for (auto& [rid, call] : in_flight_) socket_out_ += ws_->encode_text(encode_tool_request(call.frame));
       log(mcp::log_level::info, "resumed the parley session");
+      serve_waiting_calls(now);
       return;
     }
     log(mcp::log_level::info, "connected to parley");
@@ -3329,6 +3333,11 @@ class bridge {
                             " while this agent was disconnected may have been missed.",
                         {{"room", room}, {"event", "reconnected"}});
     }
+    serve_waiting_calls(now);
+  }
+
+  void serve_waiting_calls(time_point now) {
+    for (auto& call : std::exchange(waiting_for_connection_, {})) serve(std::move(call), now);
   }
 
   void on_server_frame(hello_err_frame& err, time_point now) {
@@ -3338,8 +3347,7 @@ class bridge {
     if (resume_refused) {
       log(mcp::log_level::warning, "the server could not resume the session (" + err.code + "); starting a new one");
       session_.reset();
-      drop(now, "resume refused");
-      retry_at_ = now;  // a fresh hello right away, not after a backoff
+      drop(now, "resume refused", /*retry_now=*/true);  // a fresh hello right away, not after a backoff
       return;
     }
     last_hello_error_ = err.code + ": " + err.message;
@@ -3460,9 +3468,9 @@ class bridge {
       return;
     }
     if (stage_ != stage::open) {
-      std::string why = "The parley server is unreachable; retrying in the background. Try again shortly.";
-      if (!last_hello_error_.empty()) why = "The parley server refused this agent (" + last_hello_error_ + "); retrying.";
-      fail(call.id, why, {{"code", "ServerUnreachableError"}});
+      // A connection attempt under way decides the call; with none, it fails at once.
+      if (stage_ == stage::idle) fail_unreachable(call.id);
+      else waiting_for_connection_.push_back(std::move(call));
       return;
     }
     tool_args args = std::visit(
@@ -3482,6 +3490,17 @@ class bridge {
     tool_request frame{id, std::move(args)};
     socket_out_ += ws_->encode_text(encode_tool_request(frame));
     in_flight_.emplace(id, in_flight_call{std::move(call.id), std::move(frame), retry});
+  }
+
+  void fail_unreachable(const nlohmann::json& id) {
+    std::string why = "The parley server is unreachable; retrying in the background. Try again shortly.";
+    if (!last_hello_error_.empty()) why = "The parley server refused this agent (" + last_hello_error_ + "); retrying.";
+    fail(id, why, {{"code", "ServerUnreachableError"}});
+  }
+
+  void fail_waiting_calls() {
+    for (const auto& call : waiting_for_connection_) fail_unreachable(call.id);
+    waiting_for_connection_.clear();
   }
 
   // Each send_message call gets its own key: a retry after a resume is deduplicated by the server.
@@ -3552,6 +3571,7 @@ class bridge {
   std::deque<room_message_frame> buffer_;
   bool dropped_since_read_ = false;
   std::vector<waiting_read> waiting_reads_;
+  std::vector<mcp::tool_call> waiting_for_connection_;  // calls made while a connection attempt is under way
   std::uint64_t last_request_ = 0;
 };
 
