@@ -252,8 +252,8 @@ class hub_simulation {
 
   void advance(std::chrono::milliseconds by) {
     now_ += by;
-    for (session_handle ended : h_.expire(now_))
-      if (client* c = by_handle(ended)) reset(*c);
+    for (const auto& ended : h_.expire(now_))
+      if (client* c = by_handle(ended.handle)) reset(*c);
   }
 
   void check_invariants() {

@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
       ->envname("PARLEY_HANDSHAKE_TIMEOUT");
   add_seconds(*server_cmd, "--ping-interval", server.ping_interval, "Idle time before the server pings")
       ->envname("PARLEY_PING_INTERVAL");
-  add_seconds(*server_cmd, "--pong-timeout", server.pong_timeout, "Silence after a ping before disconnecting")
+  add_seconds(*server_cmd, "--pong-timeout", server.pong_timeout, "Close a connection that has sent nothing (not even a pong) for this long")
       ->envname("PARLEY_PONG_TIMEOUT");
   add_count(*server_cmd, "--max-queue-bytes", server.max_queue_bytes,
             "Outgoing bytes queued per connection before a slow consumer is disconnected")

@@ -421,6 +421,17 @@ inline constexpr std::string_view websocket_guid = "258EAFA5-E914-47DA-95CA-C5AB
 }
 
 // A request that asks for a WebSocket at all; one that does not gets 426 on the WebSocket path.
+// The credentials of an `Authorization: Bearer <token>` header (scheme case-insensitive), if any.
+[[nodiscard]] inline std::optional<std::string> bearer_token(const http_request& request) {
+  constexpr std::string_view scheme = "Bearer ";
+  const auto value = request.headers.get("Authorization");
+  if (!value || value->size() <= scheme.size() || !detail::iequals(value->substr(0, scheme.size()), scheme))
+    return std::nullopt;
+  const std::string_view token = detail::trim_ows(value->substr(scheme.size()));
+  if (token.empty()) return std::nullopt;
+  return std::string(token);
+}
+
 [[nodiscard]] inline bool is_upgrade_request(const http_request& request) {
   return request.headers.has_token("Upgrade", "websocket");
 }

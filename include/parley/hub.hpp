@@ -184,12 +184,20 @@ class hub {
     sessions_.erase(handle);
   }
 
+  struct ended_session {
+    session_handle handle;
+    std::string session_id;
+    friend bool operator==(const ended_session& a, const ended_session& b) {
+      return a.handle == b.handle && a.session_id == b.session_id;
+    }
+  };
+
   // Ends every detached session whose grace ran out by `now`; returns them.
-  std::vector<session_handle> expire(time_point now) {
-    std::vector<session_handle> ended;
+  std::vector<ended_session> expire(time_point now) {
+    std::vector<ended_session> ended;
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
       const session_handle h = deadlines_.begin()->second;
-      ended.push_back(h);
+      ended.push_back(ended_session{h, sessions_.at(h)->id});
       end_session(h);
     }
     return ended;

@@ -16,6 +16,11 @@ enum class name_rule {
   bad_character,   // a later character is outside its class
 };
 
+
+inline constexpr std::size_t max_name_length = 32;
+inline constexpr std::string_view room_slug_pattern = "^[a-z0-9][a-z0-9-]{0,31}$";
+inline constexpr std::string_view nickname_pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$";
+
 struct name_violation {
   name_rule rule;
   std::size_t position = 0;  // index of the offending byte, 0 for empty/too_long
@@ -25,7 +30,9 @@ struct name_violation {
     switch (rule) {
       case name_rule::empty: s += " must not be empty"; break;
       case name_rule::too_long: s += " must be at most 32 characters"; break;
-      case name_rule::bad_first: s += " must start with a letter or digit"; break;
+      case name_rule::bad_first:
+        s += pattern == room_slug_pattern ? " must start with a lowercase letter or digit" : " must start with a letter or digit";
+        break;
       case name_rule::bad_character:
         s += " has a character not allowed at position " + std::to_string(position);
         break;
@@ -36,10 +43,6 @@ struct name_violation {
     return s;
   }
 };
-
-inline constexpr std::size_t max_name_length = 32;
-inline constexpr std::string_view room_slug_pattern = "^[a-z0-9][a-z0-9-]{0,31}$";
-inline constexpr std::string_view nickname_pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$";
 
 namespace detail {
 constexpr bool is_lower_or_digit(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }

@@ -150,7 +150,7 @@ class server {
         push(c, make_shared_frame(c.ws.encode_ping()));
       }
     }
-    for (session_handle ended : hub_.expire(now)) log(log_level::info, "session " + std::to_string(ended) + " expired");
+    for (const auto& ended : hub_.expire(now)) log(log_level::info, "session " + ended.session_id + " expired");
     // Sessions end in several ways (expiry, a 1000 close, a refused resume); forget
     // the labels of those that are gone.
     for (auto it = labels_.begin(); it != labels_.end();) it = hub_.session(it->first) ? std::next(it) : labels_.erase(it);
@@ -376,11 +376,7 @@ class server {
       finish_http(c, build_http_response(accept.error()));
       return false;
     }
-    if (auto auth = request.headers.get("Authorization")) {
-      constexpr std::string_view scheme = "Bearer ";
-      if (auth->size() > scheme.size() && detail::iequals(auth->substr(0, scheme.size()), scheme))
-        c.bearer_token = std::string(detail::trim_ows(auth->substr(scheme.size())));
-    }
+    c.bearer_token = bearer_token(request);
     push_unbounded(c, make_shared_frame(build_switching_protocols(*accept)));
     c.stage = connection_stage::awaiting_hello;
     return true;

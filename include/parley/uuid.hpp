@@ -1,6 +1,7 @@
 // UUIDs built from injected time and randomness: v7 for message ids (time-ordered), v4 for session ids.
 #pragma once
 
+#include "base64.hpp"
 #include "clock.hpp"
 #include "random_source.hpp"
 
@@ -46,23 +47,9 @@ inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
 
 // A secret of `bytes` random bytes in base64url without padding (32 bytes → 43 characters).
 [[nodiscard]] inline std::string random_token(const random_source& random, std::size_t bytes = 32) {
-  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string raw(bytes, '\0');
   random(reinterpret_cast<unsigned char*>(raw.data()), raw.size());
-  std::string out;
-  out.reserve((bytes * 4 + 2) / 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : raw) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(alphabet[(acc >> bits) & 0x3F]);
-    }
-  }
-  if (bits > 0) out.push_back(alphabet[(acc << (6 - bits)) & 0x3F]);
-  return out;
+  return base64url_encode(raw);
 }
 
 }  // namespace parley

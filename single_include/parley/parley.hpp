@@ -132,6 +132,11 @@ enum class name_rule {
   bad_character,   // a later character is outside its class
 };
 
+
+inline constexpr std::size_t max_name_length = 32;
+inline constexpr std::string_view room_slug_pattern = "^[a-z0-9][a-z0-9-]{0,31}$";
+inline constexpr std::string_view nickname_pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$";
+
 struct name_violation {
   name_rule rule;
   std::size_t position = 0;  // index of the offending byte, 0 for empty/too_long
@@ -141,7 +146,9 @@ struct name_violation {
     switch (rule) {
       case name_rule::empty: s += " must not be empty"; break;
       case name_rule::too_long: s += " must be at most 32 characters"; break;
-      case name_rule::bad_first: s += " must start with a letter or digit"; break;
+      case name_rule::bad_first:
+        s += pattern == room_slug_pattern ? " must start with a lowercase letter or digit" : " must start with a letter or digit";
+        break;
       case name_rule::bad_character:
         s += " has a character not allowed at position " + std::to_string(position);
         break;
@@ -152,10 +159,6 @@ struct name_violation {
     return s;
   }
 };
-
-inline constexpr std::size_t max_name_length = 32;
-inline constexpr std::string_view room_slug_pattern = "^[a-z0-9][a-z0-9-]{0,31}$";
-inline constexpr std::string_view nickname_pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$";
 
 namespace detail {
 constexpr bool is_lower_or_digit(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
@@ -1015,6 +1018,17 @@ inline constexpr std::string_view websocket_guid = "258EAFA5-E914-47DA-95CA-C5AB
 }
 
 // A request that asks for a WebSocket at all; one that does not gets 426 on the WebSocket path.
+// The credentials of an `Authorization: Bearer <token>` header (scheme case-insensitive), if any.
+[[nodiscard]] inline std::optional<std::string> bearer_token(const http_request& request) {
+  constexpr std::string_view scheme = "Bearer ";
+  const auto value = request.headers.get("Authorization");
+  if (!value || value->size() <= scheme.size() || !detail::iequals(value->substr(0, scheme.size()), scheme))
+    return std::nullopt;
+  const std::string_view token = detail::trim_ows(value->substr(scheme.size()));
+  if (token.empty()) return std::nullopt;
+  return std::string(token);
+}
+
 [[nodiscard]] inline bool is_upgrade_request(const http_request& request) {
   return request.headers.has_token("Upgrade", "websocket");
 }
@@ -2177,23 +2191,9 @@ inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
 
 // A secret of `bytes` random bytes in base64url without padding (32 bytes → 43 characters).
 [[nodiscard]] inline std::string random_token(const random_source& random, std::size_t bytes = 32) {
-  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string raw(bytes, '\0');
   random(reinterpret_cast<unsigned char*>(raw.data()), raw.size());
-  std::string out;
-  out.reserve((bytes * 4 + 2) / 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : raw) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(alphabet[(acc >> bits) & 0x3F]);
-    }
-  }
-  if (bits > 0) out.push_back(alphabet[(acc << (6 - bits)) & 0x3F]);
-  return out;
+  return base64url_encode(raw);
 }
 
 }  // namespace parley
@@ -4073,12 +4073,20 @@ class hub {
     sessions_.erase(handle);
   }
 
+  struct ended_session {
+    session_handle handle;
+    std::string session_id;
+    friend bool operator==(const ended_session& a, const ended_session& b) {
+      return a.handle == b.handle && a.session_id == b.session_id;
+    }
+  };
+
   // Ends every detached session whose grace ran out by `now`; returns them.
-  std::vector<session_handle> expire(time_point now) {
-    std::vector<session_handle> ended;
+  std::vector<ended_session> expire(time_point now) {
+    std::vector<ended_session> ended;
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
       const session_handle h = deadlines_.begin()->second;
-      ended.push_back(h);
+      ended.push_back(ended_session{h, sessions_.at(h)->id});
       end_session(h);
     }
     return ended;
@@ -4555,7 +4563,7 @@ class server {
         push(c, make_shared_frame(c.ws.encode_ping()));
       }
     }
-    for (session_handle ended : hub_.expire(now)) log(log_level::info, "session " + std::to_string(ended) + " expired");
+    for (const auto& ended : hub_.expire(now)) log(log_level::info, "session " + ended.session_id + " expired");
     // Sessions end in several ways (expiry, a 1000 close, a refused resume); forget
     // the labels of those that are gone.
     for (auto it = labels_.begin(); it != labels_.end();) it = hub_.session(it->first) ? std::next(it) : labels_.erase(it);
@@ -4781,11 +4789,7 @@ class server {
       finish_http(c, build_http_response(accept.error()));
       return false;
     }
-    if (auto auth = request.headers.get("Authorization")) {
-      constexpr std::string_view scheme = "Bearer ";
-      if (auth->size() > scheme.size() && detail::iequals(auth->substr(0, scheme.size()), scheme))
-        c.bearer_token = std::string(detail::trim_ows(auth->substr(scheme.size())));
-    }
+    c.bearer_token = bearer_token(request);
     push_unbounded(c, make_shared_frame(build_switching_protocols(*accept)));
     c.stage = connection_stage::awaiting_hello;
     return true;
