@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shared by the node benchmarks: find ws and parley-tools, start a server, read a process's CPU time and RSS.
 'use strict';
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Core-only fan-out: one room of M members in a hub built with websocket_hub_config, N sends, every outbox drained; prints deliveries per second.
 //
 // Usage: fanout_bench [members=100] [messages=20000] [body_bytes=200]

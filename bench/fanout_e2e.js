@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // End-to-end fan-out against the real server: M members in one room, one of them sending as fast as the server accepts; reports deliveries/s received.
 //
 // Usage: node bench/fanout_e2e.js [--binary PATH] [--members 100] [--messages 5000] [--body 200]

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // Idle memory: start the server, open N idle sessions (hello.ok each), report the server's VmRSS from /proc.
 //
 // Usage: node bench/idle_rss.js [--binary PATH] [--sessions 1000] [--rooms 0] [--batch 50] [--timeout 120]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Latency from send_message in one parley-tools mcp to the channel notification on another's stdout.
 //
 // Usage: node bench/mcp_latency.js <path to parley-tools> [messages=1000]

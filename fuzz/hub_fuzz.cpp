@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Invariant: for any byte string, driving the hub through the operations it decodes keeps nicknames unique per
 // room, membership consistent both ways, seqs strictly increasing per room, replay rings within capacity, never
 // echoes a message to its sender, and delivers each message to each member exactly once unless that member was

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A byte-driven simulation of clients using one hub, checking the hub's invariants after every step.
 //
 // Shared by the property tests (random byte strings) and the libFuzzer target (fuzzed

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Invariant: for any input, every input line produces at most one response line (counting the bridge's answer to a
 // call it surfaced), a well-formed request gets exactly one, carrying its own id, and a notification gets none; every
 // output line is one line of valid JSON, an object with "jsonrpc":"2.0" that is either a response (id and exactly

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Runs a fuzz target over files and directories of inputs without libFuzzer, so corpora and found crashes
 // replay as ordinary tests with any compiler.
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Invariant: feeding any bytes to a websocket codec, in any split, never crashes, never yields an event after a failure or close, gives the same events whole as split, and every message it yields is within the limit (text valid UTF-8) and survives re-encoding by the other role unchanged.
 #include <parley/utf8.hpp>
 #include <parley/websocket.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The MCP bridge against the core server, wired together in memory: every rule of issue 4 without a socket.
 #include <parley/bridge.hpp>
 #include <parley/server.hpp>

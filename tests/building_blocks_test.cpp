@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Token bucket, idempotency window, replay ring, UUIDs and RFC 3339: the hub's parts on their own.
 #include <parley/clock.hpp>
 #include <parley/idempotency_window.hpp>
@@ -48,7 +49,7 @@ TEST_CASE("token bucket: configurable rates, including odd ones") {
 }
 
 TEST_CASE("idempotency window: keeps the last N keys, and any key younger than the age") {
-  idempotency_window<int> w({3, milliseconds(1000)});
+  idempotency_window<int, time_point> w({3, milliseconds(1000)});
   w.remember("a", 1, epoch);
   w.remember("b", 2, epoch);
   w.remember("c", 3, epoch);
@@ -63,7 +64,7 @@ TEST_CASE("idempotency window: keeps the last N keys, and any key younger than t
 }
 
 TEST_CASE("idempotency window: the same key twice keeps the first value") {
-  idempotency_window<int> w;
+  idempotency_window<int, time_point> w;
   w.remember("k", 1, epoch);
   w.remember("k", 2, epoch);
   CHECK(*w.find("k") == 1);

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The core is sans-I/O: nothing under include/parley may read a clock, draw from a global RNG,
 open a file or a socket, or start a thread. Fails naming each offending line."""
 import pathlib

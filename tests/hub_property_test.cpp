@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Property tests: thousands of random operation sequences through the hub, invariants checked after every step.
 #include "hub_simulation.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The hub's rules one by one: sessions, rooms, nicknames, sends, limits, replay and the stores it writes.
 #include <parley/hub.hpp>
 #include <parley/session_protocol.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // JSON-RPC 2.0 classification, one-line builders, and the line splitter at every chunking.
 #include <parley/jsonrpc.hpp>
 

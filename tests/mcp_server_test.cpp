@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The MCP server state machine: lifecycle, tools/call round trips, cancellation, logging, and held channel pushes.
 #include <parley/mcp_server.hpp>
 

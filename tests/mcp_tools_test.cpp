@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The MCP tool catalogue: argument validation at every boundary, and schemas that say what the validator enforces.
 #include <parley/mcp_tools.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Room slugs and nicknames: each rule, its boundaries, case folding and automatic nicknames.
 #include <parley/arguments.hpp>
 #include <parley/name_rules.hpp>

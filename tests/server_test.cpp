@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The sans-I/O server end to end: HTTP routes, upgrade, hello/resume, tool frames, fan-out, closes, limits.
 #include <parley/server.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Helpers for the core suite: deterministic randomness and a fixed epoch.
 #pragma once
 

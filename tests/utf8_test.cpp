@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // UTF-8 validation: the classes of invalid input RFC 3629 names, whole and split at every position.
 #include <parley/utf8.hpp>
 

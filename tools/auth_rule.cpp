@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Loopback classification with asio's address parser, and the plan built on it.
 #include "auth_rule.hpp"
 

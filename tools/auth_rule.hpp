@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The start-up auth rule, the tools' one security policy: loopback binds need no token, every other bind does.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The OpenSSL calls behind crypto.hpp.
 #include "crypto.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // OpenSSL behind the three things the tools need: a CSPRNG for the core, SHA-256, and a constant-time compare.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The SQLite connection, the private file it lives in, and the ordered list of schema migrations.
 #include "database.hpp"
 

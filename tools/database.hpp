@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // parley's SQLite file: where it lives, how it is made private, its schema migrations, and prepared statements.
 #pragma once
 

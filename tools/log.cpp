@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The logger: formats one event into one line and writes it with a single call.
 #include "log.hpp"
 

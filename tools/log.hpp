@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One line per event on stderr, "<RFC 3339 time> <LEVEL> <message>", filtered by level.
 #pragma once
 

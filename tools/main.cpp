@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // parley-tools' main: parse the command line, apply the start-up rules, run the server, the bridge or a token command.
 #include "auth_rule.hpp"
 #include "crypto.hpp"

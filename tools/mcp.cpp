@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The MCP bridge's loop: stdin, stdout, one TCP/TLS connection and a timer around the core's parley::bridge.
 //
 // Every decision (what to answer, when to dial, what to ack, when to stop) is the

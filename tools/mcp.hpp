@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The MCP bridge's entry point: stdin/stdout MCP on one side, a parley server's WebSocket on the other.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Option checks that need more than a type: ranges, pairs of flags, files that must exist.
 #include "options.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What `parley-tools server` and `parley-tools mcp` are asked to do, after parsing and before running.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The server loop: asio sockets, timers and signals around the core's sans-I/O parley::server.
 //
 // One io_context thread, so nothing needs a strand. Each connection has a reader

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The server loop's entry point: everything start-up opened and decided, handed over in one call.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The three statements behind sqlite_room_store.
 #include "sqlite_store.hpp"
 

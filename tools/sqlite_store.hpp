@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // parley::room_store on SQLite: room names and seq high-water marks that survive restarts.
 #pragma once
 

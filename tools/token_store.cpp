@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Token issue, list, revoke and verify against the tokens table.
 #include "token_store.hpp"
 

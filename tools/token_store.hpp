@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Bearer tokens for non-loopback servers: issued once, stored only as SHA-256 digests, revocable by label.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The one place the tools read the wall clock; the core is always handed `now`.
 #pragma once
 

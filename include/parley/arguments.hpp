@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Validation of tool arguments, shared by the wire decoder and the hub so both refuse the same things the same way.
 #pragma once
 

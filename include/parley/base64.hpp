@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Base64 (RFC 4648 §4, padded) for the WebSocket handshake, and unpadded base64url (§5) for tokens in URLs.
 #pragma once
 

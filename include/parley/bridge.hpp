@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The agent's bridge without I/O: MCP lines from the host on one side, a Parley WebSocket session on the other.
 //
 // tools/mcp.cpp feeds it stdin bytes, socket bytes, connection events and `now`;

@@ -1,4 +1,12 @@
-// Time as the core sees it: a millisecond time point the caller passes in, and RFC 3339 formatting.
+// SPDX-License-Identifier: MIT
+// Time as the core sees it: two clocks that are never confused, passed in by the caller, and RFC 3339 formatting.
+//
+// Every deadline (keepalive, handshake, session grace, rate-limit refill, backoff, the
+// idempotency window) runs on a monotonic clock, so a wall-clock step (NTP, suspend)
+// never closes a connection or expires a session. Wall time appears only where a
+// timestamp goes on the wire: sentAt and UUIDv7. The core reads neither clock; the
+// clocks are types that a policy names, so a simulated clock in a test is a different
+// type from production's and the two cannot be mixed by accident.
 #pragma once
 
 #include <chrono>
@@ -9,18 +17,42 @@
 namespace parley {
 
 using milliseconds = std::chrono::milliseconds;
-// Wall-clock milliseconds since the Unix epoch. The core never reads a clock: every
-// operation that needs time takes `now` of this type.
-using time_point = std::chrono::time_point<std::chrono::system_clock, milliseconds>;
 
-[[nodiscard]] constexpr time_point from_unix_ms(std::int64_t ms) noexcept { return time_point(milliseconds(ms)); }
-[[nodiscard]] constexpr std::int64_t to_unix_ms(time_point t) noexcept { return t.time_since_epoch().count(); }
+// A point on `Clock` at millisecond resolution, the core's only time representation.
+template <class Clock>
+using clock_time = std::chrono::time_point<Clock, milliseconds>;
+
+// "Now" on both clocks, taken together by the caller once per event.
+template <class MonotonicClock, class WallClock>
+struct basic_moment {
+  using monotonic_clock = MonotonicClock;
+  using wall_clock = WallClock;
+  using monotonic_time = clock_time<MonotonicClock>;
+  using wall_time = clock_time<WallClock>;
+
+  monotonic_time monotonic;  // for deadlines
+  wall_time wall;            // for sentAt and UUIDv7 only
+};
+
+using steady_time = clock_time<std::chrono::steady_clock>;
+using wall_time = clock_time<std::chrono::system_clock>;
+using moment = basic_moment<std::chrono::steady_clock, std::chrono::system_clock>;
+
+// Wall clocks count from the Unix epoch (system_clock does, and so must any wall
+// clock a policy names).
+template <class WallTime = wall_time>
+[[nodiscard]] constexpr WallTime from_unix_ms(std::int64_t ms) noexcept {
+  return WallTime(milliseconds(ms));
+}
+template <class WallTime>
+[[nodiscard]] constexpr std::int64_t to_unix_ms(WallTime t) noexcept {
+  return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
+}
 
 // RFC 3339 in UTC with milliseconds, e.g. 2026-11-22T09:30:00.125Z. Uses Howard
 // Hinnant's days-to-civil algorithm so it needs no C++20 calendar and no time zone
 // database.
-[[nodiscard]] inline std::string format_rfc3339(time_point t) {
-  std::int64_t ms = to_unix_ms(t);
+[[nodiscard]] inline std::string format_rfc3339_ms(std::int64_t ms) {
   std::int64_t days = ms >= 0 ? ms / 86400000 : (ms - 86399999) / 86400000;
   std::int64_t ms_of_day = ms - days * 86400000;
   days += 719468;
@@ -39,5 +71,13 @@ using time_point = std::chrono::time_point<std::chrono::system_clock, millisecon
                 static_cast<long long>(ms_of_day / 1000 % 60), static_cast<long long>(ms_of_day % 1000));
   return buf;
 }
+
+template <class WallTime>
+[[nodiscard]] std::string format_rfc3339(WallTime t) {
+  return format_rfc3339_ms(to_unix_ms(t));
+}
+
+// Kept while the rest of the core moves to the two clocks; to be removed.
+using time_point = wall_time;
 
 }  // namespace parley

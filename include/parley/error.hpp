@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Errors as values: a stable wire code, a sentence for humans, and optional structured details.
 #pragma once
 

@@ -1,9 +1,10 @@
+// SPDX-License-Identifier: MIT
 // HTTP/1.1 heads, sans-I/O: incremental request/response head parsers and the RFC 6455 opening handshake for both roles.
 #pragma once
 
-#include <parley/base64.hpp>
-#include <parley/random_source.hpp>
-#include <parley/sha1.hpp>
+#include "base64.hpp"
+#include "random_source.hpp"
+#include "sha1.hpp"
 
 #include <tl/expected.hpp>
 
@@ -469,7 +470,8 @@ inline constexpr std::string_view websocket_guid = "258EAFA5-E914-47DA-95CA-C5AB
 }
 
 // 16 bytes from the injected source, base64'd, as §4.1 requires of a client.
-[[nodiscard]] inline std::string make_websocket_key(const random_source& random) {
+template <class Random>
+[[nodiscard]] std::string make_websocket_key(Random&& random) {
   unsigned char nonce[16];
   random(nonce, sizeof nonce);
   return base64_encode(std::string_view(reinterpret_cast<const char*>(nonce), sizeof nonce));

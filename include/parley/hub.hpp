@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The hub: rooms, sessions, nicknames and delivery as one deterministic state machine with no I/O.
 //
 // Every operation takes `now`; randomness comes from the injected random_source.
@@ -98,8 +99,8 @@ class hub {
     bool attached = true;
     time_point detach_deadline{};
     std::map<std::string, membership, std::less<>> memberships;
-    token_bucket bucket;
-    idempotency_window<send_message_result> sent;
+    token_bucket<time_point> bucket;
+    idempotency_window<send_message_result, time_point> sent;
     std::vector<shared_frame> outbox;
     bool ready_listed = false;
   };
@@ -123,7 +124,7 @@ class hub {
     const session_handle handle = ++last_handle_;
     auto s = std::make_unique<session_state>(session_state{
         handle, uuid_v4(random_), random_token(random_, 32), true, {}, {}, token_bucket(config_.rate, now),
-        idempotency_window<send_message_result>(config_.idempotency), {}, false});
+        idempotency_window<send_message_result, time_point>(config_.idempotency), {}, false});
     session_grant grant{handle, s->id, s->reconnect_token};
     by_id_.emplace(s->id, handle);
     sessions_.emplace(handle, std::move(s));

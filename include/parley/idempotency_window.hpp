@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Remembers a session's recent clientMsgId keys so a retried send returns its first result instead of delivering twice.
 #pragma once
 
@@ -19,7 +20,8 @@ struct idempotency_window_config {
 
 // Memory stays bounded because only sends that passed the rate limit are recorded:
 // size() <= max(min_keys, sends the token bucket allows within min_age).
-template <class Value>
+// `Time` is a monotonic clock's time point.
+template <class Value, class Time>
 class idempotency_window {
  public:
   explicit idempotency_window(idempotency_window_config config = {}) : config_(config) {}
@@ -29,13 +31,13 @@ class idempotency_window {
     return it == entries_.end() ? nullptr : &it->second;
   }
 
-  void remember(std::string key, Value value, time_point now) {
+  void remember(std::string key, Value value, Time now) {
     auto [it, inserted] = entries_.emplace(std::move(key), std::move(value));
     if (inserted) order_.push_back(order_entry{it->first, now});
     evict(now);
   }
 
-  void evict(time_point now) {
+  void evict(Time now) {
     while (order_.size() > config_.min_keys && now - order_.front().at >= config_.min_age) {
       entries_.erase(order_.front().key);
       order_.pop_front();
@@ -47,7 +49,7 @@ class idempotency_window {
  private:
   struct order_entry {
     std::string key;
-    time_point at;
+    Time at;
   };
   idempotency_window_config config_;
   std::unordered_map<std::string, Value> entries_;

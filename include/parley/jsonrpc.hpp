@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // JSON-RPC 2.0 over newline-delimited text (MCP's stdio transport): classify one line, build one-line replies, split a byte stream into lines.
 #pragma once
 

@@ -1,9 +1,10 @@
+// SPDX-License-Identifier: MIT
 // The MCP side of parley's stdio bridge as a sans-I/O state machine: host lines in, one ordered stream of reply lines out, tool calls surfaced as events.
 #pragma once
 
-#include <parley/jsonrpc.hpp>
-#include <parley/mcp_tools.hpp>
-#include <parley/version.hpp>
+#include "jsonrpc.hpp"
+#include "mcp_tools.hpp"
+#include "version.hpp"
 
 #include <nlohmann/json.hpp>
 

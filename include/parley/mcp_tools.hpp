@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 // The MCP tools parley offers an agent: their JSON Schemas, descriptions and instructions, and a validator that turns arguments into typed requests.
 #pragma once
 
-#include <parley/arguments.hpp>
-#include <parley/name_rules.hpp>
+#include "arguments.hpp"
+#include "name_rules.hpp"
 
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Validation of the two names users pick, room slugs and nicknames, reporting which rule failed.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Assigns adjective-animal nicknames (`clever-otter`, then `clever-otter-2`, ...) when a member names none.
 #pragma once
 
@@ -36,8 +37,8 @@ inline constexpr std::array<std::string_view, 72> nickname_animals{
 // Picks a random pair, then `-2`, `-3`, ... until `is_taken` says no: allocation
 // never fails, because a room has finitely many members. `is_taken` receives the
 // case-folded candidate.
-template <class IsTaken>
-[[nodiscard]] std::string allocate_nickname(const random_source& random, IsTaken&& is_taken) {
+template <class Random, class IsTaken>
+[[nodiscard]] std::string allocate_nickname(Random&& random, IsTaken&& is_taken) {
   const auto& adjective = nickname_adjectives[random_below(random, nickname_adjectives.size())];
   const auto& animal = nickname_animals[random_below(random, nickname_animals.size())];
   std::string base;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // parley: the whole sans-I/O core in one include.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The per-(session, room) ring of unacked messages that lets a dropped connection resume without a gap.
 #pragma once
 

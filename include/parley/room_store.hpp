@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Where rooms and seq blocks live between restarts: an interface, and the in-memory store the core ships.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The whole Parley server without sockets: every connection's HTTP upgrade → WebSocket → hello → tool frames →
 // hub, plus fan-out, keepalive, limits and shutdown, driven by bytes and `now`.
 //

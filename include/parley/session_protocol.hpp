@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Serves decoded frames against a hub: hello/resume into a session, tool requests into tool.ok/tool.err frames.
 #pragma once
 

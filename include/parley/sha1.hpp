@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SHA-1 (FIPS 180-4), here only because RFC 6455's Sec-WebSocket-Accept is defined with it; never use it for security.
 #pragma once
 

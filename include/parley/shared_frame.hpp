@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // An encoded outgoing frame, built once per message and shared by every recipient and replay ring.
 #pragma once
 

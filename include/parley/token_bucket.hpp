@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The per-session send budget: a token bucket, in integer milli-tokens so it never drifts.
 #pragma once
 
@@ -14,14 +15,16 @@ struct token_bucket_config {
   std::uint32_t refill_per_second = 10;  // sustained rate
 };
 
+// `Time` is a monotonic clock's time point: a wall-clock step must not mint or withhold tokens.
+template <class Time>
 class token_bucket {
  public:
-  explicit token_bucket(token_bucket_config config, time_point now) noexcept
+  explicit token_bucket(token_bucket_config config, Time now) noexcept
       : config_(config), milli_tokens_(std::uint64_t{config.capacity} * 1000), updated_(now) {}
 
   // Takes one token, or returns how long until one is available (rounded up, so a
   // caller that waits exactly that long succeeds).
-  [[nodiscard]] std::optional<milliseconds> try_take(time_point now) noexcept {
+  [[nodiscard]] std::optional<milliseconds> try_take(Time now) noexcept {
     refill(now);
     if (milli_tokens_ >= 1000) {
       milli_tokens_ -= 1000;
@@ -33,13 +36,13 @@ class token_bucket {
     return milliseconds((missing + config_.refill_per_second - 1) / config_.refill_per_second);
   }
 
-  [[nodiscard]] std::uint64_t milli_tokens(time_point now) noexcept {
+  [[nodiscard]] std::uint64_t milli_tokens(Time now) noexcept {
     refill(now);
     return milli_tokens_;
   }
 
  private:
-  void refill(time_point now) noexcept {
+  void refill(Time now) noexcept {
     if (now <= updated_) return;  // a clock stepping back never mints tokens
     const auto elapsed = static_cast<std::uint64_t>((now - updated_).count());
     const std::uint64_t cap = std::uint64_t{config_.capacity} * 1000;
@@ -52,7 +55,7 @@ class token_bucket {
 
   token_bucket_config config_;
   std::uint64_t milli_tokens_;
-  time_point updated_;
+  Time updated_;
 };
 
 }  // namespace parley

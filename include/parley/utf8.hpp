@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // UTF-8 validation, whole or streamed, as RFC 3629 defines it: no overlongs, no surrogates, nothing past U+10FFFF.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // UUIDs built from injected time and randomness: v7 for message ids (time-ordered), v4 for session ids.
 #pragma once
 
@@ -26,7 +27,8 @@ inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
 }  // namespace detail
 
 // RFC 9562 UUIDv7: 48-bit Unix milliseconds, then 74 random bits.
-[[nodiscard]] inline std::string uuid_v7(time_point now, const random_source& random) {
+template <class WallTime, class Random>
+[[nodiscard]] std::string uuid_v7(WallTime now, Random&& random) {
   std::array<unsigned char, 16> b{};
   random(b.data() + 6, 10);
   const auto ms = static_cast<std::uint64_t>(to_unix_ms(now));
@@ -37,7 +39,8 @@ inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
 }
 
 // RFC 9562 UUIDv4: 122 random bits.
-[[nodiscard]] inline std::string uuid_v4(const random_source& random) {
+template <class Random>
+[[nodiscard]] std::string uuid_v4(Random&& random) {
   std::array<unsigned char, 16> b{};
   random(b.data(), b.size());
   b[6] = static_cast<unsigned char>(0x40 | (b[6] & 0x0F));
@@ -46,7 +49,8 @@ inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
 }
 
 // A secret of `bytes` random bytes in base64url without padding (32 bytes → 43 characters).
-[[nodiscard]] inline std::string random_token(const random_source& random, std::size_t bytes = 32) {
+template <class Random>
+[[nodiscard]] std::string random_token(Random&& random, std::size_t bytes = 32) {
   std::string raw(bytes, '\0');
   random(reinterpret_cast<unsigned char*>(raw.data()), raw.size());
   return base64url_encode(raw);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // parley's version, which is also the serverVersion in hello.ok.
 #pragma once
 

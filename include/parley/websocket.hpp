@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 // RFC 6455 framing for both roles, sans-I/O: receive() bytes, next_event() messages, encode_*() frames to send.
 #pragma once
 
-#include <parley/random_source.hpp>
-#include <parley/utf8.hpp>
+#include "random_source.hpp"
+#include "utf8.hpp"
 
 #include <cstddef>
 #include <cstdint>

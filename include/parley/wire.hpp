@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The JSON wire frames of the Parley protocol, both directions: typed structs, complete validation, encoding.
 //
 // One frame per WebSocket text message, a JSON object discriminated by `_tag`.

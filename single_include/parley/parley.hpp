@@ -3,14 +3,17 @@
 #pragma once
 
 // ----- begin parley/parley.hpp -----
+// SPDX-License-Identifier: MIT
 // parley: the whole sans-I/O core in one include.
 
 
 // ----- begin parley/arguments.hpp -----
+// SPDX-License-Identifier: MIT
 // Validation of tool arguments, shared by the wire decoder and the hub so both refuse the same things the same way.
 
 
 // ----- begin parley/error.hpp -----
+// SPDX-License-Identifier: MIT
 // Errors as values: a stable wire code, a sentence for humans, and optional structured details.
 
 #include <nlohmann/json.hpp>
@@ -115,6 +118,7 @@ using result = tl::expected<T, error>;
 // ----- end parley/error.hpp -----
 
 // ----- begin parley/name_rules.hpp -----
+// SPDX-License-Identifier: MIT
 // Validation of the two names users pick, room slugs and nicknames, reporting which rule failed.
 
 #include <tl/expected.hpp>
@@ -200,6 +204,7 @@ constexpr tl::expected<void, name_violation> validate_name(std::string_view s, F
 // ----- end parley/name_rules.hpp -----
 
 // ----- begin parley/utf8.hpp -----
+// SPDX-License-Identifier: MIT
 // UTF-8 validation, whole or streamed, as RFC 3629 defines it: no overlongs, no surrogates, nothing past U+10FFFF.
 
 #include <cstddef>
@@ -327,6 +332,7 @@ inline constexpr std::size_t max_request_id_length = 128;
 // ----- end parley/arguments.hpp -----
 
 // ----- begin parley/base64.hpp -----
+// SPDX-License-Identifier: MIT
 // Base64 (RFC 4648 §4, padded) for the WebSocket handshake, and unpadded base64url (§5) for tokens in URLs.
 
 #include <cstddef>
@@ -422,6 +428,7 @@ inline std::string base64_encode_with(std::string_view data, std::string_view al
 // ----- end parley/base64.hpp -----
 
 // ----- begin parley/bridge.hpp -----
+// SPDX-License-Identifier: MIT
 // The agent's bridge without I/O: MCP lines from the host on one side, a Parley WebSocket session on the other.
 //
 // tools/mcp.cpp feeds it stdin bytes, socket bytes, connection events and `now`;
@@ -432,7 +439,15 @@ inline std::string base64_encode_with(std::string_view data, std::string_view al
 
 
 // ----- begin parley/clock.hpp -----
-// Time as the core sees it: a millisecond time point the caller passes in, and RFC 3339 formatting.
+// SPDX-License-Identifier: MIT
+// Time as the core sees it: two clocks that are never confused, passed in by the caller, and RFC 3339 formatting.
+//
+// Every deadline (keepalive, handshake, session grace, rate-limit refill, backoff, the
+// idempotency window) runs on a monotonic clock, so a wall-clock step (NTP, suspend)
+// never closes a connection or expires a session. Wall time appears only where a
+// timestamp goes on the wire: sentAt and UUIDv7. The core reads neither clock; the
+// clocks are types that a policy names, so a simulated clock in a test is a different
+// type from production's and the two cannot be mixed by accident.
 
 #include <chrono>
 #include <cstdint>
@@ -442,18 +457,42 @@ inline std::string base64_encode_with(std::string_view data, std::string_view al
 namespace parley {
 
 using milliseconds = std::chrono::milliseconds;
-// Wall-clock milliseconds since the Unix epoch. The core never reads a clock: every
-// operation that needs time takes `now` of this type.
-using time_point = std::chrono::time_point<std::chrono::system_clock, milliseconds>;
 
-[[nodiscard]] constexpr time_point from_unix_ms(std::int64_t ms) noexcept { return time_point(milliseconds(ms)); }
-[[nodiscard]] constexpr std::int64_t to_unix_ms(time_point t) noexcept { return t.time_since_epoch().count(); }
+// A point on `Clock` at millisecond resolution, the core's only time representation.
+template <class Clock>
+using clock_time = std::chrono::time_point<Clock, milliseconds>;
+
+// "Now" on both clocks, taken together by the caller once per event.
+template <class MonotonicClock, class WallClock>
+struct basic_moment {
+  using monotonic_clock = MonotonicClock;
+  using wall_clock = WallClock;
+  using monotonic_time = clock_time<MonotonicClock>;
+  using wall_time = clock_time<WallClock>;
+
+  monotonic_time monotonic;  // for deadlines
+  wall_time wall;            // for sentAt and UUIDv7 only
+};
+
+using steady_time = clock_time<std::chrono::steady_clock>;
+using wall_time = clock_time<std::chrono::system_clock>;
+using moment = basic_moment<std::chrono::steady_clock, std::chrono::system_clock>;
+
+// Wall clocks count from the Unix epoch (system_clock does, and so must any wall
+// clock a policy names).
+template <class WallTime = wall_time>
+[[nodiscard]] constexpr WallTime from_unix_ms(std::int64_t ms) noexcept {
+  return WallTime(milliseconds(ms));
+}
+template <class WallTime>
+[[nodiscard]] constexpr std::int64_t to_unix_ms(WallTime t) noexcept {
+  return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
+}
 
 // RFC 3339 in UTC with milliseconds, e.g. 2026-11-22T09:30:00.125Z. Uses Howard
 // Hinnant's days-to-civil algorithm so it needs no C++20 calendar and no time zone
 // database.
-[[nodiscard]] inline std::string format_rfc3339(time_point t) {
-  std::int64_t ms = to_unix_ms(t);
+[[nodiscard]] inline std::string format_rfc3339_ms(std::int64_t ms) {
   std::int64_t days = ms >= 0 ? ms / 86400000 : (ms - 86399999) / 86400000;
   std::int64_t ms_of_day = ms - days * 86400000;
   days += 719468;
@@ -473,15 +512,25 @@ using time_point = std::chrono::time_point<std::chrono::system_clock, millisecon
   return buf;
 }
 
+template <class WallTime>
+[[nodiscard]] std::string format_rfc3339(WallTime t) {
+  return format_rfc3339_ms(to_unix_ms(t));
+}
+
+// Kept while the rest of the core moves to the two clocks; to be removed.
+using time_point = wall_time;
+
 }  // namespace parley
 // ----- end parley/clock.hpp -----
 
 // ----- begin parley/http.hpp -----
+// SPDX-License-Identifier: MIT
 // HTTP/1.1 heads, sans-I/O: incremental request/response head parsers and the RFC 6455 opening handshake for both roles.
 
 
 // ----- begin parley/random_source.hpp -----
-// Randomness enters the core only through this type, so tests and fuzzers are deterministic.
+// SPDX-License-Identifier: MIT
+// Randomness enters the core only from the caller, so tests and fuzzers are deterministic.
 
 #include <cstddef>
 #include <cstdint>
@@ -489,11 +538,14 @@ using time_point = std::chrono::time_point<std::chrono::system_clock, millisecon
 
 namespace parley {
 
-// Fills `n` bytes at `out`. Production passes a CSPRNG (the tools use OpenSSL's
-// RAND_bytes): reconnect tokens and WebSocket masks are drawn from it.
+// Any callable `void(unsigned char* out, std::size_t n)` that fills `n` bytes at `out` is a
+// source of randomness; a policy names its type. Production passes a CSPRNG (the tools
+// use OpenSSL's RAND_bytes): reconnect tokens, invite codes and WebSocket masks are
+// drawn from it. This type-erased one is for callers who choose at run time.
 using random_source = std::function<void(unsigned char* out, std::size_t n)>;
 
-[[nodiscard]] inline std::uint64_t random_u64(const random_source& random) {
+template <class Random>
+[[nodiscard]] std::uint64_t random_u64(Random&& random) {
   unsigned char b[8];
   random(b, sizeof b);
   std::uint64_t v = 0;
@@ -502,7 +554,8 @@ using random_source = std::function<void(unsigned char* out, std::size_t n)>;
 }
 
 // A uniform draw from [0, bound) without modulo bias; bound must be > 0.
-[[nodiscard]] inline std::uint64_t random_below(const random_source& random, std::uint64_t bound) {
+template <class Random>
+[[nodiscard]] std::uint64_t random_below(Random&& random, std::uint64_t bound) {
   const std::uint64_t limit = UINT64_MAX - (UINT64_MAX % bound);
   for (;;) {
     const std::uint64_t v = random_u64(random);
@@ -514,6 +567,7 @@ using random_source = std::function<void(unsigned char* out, std::size_t n)>;
 // ----- end parley/random_source.hpp -----
 
 // ----- begin parley/sha1.hpp -----
+// SPDX-License-Identifier: MIT
 // SHA-1 (FIPS 180-4), here only because RFC 6455's Sec-WebSocket-Accept is defined with it; never use it for security.
 
 #include <array>
@@ -1066,7 +1120,8 @@ inline constexpr std::string_view websocket_guid = "258EAFA5-E914-47DA-95CA-C5AB
 }
 
 // 16 bytes from the injected source, base64'd, as §4.1 requires of a client.
-[[nodiscard]] inline std::string make_websocket_key(const random_source& random) {
+template <class Random>
+[[nodiscard]] std::string make_websocket_key(Random&& random) {
   unsigned char nonce[16];
   random(nonce, sizeof nonce);
   return base64_encode(std::string_view(reinterpret_cast<const char*>(nonce), sizeof nonce));
@@ -1127,10 +1182,12 @@ inline constexpr std::string_view websocket_guid = "258EAFA5-E914-47DA-95CA-C5AB
 // ----- end parley/http.hpp -----
 
 // ----- begin parley/mcp_server.hpp -----
+// SPDX-License-Identifier: MIT
 // The MCP side of parley's stdio bridge as a sans-I/O state machine: host lines in, one ordered stream of reply lines out, tool calls surfaced as events.
 
 
 // ----- begin parley/jsonrpc.hpp -----
+// SPDX-License-Identifier: MIT
 // JSON-RPC 2.0 over newline-delimited text (MCP's stdio transport): classify one line, build one-line replies, split a byte stream into lines.
 
 #include <nlohmann/json.hpp>
@@ -1361,6 +1418,7 @@ class line_splitter {
 // ----- end parley/jsonrpc.hpp -----
 
 // ----- begin parley/mcp_tools.hpp -----
+// SPDX-License-Identifier: MIT
 // The MCP tools parley offers an agent: their JSON Schemas, descriptions and instructions, and a validator that turns arguments into typed requests.
 
 
@@ -1760,6 +1818,7 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
 // ----- end parley/mcp_tools.hpp -----
 
 // ----- begin parley/version.hpp -----
+// SPDX-License-Identifier: MIT
 // parley's version, which is also the serverVersion in hello.ok.
 
 #include <string_view>
@@ -2146,6 +2205,7 @@ class mcp_server {
 // ----- end parley/mcp_server.hpp -----
 
 // ----- begin parley/uuid.hpp -----
+// SPDX-License-Identifier: MIT
 // UUIDs built from injected time and randomness: v7 for message ids (time-ordered), v4 for session ids.
 
 
@@ -2170,7 +2230,8 @@ inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
 }  // namespace detail
 
 // RFC 9562 UUIDv7: 48-bit Unix milliseconds, then 74 random bits.
-[[nodiscard]] inline std::string uuid_v7(time_point now, const random_source& random) {
+template <class WallTime, class Random>
+[[nodiscard]] std::string uuid_v7(WallTime now, Random&& random) {
   std::array<unsigned char, 16> b{};
   random(b.data() + 6, 10);
   const auto ms = static_cast<std::uint64_t>(to_unix_ms(now));
@@ -2181,7 +2242,8 @@ inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
 }
 
 // RFC 9562 UUIDv4: 122 random bits.
-[[nodiscard]] inline std::string uuid_v4(const random_source& random) {
+template <class Random>
+[[nodiscard]] std::string uuid_v4(Random&& random) {
   std::array<unsigned char, 16> b{};
   random(b.data(), b.size());
   b[6] = static_cast<unsigned char>(0x40 | (b[6] & 0x0F));
@@ -2190,7 +2252,8 @@ inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
 }
 
 // A secret of `bytes` random bytes in base64url without padding (32 bytes → 43 characters).
-[[nodiscard]] inline std::string random_token(const random_source& random, std::size_t bytes = 32) {
+template <class Random>
+[[nodiscard]] std::string random_token(Random&& random, std::size_t bytes = 32) {
   std::string raw(bytes, '\0');
   random(reinterpret_cast<unsigned char*>(raw.data()), raw.size());
   return base64url_encode(raw);
@@ -2200,6 +2263,7 @@ inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
 // ----- end parley/uuid.hpp -----
 
 // ----- begin parley/websocket.hpp -----
+// SPDX-License-Identifier: MIT
 // RFC 6455 framing for both roles, sans-I/O: receive() bytes, next_event() messages, encode_*() frames to send.
 
 
@@ -2553,6 +2617,7 @@ class websocket {
 // ----- end parley/websocket.hpp -----
 
 // ----- begin parley/wire.hpp -----
+// SPDX-License-Identifier: MIT
 // The JSON wire frames of the Parley protocol, both directions: typed structs, complete validation, encoding.
 //
 // One frame per WebSocket text message, a JSON object discriminated by `_tag`.
@@ -3579,6 +3644,7 @@ class bridge {
 // ----- end parley/bridge.hpp -----
 
 // ----- begin parley/hub.hpp -----
+// SPDX-License-Identifier: MIT
 // The hub: rooms, sessions, nicknames and delivery as one deterministic state machine with no I/O.
 //
 // Every operation takes `now`; randomness comes from the injected random_source.
@@ -3587,6 +3653,7 @@ class bridge {
 
 
 // ----- begin parley/idempotency_window.hpp -----
+// SPDX-License-Identifier: MIT
 // Remembers a session's recent clientMsgId keys so a retried send returns its first result instead of delivering twice.
 
 
@@ -3606,7 +3673,8 @@ struct idempotency_window_config {
 
 // Memory stays bounded because only sends that passed the rate limit are recorded:
 // size() <= max(min_keys, sends the token bucket allows within min_age).
-template <class Value>
+// `Time` is a monotonic clock's time point.
+template <class Value, class Time>
 class idempotency_window {
  public:
   explicit idempotency_window(idempotency_window_config config = {}) : config_(config) {}
@@ -3616,13 +3684,13 @@ class idempotency_window {
     return it == entries_.end() ? nullptr : &it->second;
   }
 
-  void remember(std::string key, Value value, time_point now) {
+  void remember(std::string key, Value value, Time now) {
     auto [it, inserted] = entries_.emplace(std::move(key), std::move(value));
     if (inserted) order_.push_back(order_entry{it->first, now});
     evict(now);
   }
 
-  void evict(time_point now) {
+  void evict(Time now) {
     while (order_.size() > config_.min_keys && now - order_.front().at >= config_.min_age) {
       entries_.erase(order_.front().key);
       order_.pop_front();
@@ -3634,7 +3702,7 @@ class idempotency_window {
  private:
   struct order_entry {
     std::string key;
-    time_point at;
+    Time at;
   };
   idempotency_window_config config_;
   std::unordered_map<std::string, Value> entries_;
@@ -3645,6 +3713,7 @@ class idempotency_window {
 // ----- end parley/idempotency_window.hpp -----
 
 // ----- begin parley/nickname_generator.hpp -----
+// SPDX-License-Identifier: MIT
 // Assigns adjective-animal nicknames (`clever-otter`, then `clever-otter-2`, ...) when a member names none.
 
 
@@ -3680,8 +3749,8 @@ inline constexpr std::array<std::string_view, 72> nickname_animals{
 // Picks a random pair, then `-2`, `-3`, ... until `is_taken` says no: allocation
 // never fails, because a room has finitely many members. `is_taken` receives the
 // case-folded candidate.
-template <class IsTaken>
-[[nodiscard]] std::string allocate_nickname(const random_source& random, IsTaken&& is_taken) {
+template <class Random, class IsTaken>
+[[nodiscard]] std::string allocate_nickname(Random&& random, IsTaken&& is_taken) {
   const auto& adjective = nickname_adjectives[random_below(random, nickname_adjectives.size())];
   const auto& animal = nickname_animals[random_below(random, nickname_animals.size())];
   std::string base;
@@ -3698,10 +3767,12 @@ template <class IsTaken>
 // ----- end parley/nickname_generator.hpp -----
 
 // ----- begin parley/replay_ring.hpp -----
+// SPDX-License-Identifier: MIT
 // The per-(session, room) ring of unacked messages that lets a dropped connection resume without a gap.
 
 
 // ----- begin parley/shared_frame.hpp -----
+// SPDX-License-Identifier: MIT
 // An encoded outgoing frame, built once per message and shared by every recipient and replay ring.
 
 #include <memory>
@@ -3777,6 +3848,7 @@ class replay_ring {
 // ----- end parley/replay_ring.hpp -----
 
 // ----- begin parley/room_store.hpp -----
+// SPDX-License-Identifier: MIT
 // Where rooms and seq blocks live between restarts: an interface, and the in-memory store the core ships.
 
 
@@ -3849,6 +3921,7 @@ class memory_room_store final : public room_store {
 // ----- end parley/room_store.hpp -----
 
 // ----- begin parley/token_bucket.hpp -----
+// SPDX-License-Identifier: MIT
 // The per-session send budget: a token bucket, in integer milli-tokens so it never drifts.
 
 
@@ -3863,14 +3936,16 @@ struct token_bucket_config {
   std::uint32_t refill_per_second = 10;  // sustained rate
 };
 
+// `Time` is a monotonic clock's time point: a wall-clock step must not mint or withhold tokens.
+template <class Time>
 class token_bucket {
  public:
-  explicit token_bucket(token_bucket_config config, time_point now) noexcept
+  explicit token_bucket(token_bucket_config config, Time now) noexcept
       : config_(config), milli_tokens_(std::uint64_t{config.capacity} * 1000), updated_(now) {}
 
   // Takes one token, or returns how long until one is available (rounded up, so a
   // caller that waits exactly that long succeeds).
-  [[nodiscard]] std::optional<milliseconds> try_take(time_point now) noexcept {
+  [[nodiscard]] std::optional<milliseconds> try_take(Time now) noexcept {
     refill(now);
     if (milli_tokens_ >= 1000) {
       milli_tokens_ -= 1000;
@@ -3882,13 +3957,13 @@ class token_bucket {
     return milliseconds((missing + config_.refill_per_second - 1) / config_.refill_per_second);
   }
 
-  [[nodiscard]] std::uint64_t milli_tokens(time_point now) noexcept {
+  [[nodiscard]] std::uint64_t milli_tokens(Time now) noexcept {
     refill(now);
     return milli_tokens_;
   }
 
  private:
-  void refill(time_point now) noexcept {
+  void refill(Time now) noexcept {
     if (now <= updated_) return;  // a clock stepping back never mints tokens
     const auto elapsed = static_cast<std::uint64_t>((now - updated_).count());
     const std::uint64_t cap = std::uint64_t{config_.capacity} * 1000;
@@ -3901,7 +3976,7 @@ class token_bucket {
 
   token_bucket_config config_;
   std::uint64_t milli_tokens_;
-  time_point updated_;
+  Time updated_;
 };
 
 }  // namespace parley
@@ -3987,8 +4062,8 @@ class hub {
     bool attached = true;
     time_point detach_deadline{};
     std::map<std::string, membership, std::less<>> memberships;
-    token_bucket bucket;
-    idempotency_window<send_message_result> sent;
+    token_bucket<time_point> bucket;
+    idempotency_window<send_message_result, time_point> sent;
     std::vector<shared_frame> outbox;
     bool ready_listed = false;
   };
@@ -4012,7 +4087,7 @@ class hub {
     const session_handle handle = ++last_handle_;
     auto s = std::make_unique<session_state>(session_state{
         handle, uuid_v4(random_), random_token(random_, 32), true, {}, {}, token_bucket(config_.rate, now),
-        idempotency_window<send_message_result>(config_.idempotency), {}, false});
+        idempotency_window<send_message_result, time_point>(config_.idempotency), {}, false});
     session_grant grant{handle, s->id, s->reconnect_token};
     by_id_.emplace(s->id, handle);
     sessions_.emplace(handle, std::move(s));
@@ -4327,6 +4402,7 @@ class hub {
 // ----- end parley/hub.hpp -----
 
 // ----- begin parley/server.hpp -----
+// SPDX-License-Identifier: MIT
 // The whole Parley server without sockets: every connection's HTTP upgrade → WebSocket → hello → tool frames →
 // hub, plus fan-out, keepalive, limits and shutdown, driven by bytes and `now`.
 //
@@ -4336,6 +4412,7 @@ class hub {
 
 
 // ----- begin parley/session_protocol.hpp -----
+// SPDX-License-Identifier: MIT
 // Serves decoded frames against a hub: hello/resume into a session, tool requests into tool.ok/tool.err frames.
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Builds and runs the consumer program one way, failing the ctest test on any error.
 #
 #   cmake -DWORK_DIR=... -DCONSUMER_DIR=... [-DINSTALL_FROM=<build dir>] [-DEXPECT_PACKAGE_UNDER=<dir>]

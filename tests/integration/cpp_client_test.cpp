@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The real parley-tools server driven by parley's own client codec (http.hpp, websocket.hpp in role::client, wire.hpp) over POSIX sockets.
 //
 // PARLEY_TOOLS names the executable (ctest sets it). Every wait is bounded by poll()

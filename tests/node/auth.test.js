@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tokens on a non-loopback bind: the start-up refusal, hello with and without a token, the Bearer header, revocation.
 'use strict';
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // RFC 6455 refusals on the wire: an unmasked frame is 1002, invalid UTF-8 is 1007, a message over the limit is 1009.
 'use strict';
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The upgrade and the hello: hello.ok's fields, refusals with their close codes, and binary frames read as JSON.
 'use strict';
 

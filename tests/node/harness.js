@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shared by the integration tests: start the real parley-tools server, talk to it with ws, never hang.
 'use strict';
 

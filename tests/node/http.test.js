@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The plain HTTP routes beside the upgrade: /healthz, /metrics, 404, 405 and 426.
 'use strict';
 

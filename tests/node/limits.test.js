@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Server-side bounds: the connection cap (503), the handshake timeout, and the slow-consumer close 4008.
 'use strict';
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // parley-tools mcp driven by the official MCP TypeScript SDK client, two bridges in one room, against the real server.
 'use strict';
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // send_message and delivery: seq per room, no self-echo, body limits in UTF-8 bytes, the rate limit, idempotent resends.
 'use strict';
 

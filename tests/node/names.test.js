@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Room slugs and nicknames at their boundaries, case-insensitive collisions, and assigned nicknames.
 'use strict';
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A client that pipelines requests and never reads its socket is a slow consumer: replies count
 // against --max-queue-bytes like deliveries, so the server closes it (4008) instead of growing.
 'use strict';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What the database keeps: rooms and their seqs survive a restart, and seq never goes back.
 'use strict';
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Sessions across connections: drop and resume with exact replay, a 1000 close, the refusals 4001-4003, takeover 4009, grace expiry.
 'use strict';
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SIGTERM: every connection is closed with 1001 and the process exits 0 within 2 s.
 'use strict';
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // TLS: a self-signed certificate, --tls-cert/--tls-key, wss:// and hello.ok.
 'use strict';
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Runs conanfile.py's set_version, package and package_info against a stand-in for the
 `conan` module (Conan itself cannot be installed here), and checks the package layout
 and the CMakeDeps names: what `conan create` would produce, short of the real tool."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Builds the Debian packages with cpack and checks them as a user would meet them:
 metadata, file lists, conffiles, maintainer scripts, the unpacked binary, the unit
 file, and a find_package consumer built against nothing but the unpacked dev package."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Checks the Claude Code plugin: marketplace.json parses, its plugin's skills exist with
 front matter, and it registers `parley-tools mcp` as the MCP server `parley`."""
 

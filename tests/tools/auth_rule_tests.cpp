@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Loopback classification and the start-up auth plan built on it.
 #include "auth_rule.hpp"
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """parley-tools as a user runs it: version, help, the token commands, and start-up refusals.
 
 Usage: cli_tests.py PATH/TO/parley-tools [unittest args...]

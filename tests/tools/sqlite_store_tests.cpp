@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The SQLite file: private modes, migrations, and rooms and seq blocks that survive reopening.
 #include "database.hpp"
 #include "sqlite_store.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A fresh directory per test, removed afterwards, so tests never touch a real database.
 #pragma once
 

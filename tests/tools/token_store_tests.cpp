@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tokens: issued once, stored as digests, verified, revoked, and listed without ever showing a token.
 #include "crypto.hpp"
 #include "database.hpp"

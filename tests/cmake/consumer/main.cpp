@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The one program every consumer test builds: two sessions in a room, one message, delivered once.
 #include <parley/parley.hpp>
 
