@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Core-only fan-out: one room of M members in a hub built with websocket_hub_config, N sends, every outbox drained; prints deliveries per second.
+// Core-only fan-out: one room of M members in a hub storing WebSocket frames (server_policy), N sends, every outbox drained; prints deliveries per second.
 //
 // Usage: fanout_bench [members=100] [messages=20000] [body_bytes=200]
 // No sockets and no JSON parsing on the receiving side: this is the ceiling the hub
@@ -31,11 +31,12 @@ int main(int argc, char** argv) {
   parley::hub_config config;
   config.rate = {static_cast<std::uint32_t>(messages + 1), 1};  // the bench measures fan-out, not the rate limit
   parley::memory_room_store store;
-  auto opened = parley::hub::open(store, random, parley::websocket_hub_config(config));
+  using server_hub = parley::basic_hub<parley::server_policy>;
+  auto opened = server_hub::open(store, random, config);
   if (!opened) return 1;
-  parley::hub& hub = *opened;
+  server_hub& hub = *opened;
 
-  const parley::time_point now = parley::from_unix_ms(1'800'000'000'000);
+  const parley::moment now{parley::steady_time(parley::milliseconds(1'000'000)), parley::from_unix_ms(1'800'000'000'000)};
   std::vector<parley::session_handle> sessions;
   for (std::size_t i = 0; i < members; ++i) {
     sessions.push_back(hub.open_session(now).handle);

@@ -53,6 +53,9 @@ inline operation operation_of(std::uint8_t byte) {
   return operation::advance;
 }
 
+// The hub under simulation runs on simulated clocks and its own in-memory store.
+using simulated_hub = basic_hub<simulated_policy>;
+
 class hub_simulation {
  public:
   explicit hub_simulation(std::uint64_t seed = 1) : h_(make_hub(store_, seed)) {}
@@ -67,7 +70,7 @@ class hub_simulation {
     return failure_;
   }
 
-  [[nodiscard]] const hub& the_hub() const { return h_; }
+  [[nodiscard]] const simulated_hub& the_hub() const { return h_; }
   [[nodiscard]] std::uint64_t messages_sent() const { return messages_sent_; }
   [[nodiscard]] std::uint64_t messages_received() const { return messages_received_; }
   [[nodiscard]] std::uint64_t overflows() const { return overflows_; }
@@ -85,7 +88,7 @@ class hub_simulation {
     std::map<std::string, send_message_result> keys; // clientMsgId → first result
   };
 
-  static hub make_hub(memory_room_store& store, std::uint64_t seed) {
+  static simulated_hub make_hub(simulated_policy::room_store& store, std::uint64_t seed) {
     hub_config config;
     config.replay_capacity = 8;  // small, so detaches overflow often enough to exercise the gap path
     config.seq_block_size = 4;
@@ -99,7 +102,7 @@ class hub_simulation {
         out[i] = static_cast<unsigned char>(z ^ (z >> 31));
       }
     };
-    return std::move(*hub::open(store, std::move(random), std::move(config)));
+    return std::move(*simulated_hub::open(store, std::move(random), std::move(config)));
   }
 
   void fail(std::string why) {
@@ -281,9 +284,9 @@ class hub_simulation {
     if (memberships != model_memberships) fail("membership counts differ between hub and model");
   }
 
-  memory_room_store store_;
-  hub h_;
-  time_point now_ = from_unix_ms(1795305600000);
+  simulated_policy::room_store store_;
+  simulated_hub h_;
+  simulated_moment now_ = simulated_epoch;
   std::array<client, client_count> clients_{};
   std::map<std::string, std::uint64_t> last_seq_;
   std::uint64_t next_key_ = 0;

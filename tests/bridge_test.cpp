@@ -54,9 +54,9 @@ struct agent {
 
 struct network {
   memory_room_store store;
-  std::unique_ptr<hub> h;
+  std::unique_ptr<basic_hub<server_policy>> h;
   std::unique_ptr<server> srv;
-  time_point now = epoch;
+  moment now{steady_time(milliseconds(1'000'000)), from_unix_ms(1795305600000)};
   std::vector<std::unique_ptr<agent>> agents;
   bool server_up = true;
   int restarts = 0;
@@ -65,7 +65,8 @@ struct network {
 
   void start_server() {
     // A restarted server draws other session ids, as a real one would.
-    h = std::make_unique<hub>(std::move(*hub::open(store, testing::seeded_random(77 + restarts++), websocket_hub_config())));
+    h = std::make_unique<basic_hub<server_policy>>(
+        std::move(*basic_hub<server_policy>::open(store, testing::seeded_random(77 + restarts++))));
     srv = std::make_unique<server>(*h);
     server_up = true;
   }
@@ -86,7 +87,7 @@ struct network {
     if (!a.link) return;
     srv->transport_closed(*a.link, now);
     a.link.reset();
-    a.b.disconnected(now);
+    a.b.disconnected(now.wall);
   }
 
   // Moves bytes until nothing changes.
@@ -100,13 +101,13 @@ struct network {
           moved = true;
         }
         if (a.write_stdout) a.b.stdout_written();
-        if (!a.link && a.b.wants_connection(now)) {
-          a.b.dialing(now);
+        if (!a.link && a.b.wants_connection(now.wall)) {
+          a.b.dialing(now.wall);
           if (server_up) {
             a.link = *srv->accept(now);
-            a.b.connected(now);
+            a.b.connected(now.wall);
           } else {
-            a.b.disconnected(now);
+            a.b.disconnected(now.wall);
           }
           moved = true;
         }
@@ -119,7 +120,7 @@ struct network {
         if (a.link && close) {
           srv->transport_closed(*a.link, now);
           a.link.reset();
-          a.b.disconnected(now);
+          a.b.disconnected(now.wall);
           moved = true;
         }
       }
@@ -129,7 +130,7 @@ struct network {
         for (auto& ap : agents)
           if (ap->link == id)
             for (const auto& f : out.frames) {
-              ap->b.receive_socket(*f, now);
+              ap->b.receive_socket(*f, now.wall);
               n += f->size();
             }
         srv->written(id, n);
@@ -138,7 +139,7 @@ struct network {
             if (ap->link == id) {
               srv->transport_closed(id, now);
               ap->link.reset();
-              ap->b.disconnected(now);
+              ap->b.disconnected(now.wall);
             }
         moved = true;
       }
@@ -150,15 +151,15 @@ struct network {
   void advance(milliseconds by) {
     now += by;
     srv->on_timer(now);
-    for (auto& a : agents) a->b.on_timer(now);
+    for (auto& a : agents) a->b.on_timer(now.wall);
     settle();
   }
 };
 
-agent::agent(network& n, std::uint64_t seed) : net(n), b(bridge_config{}, testing::seeded_random(seed), n.now) {}
+agent::agent(network& n, std::uint64_t seed) : net(n), b(bridge_config{}, testing::seeded_random(seed), n.now.wall) {}
 
 void agent::stdin_line(const json& j) {
-  b.receive_stdin(j.dump() + "\n", net.now);
+  b.receive_stdin(j.dump() + "\n", net.now.wall);
   net.settle();
 }
 
@@ -265,14 +266,14 @@ TEST_CASE("a call made while the first connection is under way waits for it inst
                          {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()},
                                      {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}}.dump() + "\n" +
                         json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}.dump() + "\n",
-                    net.now);
-  a.b.dialing(net.now);  // the tools loop has started dialing, nothing is connected yet
+                    net.now.wall);
+  a.b.dialing(net.now.wall);  // the tools loop has started dialing, nothing is connected yet
   a.b.receive_stdin(json{{"jsonrpc", "2.0"}, {"id", 7}, {"method", "tools/call"},
                          {"params", {{"name", "list_rooms"}, {"arguments", json::object()}}}}.dump() + "\n",
-                    net.now);
+                    net.now.wall);
   for (const auto& line : a.b.take_stdout()) CHECK(json::parse(line).value("id", 0) != 7);
   a.link = *net.srv->accept(net.now);
-  a.b.connected(net.now);
+  a.b.connected(net.now.wall);
   net.settle();
   REQUIRE(a.response(7));
   CHECK_FALSE(is_error(*a.response(7)));
@@ -375,7 +376,7 @@ TEST_CASE("a send whose answer was lost in a drop is retried after the resume an
   alice.b.receive_stdin(json{{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
                              {"params", {{"name", "send_message"}, {"arguments", {{"room", "lobby"}, {"body", "once"}}}}}}
                                 .dump() + "\n",
-                        net.now);
+                        net.now.wall);
   net.srv->receive(*alice.link, alice.b.take_socket_output(), net.now);
   (void)net.srv->take_output(*alice.link);  // alice's answer is lost with the link
   net.cut(alice);
@@ -434,7 +435,7 @@ TEST_CASE("stdin EOF closes with 1000: the session ends at once and the bridge f
   bob.initialize();
   alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}});
   bob.call("join_room", {{"room", "lobby"}, {"nickname", "bob"}});
-  alice.b.shutdown(net.now);
+  alice.b.shutdown(net.now.wall);
   net.settle();
   CHECK(alice.b.finished());
   CHECK(structured(bob.call("who_is_here", {{"room", "lobby"}}))["nicknames"] == json::array({"bob"}));
@@ -445,10 +446,10 @@ TEST_CASE("shutdown finishes within its deadline even if the server never answer
   agent& alice = net.add(1);
   alice.initialize();
   net.server_up = true;
-  alice.b.shutdown(net.now);
+  alice.b.shutdown(net.now.wall);
   // the close request is pending but nobody carries it out
   CHECK_FALSE(alice.b.finished());
-  alice.b.on_timer(net.now + milliseconds(500));
+  alice.b.on_timer(net.now.wall + milliseconds(500));
   CHECK(alice.b.finished());
 }
 
@@ -457,7 +458,7 @@ TEST_CASE("reconnect backoff grows from 100 ms with jitter and is capped at 10 s
   net.server_up = false;
   agent& a = net.add(9);
   std::vector<std::int64_t> waits;
-  time_point t = net.now;
+  time_point t = net.now.wall;
   for (int i = 0; i < 12; ++i) {
     REQUIRE(a.b.wants_connection(t));
     a.b.dialing(t);

@@ -14,48 +14,48 @@
 #include <string>
 
 using namespace parley;
-using parley::testing::epoch;
+using namespace parley::testing;
 using std::chrono::milliseconds;
 
 TEST_CASE("token bucket: burst 20, then 10 per second") {
-  token_bucket bucket({20, 10}, epoch);
-  for (int i = 1; i <= 20; ++i) CHECK_MESSAGE(!bucket.try_take(epoch), "send ", i);
-  auto refused = bucket.try_take(epoch);
+  token_bucket bucket({20, 10}, epoch.monotonic);
+  for (int i = 1; i <= 20; ++i) CHECK_MESSAGE(!bucket.try_take(epoch.monotonic), "send ", i);
+  auto refused = bucket.try_take(epoch.monotonic);
   REQUIRE(refused);
   CHECK(*refused == milliseconds(100));
-  CHECK(bucket.try_take(epoch + milliseconds(99)));           // 99 ms is not enough
-  CHECK(*bucket.try_take(epoch + milliseconds(99)) == milliseconds(1));
-  CHECK_FALSE(bucket.try_take(epoch + milliseconds(100)));    // exactly the advertised wait
-  CHECK(bucket.try_take(epoch + milliseconds(100)));
+  CHECK(bucket.try_take(epoch.monotonic + milliseconds(99)));           // 99 ms is not enough
+  CHECK(*bucket.try_take(epoch.monotonic + milliseconds(99)) == milliseconds(1));
+  CHECK_FALSE(bucket.try_take(epoch.monotonic + milliseconds(100)));    // exactly the advertised wait
+  CHECK(bucket.try_take(epoch.monotonic + milliseconds(100)));
 }
 
 TEST_CASE("token bucket: refills to capacity, never past it, and ignores a clock stepping back") {
-  token_bucket bucket({20, 10}, epoch);
-  for (int i = 0; i < 20; ++i) (void)bucket.try_take(epoch);
-  CHECK(bucket.milli_tokens(epoch + std::chrono::hours(24 * 365 * 100)) == 20000);
-  token_bucket b2({2, 10}, epoch + milliseconds(1000));
-  (void)b2.try_take(epoch + milliseconds(1000));
-  (void)b2.try_take(epoch + milliseconds(1000));
-  CHECK(b2.try_take(epoch));  // earlier than the last update: no tokens appear
+  token_bucket bucket({20, 10}, epoch.monotonic);
+  for (int i = 0; i < 20; ++i) (void)bucket.try_take(epoch.monotonic);
+  CHECK(bucket.milli_tokens(epoch.monotonic + std::chrono::hours(24 * 365 * 100)) == 20000);
+  token_bucket b2({2, 10}, epoch.monotonic + milliseconds(1000));
+  (void)b2.try_take(epoch.monotonic + milliseconds(1000));
+  (void)b2.try_take(epoch.monotonic + milliseconds(1000));
+  CHECK(b2.try_take(epoch.monotonic));  // earlier than the last update: no tokens appear
 }
 
 TEST_CASE("token bucket: configurable rates, including odd ones") {
-  token_bucket bucket({1, 3}, epoch);
-  CHECK_FALSE(bucket.try_take(epoch));
-  auto wait = bucket.try_take(epoch);
+  token_bucket bucket({1, 3}, epoch.monotonic);
+  CHECK_FALSE(bucket.try_take(epoch.monotonic));
+  auto wait = bucket.try_take(epoch.monotonic);
   REQUIRE(wait);
   CHECK(*wait == milliseconds(334));  // ceil(1000 / 3)
-  CHECK_FALSE(bucket.try_take(epoch + *wait));
+  CHECK_FALSE(bucket.try_take(epoch.monotonic + *wait));
 }
 
 TEST_CASE("idempotency window: keeps the last N keys, and any key younger than the age") {
-  idempotency_window<int, time_point> w({3, milliseconds(1000)});
-  w.remember("a", 1, epoch);
-  w.remember("b", 2, epoch);
-  w.remember("c", 3, epoch);
-  w.remember("d", 4, epoch + milliseconds(10));
+  idempotency_window<int, test_moment::monotonic_time> w({3, milliseconds(1000)});
+  w.remember("a", 1, epoch.monotonic);
+  w.remember("b", 2, epoch.monotonic);
+  w.remember("c", 3, epoch.monotonic);
+  w.remember("d", 4, epoch.monotonic + milliseconds(10));
   CHECK(w.find("a"));  // 4 keys but "a" is younger than 1 s: kept
-  w.remember("e", 5, epoch + milliseconds(1000));
+  w.remember("e", 5, epoch.monotonic + milliseconds(1000));
   CHECK_FALSE(w.find("a"));  // old and beyond the last 3
   CHECK_FALSE(w.find("b"));
   CHECK(w.find("c"));  // ...while the last 3 stay whatever their age
@@ -64,9 +64,9 @@ TEST_CASE("idempotency window: keeps the last N keys, and any key younger than t
 }
 
 TEST_CASE("idempotency window: the same key twice keeps the first value") {
-  idempotency_window<int, time_point> w;
-  w.remember("k", 1, epoch);
-  w.remember("k", 2, epoch);
+  idempotency_window<int, test_moment::monotonic_time> w;
+  w.remember("k", 1, epoch.monotonic);
+  w.remember("k", 2, epoch.monotonic);
   CHECK(*w.find("k") == 1);
   CHECK(w.size() == 1);
 }
@@ -125,7 +125,7 @@ TEST_CASE("random tokens are base64url of the asked length") {
 
 TEST_CASE("RFC 3339 with milliseconds in UTC") {
   CHECK(format_rfc3339(from_unix_ms(0)) == "1970-01-01T00:00:00.000Z");
-  CHECK(format_rfc3339(epoch) == "2026-11-22T00:00:00.000Z");
+  CHECK(format_rfc3339(epoch.wall) == "2026-11-22T00:00:00.000Z");
   CHECK(format_rfc3339(from_unix_ms(951782400123)) == "2000-02-29T00:00:00.123Z");  // leap day
   CHECK(format_rfc3339(from_unix_ms(4102444799999)) == "2099-12-31T23:59:59.999Z");
   CHECK(format_rfc3339(from_unix_ms(-1)) == "1969-12-31T23:59:59.999Z");

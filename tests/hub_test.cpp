@@ -11,16 +11,16 @@
 #include <vector>
 
 using namespace parley;
-using parley::testing::epoch;
+using namespace parley::testing;
 using std::chrono::milliseconds;
 
 namespace {
 
 struct fixture {
-  memory_room_store store;
-  hub h;
+  test_store store;
+  test_hub h;
   explicit fixture(hub_config config = {})
-      : h(std::move(*hub::open(store, testing::seeded_random(42), std::move(config)))) {}
+      : h(std::move(*test_hub::open(store, testing::seeded_random(42), std::move(config)))) {}
 
   session_handle session() { return h.open_session(epoch).handle; }
 
@@ -31,7 +31,7 @@ struct fixture {
   }
 
   result<send_message_result> send(session_handle s, const std::string& room, std::string body,
-                                    std::optional<std::string> key = std::nullopt, time_point now = epoch) {
+                                    std::optional<std::string> key = std::nullopt, test_moment now = epoch) {
     return h.send_message(s, {room, std::move(body), std::move(key)}, now);
   }
 
@@ -116,6 +116,16 @@ TEST_CASE("automatic nicknames are adjective-animal, then -2, -3 on collision") 
     CHECK(validate_nickname(nick));
     CHECK(seen.insert(fold_nickname(nick)).second);
   }
+  // A source that always draws the same pair shows the suffixes themselves.
+  test_store store;
+  auto same_pair = test_hub::open(store, [](unsigned char* out, std::size_t n) { std::fill(out, out + n, 0); });
+  std::vector<std::string> nicknames;
+  for (int i = 0; i < 3; ++i) {
+    auto s = same_pair->open_session(epoch).handle;
+    nicknames.push_back(same_pair->join_room(s, {"lobby", std::nullopt}, epoch)->nickname);
+  }
+  const std::string base = std::string(nickname_adjectives[0]) + "-" + std::string(nickname_animals[0]);
+  CHECK(nicknames == std::vector<std::string>{base, base + "-2", base + "-3"});
 }
 
 TEST_CASE("leave is silent to others; leaving a room you are not in is NotInRoomError") {
@@ -190,41 +200,47 @@ TEST_CASE("seq is per room and strictly increasing") {
 }
 
 TEST_CASE("seqs come from the store in blocks: one write per block, never reused after a restart") {
-  memory_room_store store;
+  test_store store;
   hub_config config;
   config.seq_block_size = 10;
   config.rate = {1000, 1000};
   std::uint64_t last = 0;
   {
-    auto h = hub::open(store, testing::seeded_random(1), config);
+    auto h = test_hub::open(store, testing::seeded_random(1), config);
     auto s = h->open_session(epoch).handle;
     REQUIRE(h->join_room(s, {"lobby", std::nullopt}, epoch));
     for (int i = 0; i < 25; ++i) last = h->send_message(s, {"lobby", "x", std::nullopt}, epoch)->seq;
     CHECK(last == 25);
     CHECK(store.blocks_reserved() == 3);  // not 25
   }
-  auto restarted = hub::open(store, testing::seeded_random(2), config);
+  auto restarted = test_hub::open(store, testing::seeded_random(2), config);
   CHECK(restarted->rooms().count("lobby") == 1);  // the room outlived every member
   auto s = restarted->open_session(epoch).handle;
   REQUIRE(restarted->join_room(s, {"lobby", std::nullopt}, epoch));
   CHECK(restarted->send_message(s, {"lobby", "x", std::nullopt}, epoch)->seq > last);
 }
 
+// A store whose writes can be made to fail, as a full disk would.
+struct failing_store {
+  bool fail_seq = false;
+  test_store inner;
+  auto load_rooms() { return inner.load_rooms(); }
+  result<void> create_room(std::string_view n, test_moment::wall_time t) {
+    if (n == "broken") return make_error(error_code::internal, "disk full");
+    return inner.create_room(n, t);
+  }
+  result<std::uint64_t> reserve_seq_block(std::string_view r, std::uint64_t c) {
+    if (fail_seq) return make_error(error_code::internal, "disk full");
+    return inner.reserve_seq_block(r, c);
+  }
+};
+struct failing_store_policy : simulated_policy {
+  using room_store = failing_store;
+};
+
 TEST_CASE("a store that fails is InternalError, and the hub stays consistent") {
-  struct failing_store final : room_store {
-    bool fail_seq = false;
-    memory_room_store inner;
-    result<std::vector<stored_room>> load_rooms() override { return inner.load_rooms(); }
-    result<void> create_room(std::string_view n, time_point t) override {
-      if (n == "broken") return make_error(error_code::internal, "disk full");
-      return inner.create_room(n, t);
-    }
-    result<std::uint64_t> reserve_seq_block(std::string_view r, std::uint64_t c) override {
-      if (fail_seq) return make_error(error_code::internal, "disk full");
-      return inner.reserve_seq_block(r, c);
-    }
-  } store;
-  auto h = hub::open(store, testing::seeded_random(1));
+  failing_store store;
+  auto h = basic_hub<failing_store_policy>::open(store, testing::seeded_random(1));
   auto s = h->open_session(epoch).handle;
   auto broken = h->join_room(s, {"broken", std::nullopt}, epoch);
   CHECK(broken.error().code == error_code::internal);
@@ -381,9 +397,9 @@ TEST_CASE("detach keeps memberships for the grace period; expiry ends the sessio
   f.join(b, "lobby", "bob");
   f.h.detach(a.handle, epoch);
   CHECK(f.h.who_is_here(b, {"lobby"})->nicknames.size() == 2);
-  CHECK(f.h.next_deadline() == epoch + std::chrono::seconds(60));
+  CHECK(f.h.next_deadline() == (epoch + std::chrono::seconds(60)).monotonic);
   CHECK(f.h.expire(epoch + milliseconds(59999)).empty());
-  CHECK(f.h.expire(epoch + std::chrono::seconds(60)) == std::vector<hub::ended_session>{{a.handle, a.session_id}});
+  CHECK(f.h.expire(epoch + std::chrono::seconds(60)) == std::vector<test_hub::ended_session>{{a.handle, a.session_id}});
   CHECK(f.h.who_is_here(b, {"lobby"})->nicknames == std::vector<std::string>{"bob"});
   CHECK_FALSE(f.h.next_deadline());
   auto late = f.h.resume_session({a.session_id, a.reconnect_token, {}}, epoch + std::chrono::seconds(61));

@@ -11,23 +11,44 @@
 #include <vector>
 
 using namespace parley;
-using parley::testing::epoch;
+using namespace parley::testing;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 namespace {
 
+// Server tests read what the server logs and control what its token store says.
+struct test_hooks {
+  bool required = false;
+  std::map<std::string, token_verdict, std::less<>> tokens;  // token → verdict; others are unknown
+  std::vector<std::string> revoked;
+  std::vector<std::string> lines;
+
+  bool tokens_required() const { return required; }
+  token_verdict check_token(std::string_view token) {
+    auto it = tokens.find(token);
+    return it == tokens.end() ? token_verdict{token_status::unknown, {}} : it->second;
+  }
+  std::vector<std::string> revoked_labels() { return revoked; }
+  void log(log_level, std::string_view line) { lines.emplace_back(line); }
+};
+
+struct test_server_policy : simulated_server_policy {
+  using server_hooks = test_hooks;
+};
+using test_server = basic_server<test_server_policy>;
+
 struct harness {
-  memory_room_store store;
-  hub h;
-  server srv;
-  time_point now = epoch;
+  test_store store;
+  basic_hub<test_server_policy> h;
+  test_server srv;
+  test_moment now = epoch;
   std::map<connection_id, std::string> inbox;  // bytes written to each connection
   std::map<connection_id, bool> closed;        // the server asked to close it
   bool count_written = true;
 
-  explicit harness(server_config config = {}, server_hooks hooks = {}, hub_config hc = {})
-      : h(std::move(*hub::open(store, testing::seeded_random(9), websocket_hub_config(std::move(hc))))),
+  explicit harness(server_config config = {}, test_hooks hooks = {}, hub_config hc = {})
+      : h(std::move(*basic_hub<test_server_policy>::open(store, testing::seeded_random(9), std::move(hc)))),
         srv(h, config, std::move(hooks)) {}
 
   void pump() {
@@ -225,21 +246,21 @@ TEST_CASE("a bad first frame is hello.err BadHandshakeFrameError and close 1002"
 }
 
 TEST_CASE("auth: no token 4000, bad or revoked token 4000, right token ok, Bearer header accepted") {
-  server_hooks hooks;
-  hooks.authenticate = [](const std::optional<std::string>& token) -> auth_verdict {
-    if (!token) return {error{error_code::auth_required, "a token is required", nullptr}, ""};
-    if (*token == "parley_tok_revoked") return {error{error_code::token_revoked, "revoked", nullptr}, "old"};
-    if (*token != "parley_tok_good") return {error{error_code::bad_token, "unknown token", nullptr}, ""};
-    return {std::nullopt, "laptop"};
-  };
+  test_hooks hooks;
+  hooks.required = true;
+  hooks.tokens = {{"parley_tok_good", {token_status::valid, "laptop"}},
+                  {"parley_tok_revoked", {token_status::revoked, "old"}}};
   harness h({}, hooks);
-  for (auto [token, code] : std::vector<std::pair<std::optional<std::string>, std::string>>{
-           {std::nullopt, "AuthRequiredError"}, {std::string("parley_tok_revoked"), "TokenRevokedError"},
-           {std::string("parley_tok_wrong"), "BadTokenError"}}) {
+  for (auto [token, code, message] : std::vector<std::tuple<std::optional<std::string>, std::string, std::string>>{
+           {std::nullopt, "AuthRequiredError",
+            "this server requires a token: pass it in hello.authToken or an Authorization: Bearer header"},
+           {std::string("parley_tok_revoked"), "TokenRevokedError", "token old is revoked"},
+           {std::string("parley_tok_wrong"), "BadTokenError", "unknown token"}}) {
     client c(h);
     c.upgrade();
     auto err = c.hello(token);
     CHECK(err["code"] == code);
+    CHECK(err["message"] == message);
     REQUIRE(c.close);
     CHECK(c.close->code == 4000);
   }
@@ -250,13 +271,34 @@ TEST_CASE("auth: no token 4000, bad or revoked token 4000, right token ok, Beare
   bearer.upgrade("Authorization: Bearer parley_tok_good\r\n");
   CHECK(bearer.hello()["_tag"] == "hello.ok");
 
-  // revoking the label closes its live sessions with 4000 and ends them
+  // Another process revokes the label: the next poll, within a second, closes its
+  // live sessions with 4000 and ends them.
   REQUIRE(good.call({{"_tag", "tool.join_room"}, {"room", "lobby"}, {"nickname", "good"}})["_tag"] == "tool.ok");
-  h.srv.close_sessions_of_label("laptop");
+  REQUIRE(h.srv.next_deadline());
+  CHECK(*h.srv.next_deadline() <= (h.now + seconds(1)).monotonic);
+  h.srv.hooks().revoked = {"old", "laptop"};
+  h.now += seconds(1);
+  h.srv.on_timer(h.now);
   h.pump();
   good.read();
   REQUIRE(good.close);
   CHECK(good.close->code == 4000);
+  CHECK(h.h.stats().sessions == 0);
+}
+
+TEST_CASE("a token store that cannot answer refuses the hello with 1011 and says nothing of its insides") {
+  test_hooks hooks;
+  hooks.required = true;
+  hooks.tokens = {{"parley_tok_any", {token_status::unavailable, ""}}};
+  harness h({}, hooks);
+  client c(h);
+  c.upgrade();
+  auto err = c.hello(std::string("parley_tok_any"));
+  CHECK(err["_tag"] == "hello.err");
+  CHECK(err["code"] == "InternalError");
+  CHECK(err["message"] == "the server cannot check tokens right now; try again later");
+  REQUIRE(c.close);
+  CHECK(c.close->code == 1011);
   CHECK(h.h.stats().sessions == 0);
 }
 
@@ -430,7 +472,7 @@ TEST_CASE("the handshake must finish within the timeout: slow-loris connections 
   partial.raw("GET / HTTP/1.1\r\nHost: x\r\n");
   client no_hello(h);
   no_hello.upgrade();
-  REQUIRE(h.srv.next_deadline() == epoch + seconds(10));
+  REQUIRE(h.srv.next_deadline() == (epoch + seconds(10)).monotonic);
   h.now += milliseconds(9999);
   h.srv.on_timer(h.now);
   h.pump();
@@ -514,12 +556,15 @@ TEST_CASE("a client that sends requests and never reads is a slow consumer too: 
   CHECK(p.server_closed());
 }
 
-TEST_CASE("shutdown closes every connection with 1001 and refuses new hellos") {
-  harness h;
+TEST_CASE("shutdown closes every connection with 1001, refuses new hellos, and is finished within its grace") {
+  server_config config;
+  config.shutdown_grace = milliseconds(1500);
+  harness h(config);
   client a = connected(h);
   client pending(h);
   pending.upgrade();
-  h.srv.shutdown();
+  CHECK_FALSE(h.srv.finished());
+  h.srv.shutdown(h.now);
   h.pump();
   a.read();
   REQUIRE(a.close);
@@ -527,4 +572,101 @@ TEST_CASE("shutdown closes every connection with 1001 and refuses new hellos") {
   pending.read();
   REQUIRE(pending.close);
   CHECK(pending.close->code == 1001);
+  // Neither peer hangs up: the server is finished when the grace is over, not before.
+  CHECK_FALSE(h.srv.finished());
+  REQUIRE(h.srv.next_deadline() == (h.now + milliseconds(1500)).monotonic);
+  h.now += milliseconds(1499);
+  h.srv.on_timer(h.now);
+  CHECK_FALSE(h.srv.finished());
+  h.now += milliseconds(1);
+  h.srv.on_timer(h.now);
+  CHECK(h.srv.finished());
+}
+
+TEST_CASE("shutdown is finished at once when the last connection is gone") {
+  harness h;
+  client a = connected(h);
+  h.srv.shutdown(h.now);
+  h.pump();
+  CHECK_FALSE(h.srv.finished());
+  h.srv.transport_closed(a.id, h.now);
+  CHECK(h.srv.finished());
+}
+
+TEST_CASE("a connection we are closing is cut after the linger if the peer never hangs up") {
+  server_config config;
+  config.close_linger = seconds(2);
+  harness h(config);
+  client a = connected(h);
+  client b = connected(h);
+  h.srv.shutdown(h.now);
+  h.pump();
+  CHECK(h.srv.take_aborted().empty());
+  h.now += milliseconds(1999);
+  h.srv.on_timer(h.now);
+  CHECK(h.srv.take_aborted().empty());
+  h.srv.transport_closed(b.id, h.now);  // b hung up; a did not
+  h.now += milliseconds(1);
+  h.srv.on_timer(h.now);
+  CHECK(h.srv.take_aborted() == std::vector<connection_id>{a.id});
+  h.now += seconds(5);
+  h.srv.on_timer(h.now);
+  CHECK(h.srv.take_aborted().empty());  // cut once
+}
+
+TEST_CASE("a wall-clock step of an hour either way closes and expires nothing early or late") {
+  server_config config;
+  config.ping_interval = seconds(30);
+  config.pong_timeout = seconds(60);
+  config.handshake_timeout = seconds(10);
+  hub_config hc;
+  hc.session_grace = seconds(60);
+  hc.rate = {1, 1};  // one send a second: a refill that followed the wall clock would show
+  for (const auto step : {std::chrono::hours(1), -std::chrono::hours(1)}) {
+    CAPTURE(step.count());
+    harness h(config, {}, hc);
+    client alice = connected(h, "alice");
+    client bob = connected(h, "bob");
+    client handshaking(h);
+    handshaking.upgrade();
+    h.srv.transport_closed(bob.id, h.now);  // bob's session is in its 60 s grace
+    auto send = [&](const char* body) {
+      return alice.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", body}});
+    };
+    REQUIRE(send("before")["_tag"] == "tool.ok");  // the burst of one is spent
+    const auto before = h.srv.next_deadline();
+
+    h.now.wall += step;  // NTP, or a laptop waking up
+    h.srv.on_timer(h.now);
+    h.pump();
+    CHECK(h.srv.next_deadline() == before);
+    CHECK_FALSE(alice.server_closed());
+    CHECK_FALSE(handshaking.server_closed());
+    CHECK(h.h.stats().sessions == 2);
+    // The bucket refills on the monotonic clock alone: an hour forward mints nothing,
+    // an hour back withholds nothing.
+    CHECK(send("at the step")["code"] == "RateLimitedError");
+    h.now += milliseconds(1000);
+    auto sent = send("a second later");
+    CHECK(sent["_tag"] == "tool.ok");
+    // sentAt follows the wall clock, which is what it is for.
+    CHECK(sent["result"]["sentAt"] == format_rfc3339(h.now.wall));
+
+    // Every deadline falls when the monotonic clock says, not an hour off.
+    h.now += milliseconds(8999);
+    h.srv.on_timer(h.now);
+    h.pump();
+    CHECK_FALSE(handshaking.server_closed());
+    h.now += milliseconds(1);
+    h.srv.on_timer(h.now);
+    h.pump();
+    CHECK(handshaking.server_closed());
+    h.now += seconds(50) - milliseconds(1);  // 59.999 s since bob dropped
+    h.srv.on_timer(h.now);
+    CHECK(h.h.stats().sessions == 2);
+    h.now += milliseconds(1);
+    h.srv.on_timer(h.now);
+    CHECK(h.h.stats().sessions == 1);
+    CHECK_FALSE(alice.server_closed());  // alice answers pings: read() pongs them
+  }
 }

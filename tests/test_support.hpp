@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Helpers for the core suite: deterministic randomness and a fixed epoch.
+// Helpers for the core suite: deterministic randomness, simulated time, and the templates built on them.
 #pragma once
 
-#include <parley/clock.hpp>
-#include <parley/random_source.hpp>
+#include <parley/hub.hpp>
 
 #include <memory>
 #include <random>
@@ -17,7 +16,13 @@ inline random_source seeded_random(std::uint64_t seed) {
   };
 }
 
-// 2026-11-22T00:00:00.000Z
-inline constexpr time_point epoch = from_unix_ms(1795305600000);
+// The core under test runs on simulated clocks and its own in-memory store: types
+// that production code cannot be handed by mistake.
+using test_hub = basic_hub<simulated_policy>;
+using test_store = simulated_policy::room_store;
+using test_moment = simulated_moment;
+
+// 2026-11-22T00:00:00.000Z on the wall clock.
+inline constexpr test_moment epoch = simulated_epoch;
 
 }  // namespace parley::testing

@@ -10,7 +10,7 @@
 #include <string>
 
 using namespace parley;
-using parley::testing::epoch;
+using namespace parley::testing;
 
 namespace {
 frame_error decode_error(std::string_view text) {
@@ -214,8 +214,8 @@ TEST_CASE("every error code has its wire name and hello failures their close cod
 
 namespace {
 struct served {
-  memory_room_store store;
-  hub h = std::move(*hub::open(store, testing::seeded_random(5)));
+  test_store store;
+  test_hub h = std::move(*test_hub::open(store, testing::seeded_random(5)));
 };
 }  // namespace
 

@@ -2,12 +2,14 @@
 // One line per event on stderr, "<RFC 3339 time> <LEVEL> <message>", filtered by level.
 #pragma once
 
+#include <parley/log_level.hpp>
+
 #include <optional>
 #include <string_view>
 
 namespace parley_tools {
 
-enum class log_level { debug, info, warn, error };
+using parley::log_level;
 
 [[nodiscard]] std::string_view to_string(log_level level) noexcept;
 [[nodiscard]] std::optional<log_level> log_level_from_string(std::string_view name) noexcept;

@@ -4,7 +4,8 @@
 // One io_context thread, so nothing needs a strand. Each connection has a reader
 // coroutine that hands bytes to the core and a writer coroutine that sleeps on a timer
 // (the asio chat server's condition variable) and writes everything queued in one
-// gathered write. Every protocol decision is the core's; this file moves bytes.
+// gathered write. Every protocol decision and every deadline is the core's; this file
+// moves bytes, fires the core's timer, and closes the sockets the core gives up on.
 #include "server.hpp"
 
 #include "wall_clock.hpp"
@@ -17,7 +18,6 @@
 #include <cstdio>
 #include <deque>
 #include <memory>
-#include <set>
 #include <unordered_map>
 
 namespace parley_tools {
@@ -26,6 +26,48 @@ namespace {
 using asio::ip::tcp;
 using tls_stream = asio::ssl::stream<tcp::socket>;
 
+// The core's questions of fact, answered from the token database. A database failure
+// is `unavailable`; what that means on the wire is the core's decision.
+class token_hooks {
+ public:
+  token_hooks(token_store& tokens, bool required, const logger& log) : tokens_(&tokens), required_(required), log_(&log) {}
+
+  [[nodiscard]] bool tokens_required() const noexcept { return required_; }
+
+  [[nodiscard]] parley::token_verdict check_token(std::string_view token) {
+    auto verdict = tokens_->check(token, wall_clock_now());
+    if (verdict) return *verdict;
+    log_->error("cannot check a token: " + verdict.error().message);
+    return {parley::token_status::unavailable, {}};
+  }
+
+  // `token revoke` runs in another process; the database is how we hear of it.
+  [[nodiscard]] std::vector<std::string> revoked_labels() {
+    std::vector<std::string> labels;
+    auto tokens = tokens_->list();
+    if (!tokens) {
+      log_->warn("cannot read revocations: " + tokens.error().message);
+      return labels;
+    }
+    for (const auto& t : *tokens)
+      if (t.revoked()) labels.push_back(t.label);
+    return labels;
+  }
+
+  void log(parley::log_level level, std::string_view line) { log_->write(level, line); }
+
+ private:
+  token_store* tokens_;
+  bool required_;
+  const logger* log_;
+};
+
+// The server as this binary builds it: real clocks, OpenSSL randomness, SQLite, tokens.
+struct tools_policy : parley::server_policy {
+  using room_store = sqlite_room_store;
+  using server_hooks = token_hooks;
+};
+
 class server_runtime;
 
 // What the runtime needs from a connection, whatever its stream type.
@@ -33,6 +75,7 @@ class connection_base {
  public:
   virtual ~connection_base() = default;
   virtual void wake_writer() = 0;
+  virtual void abort() = 0;
 };
 
 template <class Stream>
@@ -45,6 +88,7 @@ class connection final : public connection_base, public std::enable_shared_from_
 
   void start();
   void wake_writer() override { wake_.cancel(); }
+  void abort() override { stop(); }
 
  private:
   tcp::socket& socket() {
@@ -55,7 +99,6 @@ class connection final : public connection_base, public std::enable_shared_from_
   asio::awaitable<void> read_loop();
   asio::awaitable<void> write_loop();
   void stop();
-  void linger();
 
   server_runtime& runtime_;
   parley::connection_id id_;
@@ -63,7 +106,6 @@ class connection final : public connection_base, public std::enable_shared_from_
   asio::steady_timer wake_;
   bool ready_to_write_ = !std::is_same_v<Stream, tls_stream>;  // TLS writes wait for the handshake
   bool stopped_ = false;
-  bool lingering_ = false;
 };
 
 class server_runtime {
@@ -73,7 +115,7 @@ class server_runtime {
         options_(options),
         context_(context),
         hub_(open_hub(options, context)),
-        core_(hub_, core_config(options), hooks()),
+        core_(hub_, core_config(options), token_hooks(context.tokens, context.tokens_required, context.log)),
         acceptor_(io),
         tick_(io),
         signals_(io, SIGINT, SIGTERM),
@@ -114,6 +156,7 @@ class server_runtime {
     context_.log.info(std::string("listening on ") + (options_.tls() ? "wss://" : "ws://") + host + ":" +
                       std::to_string(bound.port()) + (context_.tokens_required ? " (tokens required)" : " (loopback, no tokens)"));
 
+    tick_.expires_at(asio::steady_timer::time_point::max());
     asio::co_spawn(io_, accept_loop(), asio::detached);
     asio::co_spawn(io_, timer_loop(), asio::detached);
     signals_.async_wait([this](std::error_code error, int signal) {
@@ -126,15 +169,14 @@ class server_runtime {
   // ---- called by connections ----------------------------------------------
 
   void receive(parley::connection_id id, std::string_view bytes) {
-    core_.receive(id, bytes, wall_clock_now());
-    flush();
+    core_.receive(id, bytes, moment_now());
+    after_core();
   }
 
   void closed(parley::connection_id id) {
-    core_.transport_closed(id, wall_clock_now());
+    core_.transport_closed(id, moment_now());
     connections_.erase(id);
-    flush();
-    if (stopping_ && connections_.empty()) io_.stop();
+    after_core();
   }
 
   parley::connection_output take_output(parley::connection_id id) { return core_.take_output(id); }
@@ -142,12 +184,14 @@ class server_runtime {
   const logger& log() const { return context_.log; }
 
  private:
-  static parley::hub open_hub(const server_options& options, server_context& context) {
+  using hub_type = parley::basic_hub<tools_policy>;
+
+  static hub_type open_hub(const server_options& options, server_context& context) {
     parley::hub_config config;
     config.rate = options.rate;
     config.replay_capacity = options.replay_capacity;
     config.session_grace = options.session_grace;
-    auto opened = parley::hub::open(context.rooms, context.random, parley::websocket_hub_config(std::move(config)));
+    auto opened = hub_type::open(context.rooms, context.random, std::move(config));
     if (!opened) throw std::runtime_error("cannot load rooms: " + opened.error().message);
     return std::move(*opened);
   }
@@ -163,30 +207,20 @@ class server_runtime {
     return config;
   }
 
-  parley::server_hooks hooks() {
-    parley::server_hooks hooks;
-    hooks.log = [this](parley::log_level level, const std::string& line) {
-      context_.log.write(static_cast<log_level>(static_cast<int>(level)), line);
-    };
-    if (context_.tokens_required) {
-      hooks.authenticate = [this](const std::optional<std::string>& token) -> parley::auth_verdict {
-        if (!token)
-          return {parley::error{parley::error_code::auth_required,
-                                "this server requires a token: pass it in hello.authToken or an Authorization: Bearer header",
-                                nullptr},
-                  ""};
-        auto label = context_.tokens.verify(*token, wall_clock_now());
-        if (!label) return {label.error(), ""};
-        return {std::nullopt, *label};
-      };
-    }
-    return hooks;
-  }
-
-  // Hands each connection with new output to its writer.
-  void flush() {
+  // After every call into the core: wake the writers with new output, cut the sockets
+  // the core gave up on, stop when it is finished, and wake the timer sooner if the
+  // core's next deadline moved earlier.
+  void after_core() {
     for (parley::connection_id id : core_.take_writable())
       if (auto it = connections_.find(id); it != connections_.end()) it->second->wake_writer();
+    for (parley::connection_id id : core_.take_aborted()) {
+      auto it = connections_.find(id);
+      if (it == connections_.end()) continue;
+      auto c = it->second;  // abort() ends in closed(), which erases the entry
+      c->abort();
+    }
+    if (core_.finished()) return io_.stop();
+    if (auto next = core_.next_deadline(); next && *next < tick_.expiry()) tick_.cancel();
   }
 
   asio::awaitable<void> accept_loop() {
@@ -199,7 +233,7 @@ class server_runtime {
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
-      auto id = core_.accept(wall_clock_now());
+      auto id = core_.accept(moment_now());
       if (!id) {
         auto refused = std::make_shared<tcp::socket>(std::move(socket));
         auto response = std::make_shared<std::string>(parley::server::capacity_response());
@@ -219,38 +253,22 @@ class server_runtime {
         connections_.emplace(*id, c);
         c->start();
       }
+      after_core();  // the handshake deadline may be the core's nearest now
     }
   }
 
+  // Sleeps until the core's next deadline; after_core() cancels the sleep when an
+  // event brings that deadline closer.
   asio::awaitable<void> timer_loop() {
-    auto last_revocation_check = std::chrono::steady_clock::now();
-    while (!stopping_) {
-      const auto now = wall_clock_now();
-      core_.on_timer(now);
-      if (context_.tokens_required && std::chrono::steady_clock::now() - last_revocation_check >= std::chrono::seconds(1)) {
-        last_revocation_check = std::chrono::steady_clock::now();
-        close_revoked();
-      }
-      flush();
-      // Wake for the core's next deadline, and at least once a second for revocations.
-      auto wait = std::chrono::milliseconds(1000);
-      if (auto next = core_.next_deadline()) wait = std::clamp(*next - now, std::chrono::milliseconds(1), wait);
-      tick_.expires_after(wait);
+    for (;;) {
+      core_.on_timer(moment_now());
+      after_core();
+      if (io_.stopped()) co_return;
+      const auto next = core_.next_deadline();
+      tick_.expires_at(next ? asio::steady_timer::time_point(*next) : asio::steady_timer::time_point::max());
       std::error_code ec;
       co_await tick_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
-  }
-
-  // `token revoke` runs in another process; the database is how we hear of it.
-  void close_revoked() {
-    auto tokens = context_.tokens.list();
-    if (!tokens) return;
-    for (const auto& t : *tokens) {
-      if (!t.revoked() || !revoked_.insert(t.label).second) continue;
-      if (!first_revocation_scan_) context_.log.info("token " + t.label + " was revoked: closing its sessions");
-      core_.close_sessions_of_label(t.label);
-    }
-    first_revocation_scan_ = false;
   }
 
   void shut_down(int signal) {
@@ -258,27 +276,20 @@ class server_runtime {
     stopping_ = true;
     std::error_code ignored;
     acceptor_.close(ignored);
-    tick_.cancel();
-    core_.shutdown();
-    flush();
-    if (connections_.empty()) return io_.stop();
-    // Close frames get a moment to go out; then we stop regardless, well within 2 s.
-    auto deadline = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(1500));
-    deadline->async_wait([this, deadline](std::error_code) { io_.stop(); });
+    core_.shutdown(moment_now());  // close frames go out; finished() within the shutdown grace
+    after_core();
   }
 
   asio::io_context& io_;
   const server_options& options_;
   server_context& context_;
-  parley::hub hub_;
-  parley::server core_;
+  hub_type hub_;
+  parley::basic_server<tools_policy> core_;
   tcp::acceptor acceptor_;
   asio::steady_timer tick_;
   asio::signal_set signals_;
   asio::ssl::context tls_;
   std::unordered_map<parley::connection_id, std::shared_ptr<connection_base>> connections_;
-  std::set<std::string> revoked_;
-  bool first_revocation_scan_ = true;
   bool stopping_ = false;
 };
 
@@ -332,12 +343,14 @@ asio::awaitable<void> connection<Stream>::write_loop() {
       bytes += f->size();
     }
     std::error_code ec;
-    // A peer that stopped reading (a slow consumer, say) would hold the last write open
-    // for ever: once the core has decided to close, the socket goes within 2 s regardless.
-    if (out.close_after) linger();
+    // A peer that stops reading holds this write open; the core's close linger then
+    // aborts the connection, which cancels it.
     if (!buffers.empty()) co_await asio::async_write(stream_, buffers, asio::redirect_error(asio::use_awaitable, ec));
     runtime_.written(id_, bytes);
-    if (ec) break;
+    if (ec) {
+      stop();
+      co_return;
+    }
     if (out.close_after) {
       if constexpr (std::is_same_v<Stream, tls_stream>) {
         co_await stream_.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
@@ -346,18 +359,8 @@ asio::awaitable<void> connection<Stream>::write_loop() {
       break;
     }
   }
-  // The reader sees the peer's FIN (or our close) and reports the transport closed;
-  // a peer that never closes is cut off by closing the socket after a moment.
-  linger();
-}
-
-template <class Stream>
-void connection<Stream>::linger() {
-  if (lingering_) return;
-  lingering_ = true;
-  auto self = this->shared_from_this();
-  auto timer = std::make_shared<asio::steady_timer>(stream_.get_executor(), std::chrono::seconds(2));
-  timer->async_wait([self, timer](std::error_code) { self->stop(); });
+  // The reader sees the peer's FIN and reports the transport closed; a peer that never
+  // hangs up is cut off when the core's close linger runs out.
 }
 
 template <class Stream>

@@ -4,17 +4,17 @@
 
 #include "log.hpp"
 #include "options.hpp"
+#include "sqlite_store.hpp"
 #include "token_store.hpp"
 
 #include <parley/random_source.hpp>
-#include <parley/room_store.hpp>
 
 namespace parley_tools {
 
 // What main() has prepared by the time the server runs. The references outlive the call.
 struct server_context {
-  parley::room_store& rooms;  // SQLite-backed
-  token_store& tokens;        // verify() each hello's token
+  sqlite_room_store& rooms;
+  token_store& tokens;        // check() each hello's token
   bool tokens_required;       // from plan_auth(): false only on a loopback bind
   const logger& log;
   parley::random_source random;  // OpenSSL RAND_bytes

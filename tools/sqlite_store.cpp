@@ -21,7 +21,7 @@ parley::result<std::vector<parley::stored_room>> sqlite_room_store::load_rooms()
   }
 }
 
-parley::result<void> sqlite_room_store::create_room(std::string_view name, parley::time_point now) {
+parley::result<void> sqlite_room_store::create_room(std::string_view name, parley::wall_time now) {
   auto s = db_.prepare("INSERT INTO rooms (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING");
   if (!s) return tl::unexpected(s.error());
   s->bind(1, name).bind(2, parley::to_unix_ms(now));

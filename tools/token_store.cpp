@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Token issue, list, revoke and verify against the tokens table.
+// Token issue, list, revoke and check against the tokens table.
 #include "token_store.hpp"
 
 #include "crypto.hpp"
@@ -76,7 +76,7 @@ parley::result<void> token_store::revoke(std::string_view label, parley::time_po
   return {};
 }
 
-parley::result<std::string> token_store::verify(std::string_view token, parley::time_point now) {
+parley::result<parley::token_verdict> token_store::check(std::string_view token, parley::time_point now) {
   // Looking up by digest leaks nothing: the digest of a secret is not a secret.
   // The compare is constant-time anyway, so no future change of index can add a timing channel.
   const std::string digest = sha256_hex(token);
@@ -87,17 +87,16 @@ parley::result<std::string> token_store::verify(std::string_view token, parley::
     s->bind(1, digest);
     auto row = s->step();
     if (!row) return tl::unexpected(row.error());
-    if (!*row || !constant_time_equal(s->text(1), digest))
-      return parley::make_error(parley::error_code::bad_token, "unknown token");
+    if (!*row || !constant_time_equal(s->text(1), digest)) return parley::token_verdict{parley::token_status::unknown, {}};
     label = s->text(0);
-    if (!s->is_null(2)) return parley::make_error(parley::error_code::token_revoked, "token " + label + " is revoked");
+    if (!s->is_null(2)) return parley::token_verdict{parley::token_status::revoked, label};
   }  // the SELECT is finished before the UPDATE, so the UPDATE commits at once
 
   auto used = db_.prepare("UPDATE tokens SET last_used_at = ?2 WHERE label = ?1");
   if (!used) return tl::unexpected(used.error());
   used->bind(1, label).bind(2, parley::to_unix_ms(now));
   if (auto done = used->step(); !done) return tl::unexpected(done.error());
-  return label;
+  return parley::token_verdict{parley::token_status::valid, std::move(label)};
 }
 
 parley::result<bool> token_store::any_active() const {

@@ -7,6 +7,7 @@
 #include <parley/clock.hpp>
 #include <parley/error.hpp>
 #include <parley/random_source.hpp>
+#include <parley/server_hooks.hpp>
 
 #include <optional>
 #include <string>
@@ -46,9 +47,10 @@ class token_store {
   // Revoking twice is fine and keeps the first time; an unknown label is invalid_argument.
   [[nodiscard]] parley::result<void> revoke(std::string_view label, parley::time_point now);
 
-  // The token's label, recording `now` as its last use; or bad_token for a token
-  // never issued, token_revoked for a revoked one (the hello error codes).
-  [[nodiscard]] parley::result<std::string> verify(std::string_view token, parley::time_point now);
+  // What the store knows of a token: valid (recording `now` as its last use), unknown
+  // or revoked, each with its label where there is one. An error is the database
+  // failing, never a verdict: the core decides what each verdict means on the wire.
+  [[nodiscard]] parley::result<parley::token_verdict> check(std::string_view token, parley::time_point now);
 
   // Whether at least one token is unrevoked: a non-loopback server needs one to start.
   [[nodiscard]] parley::result<bool> any_active() const;

@@ -32,6 +32,14 @@ struct basic_moment {
 
   monotonic_time monotonic;  // for deadlines
   wall_time wall;            // for sentAt and UUIDv7 only
+
+  // Time passing moves both clocks; a wall-clock step (NTP, suspend) is `wall += d` alone.
+  basic_moment& operator+=(milliseconds d) noexcept {
+    monotonic += d;
+    wall += d;
+    return *this;
+  }
+  friend basic_moment operator+(basic_moment m, milliseconds d) noexcept { return m += d; }
 };
 
 using steady_time = clock_time<std::chrono::steady_clock>;

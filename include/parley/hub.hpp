@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The hub: rooms, sessions, nicknames and delivery as one deterministic state machine with no I/O.
 //
-// Every operation takes `now`; randomness comes from the injected random_source.
+// basic_hub<Policy> is built from its policy's clocks, randomness, store and frame
+// encoding (policy.hpp); `parley::hub` is the default. Every operation takes `now` on
+// both clocks: deadlines (session grace, rate-limit refill, the idempotency window)
+// read only the monotonic one, and the wall clock reaches only sentAt and UUIDv7.
 // Deliveries go to per-session outboxes that the caller drains; a message's frame is
 // encoded once and shared by every recipient's outbox and replay ring.
 #pragma once
@@ -10,7 +13,7 @@
 #include "error.hpp"
 #include "idempotency_window.hpp"
 #include "nickname_generator.hpp"
-#include "random_source.hpp"
+#include "policy.hpp"
 #include "replay_ring.hpp"
 #include "room_store.hpp"
 #include "shared_frame.hpp"
@@ -21,7 +24,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -42,10 +44,6 @@ struct hub_config {
   std::size_t max_body_bytes = default_max_body_bytes;
   std::uint64_t seq_block_size = 256;         // seqs reserved per store write (hi/lo)
   std::string server_version = std::string(version_string);
-  // Turns a room.message's JSON into the bytes stored in outboxes and rings. The
-  // server passes the WebSocket text-frame encoder, so each message's frame is built
-  // once and its bytes shared by every recipient and every replay; empty keeps the JSON.
-  std::function<std::string(std::string_view json_text)> frame_encoder;
 };
 
 // A local handle for a session; only the hub and its caller see it, never the wire.
@@ -68,8 +66,16 @@ struct hub_stats {
   std::uint64_t replay_overflows_total = 0;
 };
 
-class hub {
+template <class Policy>
+class basic_hub {
  public:
+  using policy_type = Policy;
+  using moment_type = moment_of<Policy>;
+  using monotonic_time = typename moment_type::monotonic_time;
+  using random_type = typename Policy::random;
+  using store_type = typename Policy::room_store;
+  using frame_encoding = typename Policy::frame_encoding;
+
   struct session_state;
 
   struct member {
@@ -97,34 +103,35 @@ class hub {
     std::string id;
     std::string reconnect_token;
     bool attached = true;
-    time_point detach_deadline{};
+    monotonic_time detach_deadline{};
     std::map<std::string, membership, std::less<>> memberships;
-    token_bucket<time_point> bucket;
-    idempotency_window<send_message_result, time_point> sent;
+    token_bucket<monotonic_time> bucket;
+    idempotency_window<send_message_result, monotonic_time> sent;
     std::vector<shared_frame> outbox;
     bool ready_listed = false;
   };
 
   // Loads the store's rooms; a store that cannot be read is an error, not an empty hub.
-  [[nodiscard]] static result<hub> open(room_store& store, random_source random, hub_config config = {}) {
+  [[nodiscard]] static result<basic_hub> open(store_type& store, random_type random, hub_config config = {}) {
     auto rooms = store.load_rooms();
     if (!rooms) return tl::unexpected(rooms.error());
-    hub h(store, std::move(random), std::move(config));
+    basic_hub h(store, std::move(random), std::move(config));
     for (auto& r : *rooms) h.rooms_.emplace(r.name, room_state{r.name, {}, {}, 0, 0, 0});
     return h;
   }
 
-  hub(hub&&) noexcept = default;
-  hub& operator=(hub&&) = delete;
-  hub(const hub&) = delete;
+  basic_hub(basic_hub&&) noexcept = default;
+  basic_hub& operator=(basic_hub&&) = delete;
+  basic_hub(const basic_hub&) = delete;
 
   // ---- sessions -----------------------------------------------------------
 
-  [[nodiscard]] session_grant open_session(time_point now) {
+  [[nodiscard]] session_grant open_session(const moment_type& now) {
     const session_handle handle = ++last_handle_;
     auto s = std::make_unique<session_state>(session_state{
-        handle, uuid_v4(random_), random_token(random_, 32), true, {}, {}, token_bucket(config_.rate, now),
-        idempotency_window<send_message_result, time_point>(config_.idempotency), {}, false});
+        handle, uuid_v4(random_), random_token(random_, 32), true, {}, {},
+        token_bucket<monotonic_time>(config_.rate, now.monotonic),
+        idempotency_window<send_message_result, monotonic_time>(config_.idempotency), {}, false});
     session_grant grant{handle, s->id, s->reconnect_token};
     by_id_.emplace(s->id, handle);
     sessions_.emplace(handle, std::move(s));
@@ -135,7 +142,7 @@ class hub {
   // queues, per room, exactly the messages after the client's last ack. If any of
   // them was evicted the resume fails with ReplayBufferOverflowError and the session
   // ends, so its nicknames are free for the fresh session the client starts next.
-  [[nodiscard]] result<session_grant> resume_session(const resume_block& resume, time_point now) {
+  [[nodiscard]] result<session_grant> resume_session(const resume_block& resume, const moment_type& now) {
     auto id = by_id_.find(resume.session_id);
     if (id == by_id_.end())
       return make_error(error_code::unknown_session, "no session " + resume.session_id + " (it ended or never existed)");
@@ -166,12 +173,12 @@ class hub {
   }
 
   // The transport is gone; memberships stay for the grace period.
-  void detach(session_handle handle, time_point now) {
+  void detach(session_handle handle, const moment_type& now) {
     session_state* s = find(handle);
     if (!s || !s->attached) return;
     s->attached = false;
     s->outbox.clear();  // still in the replay rings, which is where a resume reads from
-    s->detach_deadline = now + config_.session_grace;
+    s->detach_deadline = now.monotonic + config_.session_grace;
     deadlines_.emplace(s->detach_deadline, handle);
   }
 
@@ -194,9 +201,9 @@ class hub {
   };
 
   // Ends every detached session whose grace ran out by `now`; returns them.
-  std::vector<ended_session> expire(time_point now) {
+  std::vector<ended_session> expire(const moment_type& now) {
     std::vector<ended_session> ended;
-    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now.monotonic) {
       const session_handle h = deadlines_.begin()->second;
       ended.push_back(ended_session{h, sessions_.at(h)->id});
       end_session(h);
@@ -204,14 +211,14 @@ class hub {
     return ended;
   }
 
-  [[nodiscard]] std::optional<time_point> next_deadline() const {
+  [[nodiscard]] std::optional<monotonic_time> next_deadline() const {
     if (deadlines_.empty()) return std::nullopt;
     return deadlines_.begin()->first;
   }
 
   // ---- tools ----------------------------------------------------------------
 
-  [[nodiscard]] result<join_room_result> join_room(session_handle handle, const join_room_args& args, time_point now) {
+  [[nodiscard]] result<join_room_result> join_room(session_handle handle, const join_room_args& args, const moment_type& now) {
     session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
@@ -252,7 +259,7 @@ class hub {
   }
 
   [[nodiscard]] result<send_message_result> send_message(session_handle handle, const send_message_args& args,
-                                                         time_point now) {
+                                                         const moment_type& now) {
     session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
@@ -264,7 +271,7 @@ class hub {
     }
     auto it = s->memberships.find(args.room);
     if (it == s->memberships.end()) return not_in_room(args.room);
-    if (auto wait = s->bucket.try_take(now)) {
+    if (auto wait = s->bucket.try_take(now.monotonic)) {
       ++stats_.rate_limited_total;
       return make_error(error_code::rate_limited,
                         "rate limited: retry after " + std::to_string(wait->count()) + " ms",
@@ -274,18 +281,17 @@ class hub {
     auto seq = next_seq(r);
     if (!seq) return tl::unexpected(seq.error());
 
-    send_message_result sent{args.room, *seq, uuid_v7(now, random_), format_rfc3339(now)};
+    send_message_result sent{args.room, *seq, uuid_v7(now.wall, random_), format_rfc3339(now.wall)};
     std::string text = encode_room_message(
         room_message_frame{args.room, sent.seq, sent.message_id, it->second.nickname, args.body, sent.sent_at});
-    const shared_frame frame =
-        make_shared_frame(config_.frame_encoder ? config_.frame_encoder(text) : std::move(text));
+    const shared_frame frame = make_shared_frame(frame_encoding::encode(std::move(text)));
     ++stats_.messages_total;
     for (member& m : r.members) {
       if (m.session == s) continue;  // the sender's confirmation is this result, never an echo
       m.session->memberships.find(args.room)->second.ring.push(sent.seq, frame);
       if (m.session->attached) enqueue(*m.session, frame);
     }
-    if (args.client_msg_id) s->sent.remember(*args.client_msg_id, sent, now);
+    if (args.client_msg_id) s->sent.remember(*args.client_msg_id, sent, now.monotonic);
     return sent;
   }
 
@@ -361,7 +367,7 @@ class hub {
   [[nodiscard]] const hub_config& config() const noexcept { return config_; }
 
  private:
-  hub(room_store& store, random_source random, hub_config config)
+  basic_hub(store_type& store, random_type random, hub_config config)
       : store_(&store), random_(std::move(random)), config_(std::move(config)) {}
 
   session_state* find(session_handle handle) const {
@@ -389,9 +395,9 @@ class hub {
     return it == resume.last_acked_seq_by_room.end() ? m.ring.acked() : it->second;
   }
 
-  result<room_state*> ensure_room(const std::string& name, time_point now) {
+  result<room_state*> ensure_room(const std::string& name, const moment_type& now) {
     if (auto it = rooms_.find(name); it != rooms_.end()) return &it->second;
-    if (auto created = store_->create_room(name, now); !created)
+    if (auto created = store_->create_room(name, now.wall); !created)
       return make_error(error_code::internal, "could not create room " + name + ": " + created.error().message);
     return &rooms_.emplace(name, room_state{name, {}, {}, 0, 0, 0}).first->second;
   }
@@ -423,16 +429,18 @@ class hub {
     }
   }
 
-  room_store* store_;
-  random_source random_;
+  store_type* store_;
+  random_type random_;
   hub_config config_;
   std::map<std::string, room_state, std::less<>> rooms_;
   std::unordered_map<session_handle, std::unique_ptr<session_state>> sessions_;
   std::unordered_map<std::string, session_handle> by_id_;
-  std::set<std::pair<time_point, session_handle>> deadlines_;
+  std::set<std::pair<monotonic_time, session_handle>> deadlines_;
   std::vector<session_handle> ready_;
   session_handle last_handle_ = 0;
   hub_stats stats_{};
 };
+
+using hub = basic_hub<default_policy>;
 
 }  // namespace parley

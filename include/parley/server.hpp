@@ -2,22 +2,28 @@
 // The whole Parley server without sockets: every connection's HTTP upgrade → WebSocket → hello → tool frames →
 // hub, plus fan-out, keepalive, limits and shutdown, driven by bytes and `now`.
 //
-// The caller (tools/server.cpp, a test, a fuzzer) accepts connections, passes in the
-// bytes it reads and the times its timers fire, writes the frames take_output()
-// returns, and closes a socket when told to. Every protocol decision is made here.
+// The caller (tools/, a test, a fuzzer) accepts connections, passes in the bytes it
+// reads and the times its timers fire, writes the frames take_output() returns, and
+// closes a socket when told to. Every protocol decision and every deadline is here:
+// keepalive, handshake, session grace, revocation polling, the linger before a socket
+// whose close we decided is cut, and the shutdown grace. basic_server<Policy> serves a
+// basic_hub<Policy> whose frames must be WebSocket frames; `parley::server` is the default.
 #pragma once
 
 #include "clock.hpp"
 #include "error.hpp"
 #include "http.hpp"
 #include "hub.hpp"
+#include "log_level.hpp"
+#include "policy.hpp"
+#include "server_hooks.hpp"
 #include "session_protocol.hpp"
 #include "shared_frame.hpp"
 #include "websocket.hpp"
 #include "wire.hpp"
 
 #include <cstdint>
-#include <functional>
+#include <type_traits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +41,9 @@ struct server_config {
   milliseconds ping_interval = std::chrono::seconds(30);
   milliseconds pong_timeout = std::chrono::seconds(60);   // silence this long closes the connection
   std::size_t max_queue_bytes = 1024 * 1024;              // unwritten output past this is a slow consumer
+  milliseconds close_linger = std::chrono::seconds(2);    // a socket we are closing is cut after this
+  milliseconds shutdown_grace = std::chrono::milliseconds(1500);  // SIGTERM: close frames get this long to go out
+  milliseconds revocation_poll_interval = std::chrono::seconds(1);  // how soon another process's revoke bites
 };
 
 // Parley's own close codes beside the hello failures of error.hpp.
@@ -44,50 +53,40 @@ inline constexpr std::uint16_t slow_consumer = 4008;
 inline constexpr std::uint16_t session_taken_over = 4009;  // a resume on another connection won
 }  // namespace close_codes
 
-enum class log_level { debug, info, warn, error };
-
-struct auth_verdict {
-  std::optional<error> failure;  // AuthRequiredError, BadTokenError or TokenRevokedError
-  std::string label;             // the token's label, to close its sessions when it is revoked
-};
-
-struct server_hooks {
-  // Decides a fresh hello's bearer token (from hello.authToken or the upgrade's
-  // Authorization header). Empty: every client is welcome, as on a loopback bind.
-  std::function<auth_verdict(const std::optional<std::string>& token)> authenticate;
-  // One line per event; never a token or a message body.
-  std::function<void(log_level, const std::string&)> log;
-};
-
 using connection_id = std::uint64_t;
-
-// The hub a server serves must store WebSocket frames, not bare JSON, so that each
-// message's frame is encoded once for all its recipients.
-[[nodiscard]] inline hub_config websocket_hub_config(hub_config config = {}) {
-  config.frame_encoder = [](std::string_view json_text) { return encode_server_text_frame(json_text); };
-  return config;
-}
 
 struct connection_output {
   std::vector<shared_frame> frames;  // write in order, gathered into one write
   bool close_after = false;          // then close the socket
 };
 
-class server {
+template <class Policy>
+class basic_server {
+  // Each message's frame is encoded once for all its recipients, so the hub must
+  // already hold WebSocket frames: bare JSON on the socket would be a protocol error.
+  static_assert(std::is_same_v<typename Policy::frame_encoding, websocket_frames>,
+                "a server's policy must name websocket_frames as its frame_encoding");
+
  public:
-  server(hub& h, server_config config = {}, server_hooks hooks = {})
+  using hub_type = basic_hub<Policy>;
+  using hooks_type = typename Policy::server_hooks;
+  using moment_type = moment_of<Policy>;
+  using monotonic_time = typename moment_type::monotonic_time;
+
+  explicit basic_server(hub_type& h, server_config config = {}, hooks_type hooks = {})
       : hub_(h), config_(config), hooks_(std::move(hooks)) {}
 
   // ---- connections ----------------------------------------------------------
 
   // A new TCP connection; nullopt when at the cap: write capacity_response() and close.
-  [[nodiscard]] std::optional<connection_id> accept(time_point now) {
+  [[nodiscard]] std::optional<connection_id> accept(const moment_type& now) {
+    now_ = now.monotonic;
     if (connections_.size() >= config_.max_connections) {
       ++refused_connections_;
       return std::nullopt;
     }
     const connection_id id = ++last_connection_;
-    connections_.emplace(id, connection{id, now, config_});
+    connections_.emplace(id, connection{id, now.monotonic, config_});
     return id;
   }
 
@@ -95,7 +94,8 @@ class server {
     return build_http_response(http_error{503, "Service Unavailable: connection limit reached", {}});
   }
 
-  void receive(connection_id id, std::string_view bytes, time_point now) {
+  void receive(connection_id id, std::string_view bytes, const moment_type& now) {
+    now_ = now.monotonic;
     connection* c = find(id);
     if (!c || c->closing) return;
     bytes_in_ += bytes.size();
@@ -110,7 +110,7 @@ class server {
     while (!c->closing) {
       auto event = c->ws.next_event();
       if (!event) break;
-      c->last_heard = now;
+      c->last_heard = now.monotonic;
       std::visit([&](auto& e) { on_event(*c, e, now); }, *event);
     }
     flush_deliveries();
@@ -118,7 +118,8 @@ class server {
 
   // The socket is gone (EOF, error, or we closed it). A session that did not end
   // cleanly is detached and may resume within the grace period.
-  void transport_closed(connection_id id, time_point now) {
+  void transport_closed(connection_id id, const moment_type& now) {
+    now_ = now.monotonic;
     connection* c = find(id);
     if (!c) return;
     if (c->session) {
@@ -129,25 +130,38 @@ class server {
     connections_.erase(id);
   }
 
-  // Fires keepalive pings, handshake and pong timeouts, and the hub's session expiry.
-  void on_timer(time_point now) {
+  // Fires keepalive pings, handshake and pong timeouts, the linger of closing
+  // connections, revocation polling, the shutdown grace and the hub's session expiry.
+  void on_timer(const moment_type& now) {
+    const monotonic_time t = now_ = now.monotonic;
+    if (shutting_down_ && t >= shutdown_deadline_) shutdown_grace_over_ = true;
+    if (!labels_.empty() && t >= next_revocation_poll_) {
+      next_revocation_poll_ = t + config_.revocation_poll_interval;
+      for (const std::string& label : hooks_.revoked_labels()) close_sessions_of_label(label, now);
+    }
     for (auto& [id, c] : connections_) {
-      if (c.closing) continue;
+      if (c.closing) {
+        if (!c.aborted && t >= c.close_deadline) {
+          c.aborted = true;  // the peer never took our last bytes or never hung up
+          aborted_.push_back(id);
+        }
+        continue;
+      }
       if (c.stage != connection_stage::open) {
-        if (now - c.accepted_at >= config_.handshake_timeout) {
+        if (t - c.accepted_at >= config_.handshake_timeout) {
           log(log_level::info, "connection " + std::to_string(id) + " closed: handshake timeout");
           if (c.stage == connection_stage::http) finish_http(c, build_http_response(http_error{408, "Request Timeout", {}}));
           else close(c, ws_status::policy_violation, "hello not received in time");
         }
         continue;
       }
-      if (now - c.last_heard >= config_.pong_timeout) {
+      if (t - c.last_heard >= config_.pong_timeout) {
         log(log_level::info, "session " + session_id_of(c) + " closed: no pong in time");
         close(c, ws_status::going_away, "keepalive timeout");
         continue;
       }
-      if (now - c.last_ping >= config_.ping_interval) {
-        c.last_ping = now;
+      if (t - c.last_ping >= config_.ping_interval) {
+        c.last_ping = t;
         push(c, make_shared_frame(c.ws.encode_ping()));
       }
     }
@@ -157,14 +171,19 @@ class server {
     for (auto it = labels_.begin(); it != labels_.end();) it = hub_.session(it->first) ? std::next(it) : labels_.erase(it);
   }
 
-  // When on_timer wants to run next.
-  [[nodiscard]] std::optional<time_point> next_deadline() const {
-    std::optional<time_point> next = hub_.next_deadline();
-    auto consider = [&](time_point t) {
+  // When on_timer wants to run next, on the monotonic clock.
+  [[nodiscard]] std::optional<monotonic_time> next_deadline() const {
+    std::optional<monotonic_time> next = hub_.next_deadline();
+    auto consider = [&](monotonic_time t) {
       if (!next || t < *next) next = t;
     };
+    if (shutting_down_ && !shutdown_grace_over_) consider(shutdown_deadline_);
+    if (!labels_.empty()) consider(next_revocation_poll_);
     for (const auto& [id, c] : connections_) {
-      if (c.closing) continue;
+      if (c.closing) {
+        if (!c.aborted) consider(c.close_deadline);
+        continue;
+      }
       if (c.stage != connection_stage::open) {
         consider(c.accepted_at + config_.handshake_timeout);
       } else {
@@ -201,10 +220,17 @@ class server {
     if (connection* c = find(id)) c->unwritten_bytes -= std::min(bytes, c->unwritten_bytes);
   }
 
+  // Connections to cut now, without writing more: we decided to close them
+  // close_linger ago and the peer has neither read our last bytes nor hung up.
+  [[nodiscard]] std::vector<connection_id> take_aborted() { return std::exchange(aborted_, {}); }
+
   // ---- operations from outside ----------------------------------------------
 
-  // SIGTERM: refuse new hellos and close every connection with 1001.
-  void shutdown() {
+  // SIGTERM: refuse new hellos and close every connection with 1001. finished() says
+  // when the caller may stop: every connection gone, or the shutdown grace over.
+  void shutdown(const moment_type& now) {
+    now_ = now.monotonic;
+    if (!shutting_down_) shutdown_deadline_ = now_ + config_.shutdown_grace;
     shutting_down_ = true;
     for (auto& [id, c] : connections_) {
       if (c.closing) continue;
@@ -213,13 +239,21 @@ class server {
     }
   }
 
+  [[nodiscard]] bool finished() const noexcept {
+    return shutting_down_ && (connections_.empty() || shutdown_grace_over_);
+  }
+
   // A revoked token: its sessions end, and live ones are closed with 4000 first.
-  void close_sessions_of_label(const std::string& label) {
+  // on_timer polls the hooks for revocations; a host that hears of one sooner may call this.
+  void close_sessions_of_label(const std::string& label, const moment_type& now) {
+    now_ = now.monotonic;
+    bool announced = false;
     for (auto it = labels_.begin(); it != labels_.end();) {
       if (it->second != label) {
         ++it;
         continue;
       }
+      if (!std::exchange(announced, true)) log(log_level::info, "token " + label + " was revoked: closing its sessions");
       const session_handle s = it->first;
       if (auto conn = by_session_.find(s); conn != by_session_.end()) {
         if (connection* c = find(conn->second)) {
@@ -261,6 +295,7 @@ class server {
   }
 
   [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
+  [[nodiscard]] hooks_type& hooks() noexcept { return hooks_; }
   [[nodiscard]] std::optional<session_handle> session_of(connection_id id) const {
     auto it = connections_.find(id);
     if (it == connections_.end()) return std::nullopt;
@@ -271,15 +306,16 @@ class server {
   enum class connection_stage { http, awaiting_hello, open };
 
   struct connection {
-    connection(connection_id id_, time_point now, const server_config& config)
+    connection(connection_id id_, monotonic_time now, const server_config& config)
         : id(id_), accepted_at(now), last_heard(now), last_ping(now), http(config.http),
           ws(role::server, {}, config.websocket) {}
 
     connection_id id;
     connection_stage stage = connection_stage::http;
-    time_point accepted_at;
-    time_point last_heard;
-    time_point last_ping;
+    monotonic_time accepted_at;
+    monotonic_time last_heard;
+    monotonic_time last_ping;
+    monotonic_time close_deadline{};  // set when closing: cut the socket if still open then
     http_request_parser http;
     websocket ws;
     std::optional<std::string> bearer_token;
@@ -288,6 +324,7 @@ class server {
     std::vector<shared_frame> pending;  // not yet taken by the transport
     std::size_t unwritten_bytes = 0;    // pushed and not yet reported written: what the bound limits
     bool closing = false;
+    bool aborted = false;
     bool writable_listed = false;
   };
 
@@ -296,9 +333,7 @@ class server {
     return it == connections_.end() ? nullptr : &it->second;
   }
 
-  void log(log_level level, const std::string& line) const {
-    if (hooks_.log) hooks_.log(level, line);
-  }
+  void log(log_level level, const std::string& line) { hooks_.log(level, line); }
 
   std::string session_id_of(const connection& c) const {
     if (!c.session) return "(none)";
@@ -335,16 +370,21 @@ class server {
   void close(connection& c, std::uint16_t code, std::string_view reason) {
     if (c.closing) return;
     push_unbounded(c, make_shared_frame(c.ws.encode_close(code, reason)));
-    c.closing = true;
+    start_closing(c);
   }
 
   void finish_http(connection& c, std::string response) {
     push_unbounded(c, make_shared_frame(std::move(response)));
+    start_closing(c);
+  }
+
+  void start_closing(connection& c) {
     c.closing = true;
+    c.close_deadline = now_ + config_.close_linger;
   }
 
   // Returns true when the connection was upgraded and bytes should flow to the WebSocket.
-  bool route_http(connection& c, time_point) {
+  bool route_http(connection& c, const moment_type&) {
     const http_request request = c.http.take_request();
     std::string_view path = request.target;
     path = path.substr(0, path.find('?'));
@@ -383,15 +423,15 @@ class server {
     return true;
   }
 
-  void on_event(connection& c, ws_text& e, time_point now) { on_message(c, e.data, now); }
+  void on_event(connection& c, ws_text& e, const moment_type& now) { on_message(c, e.data, now); }
   // The reference server reads binary frames as UTF-8 JSON too; so do we.
-  void on_event(connection& c, ws_binary& e, time_point now) {
+  void on_event(connection& c, ws_binary& e, const moment_type& now) {
     if (!is_valid_utf8(e.data)) return close(c, ws_status::invalid_payload, "binary frame is not UTF-8 JSON");
     on_message(c, e.data, now);
   }
-  void on_event(connection& c, ws_ping& e, time_point) { push(c, make_shared_frame(c.ws.encode_pong(e.payload))); }
-  void on_event(connection&, ws_pong&, time_point) {}
-  void on_event(connection& c, ws_close& e, time_point) {
+  void on_event(connection& c, ws_ping& e, const moment_type&) { push(c, make_shared_frame(c.ws.encode_pong(e.payload))); }
+  void on_event(connection&, ws_pong&, const moment_type&) {}
+  void on_event(connection& c, ws_close& e, const moment_type&) {
     // 1000 is a deliberate goodbye: the session ends now and its nicknames vanish for
     // everyone; any other close is a drop that the grace period covers.
     if (c.session && e.code == ws_status::normal) {
@@ -402,12 +442,12 @@ class server {
     }
     close(c, e.code, {});
   }
-  void on_event(connection& c, ws_failure& e, time_point) {
+  void on_event(connection& c, ws_failure& e, const moment_type&) {
     log(log_level::info, "connection " + std::to_string(c.id) + " failed: " + e.reason);
     close(c, e.close_code, e.reason);
   }
 
-  void on_message(connection& c, std::string_view text, time_point now) {
+  void on_message(connection& c, std::string_view text, const moment_type& now) {
     if (c.stage == connection_stage::open) {
       if (auto answer = serve_client_text(hub_, *c.session, text, now)) send_text(c, *answer);
       return;
@@ -417,11 +457,30 @@ class server {
     if (shutting_down_)
       return refuse_hello(c, error{error_code::server_shutting_down, "the server is shutting down", nullptr});
     std::optional<error> auth_failure;
-    if (!hello->resume && hooks_.authenticate) {
-      auto token = hello->auth_token ? hello->auth_token : c.bearer_token;
-      auth_verdict verdict = hooks_.authenticate(token);
-      auth_failure = std::move(verdict.failure);
-      c.label = std::move(verdict.label);
+    // Resume needs the reconnect token, not a bearer token: the session was
+    // authenticated when it began, and its label came with it.
+    if (!hello->resume && hooks_.tokens_required()) {
+      const auto& token = hello->auth_token ? hello->auth_token : c.bearer_token;
+      if (!token) {
+        auth_failure = error{error_code::auth_required,
+                             "this server requires a token: pass it in hello.authToken or an Authorization: Bearer header",
+                             nullptr};
+      } else {
+        token_verdict verdict = hooks_.check_token(*token);
+        switch (verdict.status) {
+          case token_status::valid: c.label = std::move(verdict.label); break;
+          case token_status::unknown: auth_failure = error{error_code::bad_token, "unknown token", nullptr}; break;
+          case token_status::revoked:
+            auth_failure = error{error_code::token_revoked, "token " + verdict.label + " is revoked", nullptr};
+            break;
+          case token_status::unavailable:
+            // The host's store failed; its details stay in the host's log, never on the wire.
+            log(log_level::error, "hello refused: the token store is unavailable");
+            send_text(c, encode_hello_err(error{error_code::internal,
+                                                "the server cannot check tokens right now; try again later", nullptr}));
+            return close(c, ws_status::internal_error, "token store unavailable");
+        }
+      }
     }
     hello_outcome outcome = serve_hello(hub_, *hello, now, auth_failure);
     if (!outcome.session) {
@@ -438,13 +497,14 @@ class server {
     }
     if (hello->resume) {
       if (auto it = labels_.find(s); it != labels_.end()) c.label = it->second;
-    } else {
+    } else if (!c.label.empty()) {
+      if (labels_.empty()) next_revocation_poll_ = now.monotonic + config_.revocation_poll_interval;
       labels_[s] = c.label;
     }
     by_session_[s] = c.id;
     c.session = s;
     c.stage = connection_stage::open;
-    c.last_ping = now;
+    c.last_ping = now.monotonic;
     push_unbounded(c, make_shared_frame(encode_server_text_frame(outcome.frame)));
     // The replay goes out at once and outside the queue bound: the ring already bounds
     // it (capacity x largest frame), and a resume must not trip the slow-consumer close.
@@ -483,19 +543,26 @@ class server {
     close(c, close_codes::slow_consumer, "slow consumer");
   }
 
-  hub& hub_;
+  hub_type& hub_;
   server_config config_;
-  server_hooks hooks_;
+  hooks_type hooks_;
   std::unordered_map<connection_id, connection> connections_;
   std::unordered_map<session_handle, connection_id> by_session_;
   std::unordered_map<session_handle, std::string> labels_;
   std::vector<connection_id> writable_;
+  std::vector<connection_id> aborted_;
   connection_id last_connection_ = 0;
+  monotonic_time now_{};  // the latest time an entry point was given: when closes are decided
+  monotonic_time next_revocation_poll_{};
+  monotonic_time shutdown_deadline_{};
   bool shutting_down_ = false;
+  bool shutdown_grace_over_ = false;
   std::uint64_t slow_consumer_closes_ = 0;
   std::uint64_t refused_connections_ = 0;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
 };
+
+using server = basic_server<server_policy>;
 
 }  // namespace parley

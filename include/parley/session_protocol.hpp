@@ -40,8 +40,9 @@ struct hello_outcome {
 // `auth_failure` is the authenticator's verdict (the server's token store decides;
 // the core only shapes the answer). Resume needs the reconnect token, not a bearer
 // token: the session was authenticated when it began.
-[[nodiscard]] inline hello_outcome serve_hello(hub& h, const hello_frame& hello, time_point now,
-                                               const std::optional<error>& auth_failure = std::nullopt) {
+template <class Hub>
+[[nodiscard]] hello_outcome serve_hello(Hub& h, const hello_frame& hello, const typename Hub::moment_type& now,
+                                        const std::optional<error>& auth_failure = std::nullopt) {
   auto refuse = [](const error& e) { return hello_outcome{encode_hello_err(e), std::nullopt, close_code_for(e.code)}; };
   if (!client_version_compatible(hello.client_version))
     return refuse(error{error_code::version_mismatch,
@@ -59,8 +60,9 @@ struct hello_outcome {
 }
 
 // Runs one tool request and encodes its answer.
-[[nodiscard]] inline std::string serve_tool_request(hub& h, session_handle session, const tool_request& request,
-                                                    time_point now) {
+template <class Hub>
+[[nodiscard]] std::string serve_tool_request(Hub& h, session_handle session, const tool_request& request,
+                                             const typename Hub::moment_type& now) {
   auto answer = [&](auto&& r) {
     if (r) return encode_tool_ok(request.request_id, json(*r));
     return encode_tool_err(request.request_id, r.error());
@@ -79,8 +81,9 @@ struct hello_outcome {
 
 // Serves one post-hello text frame: a tool request's answer, nothing for an ack, or
 // system.error for a frame that cannot be read.
-[[nodiscard]] inline std::optional<std::string> serve_client_text(hub& h, session_handle session, std::string_view text,
-                                                                  time_point now) {
+template <class Hub>
+[[nodiscard]] std::optional<std::string> serve_client_text(Hub& h, session_handle session, std::string_view text,
+                                                           const typename Hub::moment_type& now) {
   auto frame = decode_client_frame(text);
   if (!frame) {
     if (frame.error().request_id) return encode_tool_err(*frame.error().request_id, frame.error().err);

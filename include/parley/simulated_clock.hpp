@@ -27,27 +27,9 @@ struct simulated_wall_clock {
 
 using simulated_moment = basic_moment<simulated_monotonic_clock, simulated_wall_clock>;
 
-// Both clocks of a simulation. advance() is time passing; step_wall() is NTP or a
-// suspend moving the wall clock alone, which no deadline may notice.
-class simulated_time {
- public:
-  explicit simulated_time(std::int64_t wall_unix_ms = 1'795'305'600'000, std::int64_t monotonic_ms = 1'000'000)
-      : now_{simulated_moment::monotonic_time(milliseconds(monotonic_ms)),
-             simulated_moment::wall_time(milliseconds(wall_unix_ms))} {}
-
-  [[nodiscard]] const simulated_moment& now() const noexcept { return now_; }
-  const simulated_moment& advance(milliseconds by) noexcept {
-    now_.monotonic += by;
-    now_.wall += by;
-    return now_;
-  }
-  const simulated_moment& step_wall(milliseconds by) noexcept {
-    now_.wall += by;
-    return now_;
-  }
-
- private:
-  simulated_moment now_;
-};
+// 2026-11-22T00:00:00.000Z on the wall clock; the monotonic clock starts elsewhere, as
+// a real one does, so a test cannot confuse the two.
+inline constexpr simulated_moment simulated_epoch{simulated_moment::monotonic_time(milliseconds(1'000'000)),
+                                                  simulated_moment::wall_time(milliseconds(1'795'305'600'000))};
 
 }  // namespace parley

@@ -472,6 +472,14 @@ struct basic_moment {
 
   monotonic_time monotonic;  // for deadlines
   wall_time wall;            // for sentAt and UUIDv7 only
+
+  // Time passing moves both clocks; a wall-clock step (NTP, suspend) is `wall += d` alone.
+  basic_moment& operator+=(milliseconds d) noexcept {
+    monotonic += d;
+    wall += d;
+    return *this;
+  }
+  friend basic_moment operator+(basic_moment m, milliseconds d) noexcept { return m += d; }
 };
 
 using steady_time = clock_time<std::chrono::steady_clock>;
@@ -3647,7 +3655,10 @@ class bridge {
 // SPDX-License-Identifier: MIT
 // The hub: rooms, sessions, nicknames and delivery as one deterministic state machine with no I/O.
 //
-// Every operation takes `now`; randomness comes from the injected random_source.
+// basic_hub<Policy> is built from its policy's clocks, randomness, store and frame
+// encoding (policy.hpp); `parley::hub` is the default. Every operation takes `now` on
+// both clocks: deadlines (session grace, rate-limit refill, the idempotency window)
+// read only the monotonic one, and the wall clock reaches only sentAt and UUIDv7.
 // Deliveries go to per-session outboxes that the caller drains; a message's frame is
 // encoded once and shared by every recipient's outbox and replay ring.
 
@@ -3766,6 +3777,248 @@ template <class Random, class IsTaken>
 }  // namespace parley
 // ----- end parley/nickname_generator.hpp -----
 
+// ----- begin parley/policy.hpp -----
+// SPDX-License-Identifier: MIT
+// Policies: the one struct naming the types a hub, server or client is built from, as basic_json's parameters do.
+//
+// A policy names
+//   monotonic_clock  the clock every deadline runs on;
+//   wall_clock       the clock of sentAt and UUIDv7 (its epoch is the Unix epoch);
+//   random           a callable void(unsigned char* out, std::size_t n), a CSPRNG in production;
+//   room_store       where rooms and seq blocks persist (see room_store.hpp);
+//   frame_encoding   how a hub stores a room.message frame: json_frames or websocket_frames;
+//   server_hooks     tokens, revocations and logging for a server (see server_hooks.hpp).
+// A test policy names simulated clocks and an in-memory store of its own clock, so
+// production and test wiring are different types and cannot be mixed by accident.
+
+
+// ----- begin parley/room_store.hpp -----
+// SPDX-License-Identifier: MIT
+// Where rooms and seq blocks live between restarts: what a store must do, and the in-memory store the core ships.
+
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace parley {
+
+template <class WallTime>
+struct basic_stored_room {
+  std::string name;
+  WallTime created_at;
+};
+using stored_room = basic_stored_room<wall_time>;
+
+// A policy's room_store is any type with these members (the hub calls them
+// synchronously and rarely: once when a room is first created and once per seq block
+// (hi/lo), never per message; bodies never reach a store):
+//
+//   result<std::vector<basic_stored_room<W>>> load_rooms();
+//       every room that ever existed, in name order;
+//   result<void> create_room(std::string_view name, W now);
+//       records a new room; creating one that exists is not an error;
+//   result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
+//       reserves `count` seqs for `room` and returns the first: [first, first + count)
+//       are the caller's, and no later call, in this process or after a restart, hands
+//       any of them out again. The first block of a room starts at 1.
+//
+// where W is the policy's wall-clock time. tools/ has the SQLite one.
+template <class WallClock>
+class basic_memory_room_store {
+ public:
+  using wall_time = clock_time<WallClock>;
+
+  result<std::vector<basic_stored_room<wall_time>>> load_rooms() {
+    std::vector<basic_stored_room<wall_time>> out;
+    out.reserve(rooms_.size());
+    for (const auto& [name, r] : rooms_) out.push_back({name, r.created_at});
+    return out;
+  }
+
+  result<void> create_room(std::string_view name, wall_time now) {
+    rooms_.try_emplace(std::string(name), entry{now, 1});
+    return {};
+  }
+
+  result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count) {
+    auto it = rooms_.find(room);
+    if (it == rooms_.end()) return make_error(error_code::internal, "seq block for unknown room " + std::string(room));
+    const std::uint64_t first = it->second.next_seq;
+    it->second.next_seq += count;
+    ++blocks_reserved_;
+    return first;
+  }
+
+  [[nodiscard]] std::uint64_t blocks_reserved() const noexcept { return blocks_reserved_; }
+
+ private:
+  struct entry {
+    wall_time created_at;
+    std::uint64_t next_seq;
+  };
+  std::map<std::string, entry, std::less<>> rooms_;
+  std::uint64_t blocks_reserved_ = 0;
+};
+
+using memory_room_store = basic_memory_room_store<std::chrono::system_clock>;
+
+}  // namespace parley
+// ----- end parley/room_store.hpp -----
+
+// ----- begin parley/server_hooks.hpp -----
+// SPDX-License-Identifier: MIT
+// What a server asks of its host: whether a token is good, which tokens were revoked, and where log lines go.
+//
+// The host (tools/, a test) answers questions of fact; the core decides what each
+// answer means on the wire. A hook never writes an error message or picks a code.
+
+
+// ----- begin parley/log_level.hpp -----
+// SPDX-License-Identifier: MIT
+// How much a log line matters: the one level type shared by the core's hooks and the tools' logger.
+
+namespace parley {
+
+enum class log_level { debug, info, warn, error };
+
+}  // namespace parley
+// ----- end parley/log_level.hpp -----
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace parley {
+
+// What the host knows of a bearer token.
+enum class token_status {
+  valid,        // issued and not revoked: `label` names it
+  unknown,      // never issued
+  revoked,      // issued, then revoked: `label` names it
+  unavailable,  // the host could not tell (its database failed): the client may retry later
+};
+
+struct token_verdict {
+  token_status status = token_status::unknown;
+  std::string label;  // for valid and revoked
+};
+
+// A policy's server_hooks is any type with these members:
+//
+//   bool tokens_required() const;
+//       false: every client is welcome without a token, as on a loopback bind;
+//   token_verdict check_token(std::string_view token);
+//       called only when tokens are required, once per fresh hello;
+//   std::vector<std::string> revoked_labels();
+//       every label revoked so far; polled while sessions hold a label, at
+//       server_config::revocation_poll_interval, so a revocation made by another
+//       process closes that label's sessions within the interval;
+//   void log(log_level, std::string_view line);
+//       one line per event; the core never passes a token or a message body.
+//
+// open_server_hooks is the loopback server's: no tokens, no log.
+struct open_server_hooks {
+  [[nodiscard]] bool tokens_required() const noexcept { return false; }
+  [[nodiscard]] token_verdict check_token(std::string_view) { return {token_status::unknown, {}}; }
+  [[nodiscard]] std::vector<std::string> revoked_labels() { return {}; }
+  void log(log_level, std::string_view) {}
+};
+
+}  // namespace parley
+// ----- end parley/server_hooks.hpp -----
+
+// ----- begin parley/simulated_clock.hpp -----
+// SPDX-License-Identifier: MIT
+// Clocks that only move when a test says so: distinct types from production's, for tests, fuzzers and simulations.
+
+
+#include <chrono>
+
+namespace parley {
+
+// Neither clock has now(): time is whatever the driver of the simulation sets.
+struct simulated_monotonic_clock {
+  using rep = std::int64_t;
+  using period = std::milli;
+  using duration = milliseconds;
+  using time_point = std::chrono::time_point<simulated_monotonic_clock, milliseconds>;
+  static constexpr bool is_steady = true;
+};
+
+struct simulated_wall_clock {
+  using rep = std::int64_t;
+  using period = std::milli;
+  using duration = milliseconds;
+  using time_point = std::chrono::time_point<simulated_wall_clock, milliseconds>;
+  static constexpr bool is_steady = false;
+};
+
+using simulated_moment = basic_moment<simulated_monotonic_clock, simulated_wall_clock>;
+
+// 2026-11-22T00:00:00.000Z on the wall clock; the monotonic clock starts elsewhere, as
+// a real one does, so a test cannot confuse the two.
+inline constexpr simulated_moment simulated_epoch{simulated_moment::monotonic_time(milliseconds(1'000'000)),
+                                                  simulated_moment::wall_time(milliseconds(1'795'305'600'000))};
+
+}  // namespace parley
+// ----- end parley/simulated_clock.hpp -----
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace parley {
+
+// A hub that others read through drain(): each room.message is its JSON text.
+struct json_frames {
+  [[nodiscard]] static std::string encode(std::string json_text) { return json_text; }
+};
+
+// A hub behind a WebSocket server: each room.message is stored as its unmasked text
+// frame, built once and shared by every recipient's queue and replay ring.
+struct websocket_frames {
+  [[nodiscard]] static std::string encode(std::string_view json_text) { return encode_server_text_frame(json_text); }
+};
+
+struct default_policy {
+  using monotonic_clock = std::chrono::steady_clock;
+  using wall_clock = std::chrono::system_clock;
+  using random = random_source;
+  using room_store = memory_room_store;
+  using frame_encoding = json_frames;
+  using server_hooks = open_server_hooks;
+};
+
+// What parley::server is built from: the default policy with WebSocket frames.
+struct server_policy : default_policy {
+  using frame_encoding = websocket_frames;
+};
+
+// Tests, fuzzers and simulations: clocks that move only when told, and an in-memory
+// store on the simulated wall clock. Randomness stays a caller-seeded callable.
+struct simulated_policy {
+  using monotonic_clock = simulated_monotonic_clock;
+  using wall_clock = simulated_wall_clock;
+  using random = random_source;
+  using room_store = basic_memory_room_store<simulated_wall_clock>;
+  using frame_encoding = json_frames;
+  using server_hooks = open_server_hooks;
+};
+
+struct simulated_server_policy : simulated_policy {
+  using frame_encoding = websocket_frames;
+};
+
+// The moment type of a policy's two clocks.
+template <class Policy>
+using moment_of = basic_moment<typename Policy::monotonic_clock, typename Policy::wall_clock>;
+
+}  // namespace parley
+// ----- end parley/policy.hpp -----
+
 // ----- begin parley/replay_ring.hpp -----
 // SPDX-License-Identifier: MIT
 // The per-(session, room) ring of unacked messages that lets a dropped connection resume without a gap.
@@ -3847,79 +4100,6 @@ class replay_ring {
 }  // namespace parley
 // ----- end parley/replay_ring.hpp -----
 
-// ----- begin parley/room_store.hpp -----
-// SPDX-License-Identifier: MIT
-// Where rooms and seq blocks live between restarts: an interface, and the in-memory store the core ships.
-
-
-#include <cstdint>
-#include <map>
-#include <string>
-#include <string_view>
-#include <vector>
-
-namespace parley {
-
-struct stored_room {
-  std::string name;
-  time_point created_at;
-};
-
-// The hub calls a store synchronously and rarely: once when a room is first created
-// and once per seq block (hi/lo), never per message. Bodies never reach a store.
-class room_store {
- public:
-  virtual ~room_store() = default;
-
-  // Every room that ever existed, in name order.
-  [[nodiscard]] virtual result<std::vector<stored_room>> load_rooms() = 0;
-
-  // Records a new room; creating one that exists is not an error.
-  [[nodiscard]] virtual result<void> create_room(std::string_view name, time_point now) = 0;
-
-  // Reserves `count` seqs for `room` and returns the first: [first, first + count)
-  // are the caller's, and no later call, in this process or after a restart, hands
-  // any of them out again. The first block of a room starts at 1.
-  [[nodiscard]] virtual result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count) = 0;
-};
-
-class memory_room_store final : public room_store {
- public:
-  result<std::vector<stored_room>> load_rooms() override {
-    std::vector<stored_room> out;
-    out.reserve(rooms_.size());
-    for (const auto& [name, r] : rooms_) out.push_back(stored_room{name, r.created_at});
-    return out;
-  }
-
-  result<void> create_room(std::string_view name, time_point now) override {
-    rooms_.try_emplace(std::string(name), entry{now, 1});
-    return {};
-  }
-
-  result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count) override {
-    auto it = rooms_.find(std::string(room));
-    if (it == rooms_.end()) return make_error(error_code::internal, "seq block for unknown room " + std::string(room));
-    const std::uint64_t first = it->second.next_seq;
-    it->second.next_seq += count;
-    ++blocks_reserved_;
-    return first;
-  }
-
-  [[nodiscard]] std::uint64_t blocks_reserved() const noexcept { return blocks_reserved_; }
-
- private:
-  struct entry {
-    time_point created_at;
-    std::uint64_t next_seq;
-  };
-  std::map<std::string, entry, std::less<>> rooms_;
-  std::uint64_t blocks_reserved_ = 0;
-};
-
-}  // namespace parley
-// ----- end parley/room_store.hpp -----
-
 // ----- begin parley/token_bucket.hpp -----
 // SPDX-License-Identifier: MIT
 // The per-session send budget: a token bucket, in integer milli-tokens so it never drifts.
@@ -3984,7 +4164,6 @@ class token_bucket {
 
 #include <algorithm>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -4005,10 +4184,6 @@ struct hub_config {
   std::size_t max_body_bytes = default_max_body_bytes;
   std::uint64_t seq_block_size = 256;         // seqs reserved per store write (hi/lo)
   std::string server_version = std::string(version_string);
-  // Turns a room.message's JSON into the bytes stored in outboxes and rings. The
-  // server passes the WebSocket text-frame encoder, so each message's frame is built
-  // once and its bytes shared by every recipient and every replay; empty keeps the JSON.
-  std::function<std::string(std::string_view json_text)> frame_encoder;
 };
 
 // A local handle for a session; only the hub and its caller see it, never the wire.
@@ -4031,8 +4206,16 @@ struct hub_stats {
   std::uint64_t replay_overflows_total = 0;
 };
 
-class hub {
+template <class Policy>
+class basic_hub {
  public:
+  using policy_type = Policy;
+  using moment_type = moment_of<Policy>;
+  using monotonic_time = typename moment_type::monotonic_time;
+  using random_type = typename Policy::random;
+  using store_type = typename Policy::room_store;
+  using frame_encoding = typename Policy::frame_encoding;
+
   struct session_state;
 
   struct member {
@@ -4060,34 +4243,35 @@ class hub {
     std::string id;
     std::string reconnect_token;
     bool attached = true;
-    time_point detach_deadline{};
+    monotonic_time detach_deadline{};
     std::map<std::string, membership, std::less<>> memberships;
-    token_bucket<time_point> bucket;
-    idempotency_window<send_message_result, time_point> sent;
+    token_bucket<monotonic_time> bucket;
+    idempotency_window<send_message_result, monotonic_time> sent;
     std::vector<shared_frame> outbox;
     bool ready_listed = false;
   };
 
   // Loads the store's rooms; a store that cannot be read is an error, not an empty hub.
-  [[nodiscard]] static result<hub> open(room_store& store, random_source random, hub_config config = {}) {
+  [[nodiscard]] static result<basic_hub> open(store_type& store, random_type random, hub_config config = {}) {
     auto rooms = store.load_rooms();
     if (!rooms) return tl::unexpected(rooms.error());
-    hub h(store, std::move(random), std::move(config));
+    basic_hub h(store, std::move(random), std::move(config));
     for (auto& r : *rooms) h.rooms_.emplace(r.name, room_state{r.name, {}, {}, 0, 0, 0});
     return h;
   }
 
-  hub(hub&&) noexcept = default;
-  hub& operator=(hub&&) = delete;
-  hub(const hub&) = delete;
+  basic_hub(basic_hub&&) noexcept = default;
+  basic_hub& operator=(basic_hub&&) = delete;
+  basic_hub(const basic_hub&) = delete;
 
   // ---- sessions -----------------------------------------------------------
 
-  [[nodiscard]] session_grant open_session(time_point now) {
+  [[nodiscard]] session_grant open_session(const moment_type& now) {
     const session_handle handle = ++last_handle_;
     auto s = std::make_unique<session_state>(session_state{
-        handle, uuid_v4(random_), random_token(random_, 32), true, {}, {}, token_bucket(config_.rate, now),
-        idempotency_window<send_message_result, time_point>(config_.idempotency), {}, false});
+        handle, uuid_v4(random_), random_token(random_, 32), true, {}, {},
+        token_bucket<monotonic_time>(config_.rate, now.monotonic),
+        idempotency_window<send_message_result, monotonic_time>(config_.idempotency), {}, false});
     session_grant grant{handle, s->id, s->reconnect_token};
     by_id_.emplace(s->id, handle);
     sessions_.emplace(handle, std::move(s));
@@ -4098,7 +4282,7 @@ class hub {
   // queues, per room, exactly the messages after the client's last ack. If any of
   // them was evicted the resume fails with ReplayBufferOverflowError and the session
   // ends, so its nicknames are free for the fresh session the client starts next.
-  [[nodiscard]] result<session_grant> resume_session(const resume_block& resume, time_point now) {
+  [[nodiscard]] result<session_grant> resume_session(const resume_block& resume, const moment_type& now) {
     auto id = by_id_.find(resume.session_id);
     if (id == by_id_.end())
       return make_error(error_code::unknown_session, "no session " + resume.session_id + " (it ended or never existed)");
@@ -4129,12 +4313,12 @@ class hub {
   }
 
   // The transport is gone; memberships stay for the grace period.
-  void detach(session_handle handle, time_point now) {
+  void detach(session_handle handle, const moment_type& now) {
     session_state* s = find(handle);
     if (!s || !s->attached) return;
     s->attached = false;
     s->outbox.clear();  // still in the replay rings, which is where a resume reads from
-    s->detach_deadline = now + config_.session_grace;
+    s->detach_deadline = now.monotonic + config_.session_grace;
     deadlines_.emplace(s->detach_deadline, handle);
   }
 
@@ -4157,9 +4341,9 @@ class hub {
   };
 
   // Ends every detached session whose grace ran out by `now`; returns them.
-  std::vector<ended_session> expire(time_point now) {
+  std::vector<ended_session> expire(const moment_type& now) {
     std::vector<ended_session> ended;
-    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now.monotonic) {
       const session_handle h = deadlines_.begin()->second;
       ended.push_back(ended_session{h, sessions_.at(h)->id});
       end_session(h);
@@ -4167,14 +4351,14 @@ class hub {
     return ended;
   }
 
-  [[nodiscard]] std::optional<time_point> next_deadline() const {
+  [[nodiscard]] std::optional<monotonic_time> next_deadline() const {
     if (deadlines_.empty()) return std::nullopt;
     return deadlines_.begin()->first;
   }
 
   // ---- tools ----------------------------------------------------------------
 
-  [[nodiscard]] result<join_room_result> join_room(session_handle handle, const join_room_args& args, time_point now) {
+  [[nodiscard]] result<join_room_result> join_room(session_handle handle, const join_room_args& args, const moment_type& now) {
     session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
@@ -4215,7 +4399,7 @@ class hub {
   }
 
   [[nodiscard]] result<send_message_result> send_message(session_handle handle, const send_message_args& args,
-                                                         time_point now) {
+                                                         const moment_type& now) {
     session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
@@ -4227,7 +4411,7 @@ class hub {
     }
     auto it = s->memberships.find(args.room);
     if (it == s->memberships.end()) return not_in_room(args.room);
-    if (auto wait = s->bucket.try_take(now)) {
+    if (auto wait = s->bucket.try_take(now.monotonic)) {
       ++stats_.rate_limited_total;
       return make_error(error_code::rate_limited,
                         "rate limited: retry after " + std::to_string(wait->count()) + " ms",
@@ -4237,18 +4421,17 @@ class hub {
     auto seq = next_seq(r);
     if (!seq) return tl::unexpected(seq.error());
 
-    send_message_result sent{args.room, *seq, uuid_v7(now, random_), format_rfc3339(now)};
+    send_message_result sent{args.room, *seq, uuid_v7(now.wall, random_), format_rfc3339(now.wall)};
     std::string text = encode_room_message(
         room_message_frame{args.room, sent.seq, sent.message_id, it->second.nickname, args.body, sent.sent_at});
-    const shared_frame frame =
-        make_shared_frame(config_.frame_encoder ? config_.frame_encoder(text) : std::move(text));
+    const shared_frame frame = make_shared_frame(frame_encoding::encode(std::move(text)));
     ++stats_.messages_total;
     for (member& m : r.members) {
       if (m.session == s) continue;  // the sender's confirmation is this result, never an echo
       m.session->memberships.find(args.room)->second.ring.push(sent.seq, frame);
       if (m.session->attached) enqueue(*m.session, frame);
     }
-    if (args.client_msg_id) s->sent.remember(*args.client_msg_id, sent, now);
+    if (args.client_msg_id) s->sent.remember(*args.client_msg_id, sent, now.monotonic);
     return sent;
   }
 
@@ -4324,7 +4507,7 @@ class hub {
   [[nodiscard]] const hub_config& config() const noexcept { return config_; }
 
  private:
-  hub(room_store& store, random_source random, hub_config config)
+  basic_hub(store_type& store, random_type random, hub_config config)
       : store_(&store), random_(std::move(random)), config_(std::move(config)) {}
 
   session_state* find(session_handle handle) const {
@@ -4352,9 +4535,9 @@ class hub {
     return it == resume.last_acked_seq_by_room.end() ? m.ring.acked() : it->second;
   }
 
-  result<room_state*> ensure_room(const std::string& name, time_point now) {
+  result<room_state*> ensure_room(const std::string& name, const moment_type& now) {
     if (auto it = rooms_.find(name); it != rooms_.end()) return &it->second;
-    if (auto created = store_->create_room(name, now); !created)
+    if (auto created = store_->create_room(name, now.wall); !created)
       return make_error(error_code::internal, "could not create room " + name + ": " + created.error().message);
     return &rooms_.emplace(name, room_state{name, {}, {}, 0, 0, 0}).first->second;
   }
@@ -4386,17 +4569,19 @@ class hub {
     }
   }
 
-  room_store* store_;
-  random_source random_;
+  store_type* store_;
+  random_type random_;
   hub_config config_;
   std::map<std::string, room_state, std::less<>> rooms_;
   std::unordered_map<session_handle, std::unique_ptr<session_state>> sessions_;
   std::unordered_map<std::string, session_handle> by_id_;
-  std::set<std::pair<time_point, session_handle>> deadlines_;
+  std::set<std::pair<monotonic_time, session_handle>> deadlines_;
   std::vector<session_handle> ready_;
   session_handle last_handle_ = 0;
   hub_stats stats_{};
 };
+
+using hub = basic_hub<default_policy>;
 
 }  // namespace parley
 // ----- end parley/hub.hpp -----
@@ -4406,9 +4591,12 @@ class hub {
 // The whole Parley server without sockets: every connection's HTTP upgrade → WebSocket → hello → tool frames →
 // hub, plus fan-out, keepalive, limits and shutdown, driven by bytes and `now`.
 //
-// The caller (tools/server.cpp, a test, a fuzzer) accepts connections, passes in the
-// bytes it reads and the times its timers fire, writes the frames take_output()
-// returns, and closes a socket when told to. Every protocol decision is made here.
+// The caller (tools/, a test, a fuzzer) accepts connections, passes in the bytes it
+// reads and the times its timers fire, writes the frames take_output() returns, and
+// closes a socket when told to. Every protocol decision and every deadline is here:
+// keepalive, handshake, session grace, revocation polling, the linger before a socket
+// whose close we decided is cut, and the shutdown grace. basic_server<Policy> serves a
+// basic_hub<Policy> whose frames must be WebSocket frames; `parley::server` is the default.
 
 
 // ----- begin parley/session_protocol.hpp -----
@@ -4449,8 +4637,9 @@ struct hello_outcome {
 // `auth_failure` is the authenticator's verdict (the server's token store decides;
 // the core only shapes the answer). Resume needs the reconnect token, not a bearer
 // token: the session was authenticated when it began.
-[[nodiscard]] inline hello_outcome serve_hello(hub& h, const hello_frame& hello, time_point now,
-                                               const std::optional<error>& auth_failure = std::nullopt) {
+template <class Hub>
+[[nodiscard]] hello_outcome serve_hello(Hub& h, const hello_frame& hello, const typename Hub::moment_type& now,
+                                        const std::optional<error>& auth_failure = std::nullopt) {
   auto refuse = [](const error& e) { return hello_outcome{encode_hello_err(e), std::nullopt, close_code_for(e.code)}; };
   if (!client_version_compatible(hello.client_version))
     return refuse(error{error_code::version_mismatch,
@@ -4468,8 +4657,9 @@ struct hello_outcome {
 }
 
 // Runs one tool request and encodes its answer.
-[[nodiscard]] inline std::string serve_tool_request(hub& h, session_handle session, const tool_request& request,
-                                                    time_point now) {
+template <class Hub>
+[[nodiscard]] std::string serve_tool_request(Hub& h, session_handle session, const tool_request& request,
+                                             const typename Hub::moment_type& now) {
   auto answer = [&](auto&& r) {
     if (r) return encode_tool_ok(request.request_id, json(*r));
     return encode_tool_err(request.request_id, r.error());
@@ -4488,8 +4678,9 @@ struct hello_outcome {
 
 // Serves one post-hello text frame: a tool request's answer, nothing for an ack, or
 // system.error for a frame that cannot be read.
-[[nodiscard]] inline std::optional<std::string> serve_client_text(hub& h, session_handle session, std::string_view text,
-                                                                  time_point now) {
+template <class Hub>
+[[nodiscard]] std::optional<std::string> serve_client_text(Hub& h, session_handle session, std::string_view text,
+                                                           const typename Hub::moment_type& now) {
   auto frame = decode_client_frame(text);
   if (!frame) {
     if (frame.error().request_id) return encode_tool_err(*frame.error().request_id, frame.error().err);
@@ -4506,7 +4697,7 @@ struct hello_outcome {
 // ----- end parley/session_protocol.hpp -----
 
 #include <cstdint>
-#include <functional>
+#include <type_traits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -4524,6 +4715,9 @@ struct server_config {
   milliseconds ping_interval = std::chrono::seconds(30);
   milliseconds pong_timeout = std::chrono::seconds(60);   // silence this long closes the connection
   std::size_t max_queue_bytes = 1024 * 1024;              // unwritten output past this is a slow consumer
+  milliseconds close_linger = std::chrono::seconds(2);    // a socket we are closing is cut after this
+  milliseconds shutdown_grace = std::chrono::milliseconds(1500);  // SIGTERM: close frames get this long to go out
+  milliseconds revocation_poll_interval = std::chrono::seconds(1);  // how soon another process's revoke bites
 };
 
 // Parley's own close codes beside the hello failures of error.hpp.
@@ -4533,50 +4727,40 @@ inline constexpr std::uint16_t slow_consumer = 4008;
 inline constexpr std::uint16_t session_taken_over = 4009;  // a resume on another connection won
 }  // namespace close_codes
 
-enum class log_level { debug, info, warn, error };
-
-struct auth_verdict {
-  std::optional<error> failure;  // AuthRequiredError, BadTokenError or TokenRevokedError
-  std::string label;             // the token's label, to close its sessions when it is revoked
-};
-
-struct server_hooks {
-  // Decides a fresh hello's bearer token (from hello.authToken or the upgrade's
-  // Authorization header). Empty: every client is welcome, as on a loopback bind.
-  std::function<auth_verdict(const std::optional<std::string>& token)> authenticate;
-  // One line per event; never a token or a message body.
-  std::function<void(log_level, const std::string&)> log;
-};
-
 using connection_id = std::uint64_t;
-
-// The hub a server serves must store WebSocket frames, not bare JSON, so that each
-// message's frame is encoded once for all its recipients.
-[[nodiscard]] inline hub_config websocket_hub_config(hub_config config = {}) {
-  config.frame_encoder = [](std::string_view json_text) { return encode_server_text_frame(json_text); };
-  return config;
-}
 
 struct connection_output {
   std::vector<shared_frame> frames;  // write in order, gathered into one write
   bool close_after = false;          // then close the socket
 };
 
-class server {
+template <class Policy>
+class basic_server {
+  // Each message's frame is encoded once for all its recipients, so the hub must
+  // already hold WebSocket frames: bare JSON on the socket would be a protocol error.
+  static_assert(std::is_same_v<typename Policy::frame_encoding, websocket_frames>,
+                "a server's policy must name websocket_frames as its frame_encoding");
+
  public:
-  server(hub& h, server_config config = {}, server_hooks hooks = {})
+  using hub_type = basic_hub<Policy>;
+  using hooks_type = typename Policy::server_hooks;
+  using moment_type = moment_of<Policy>;
+  using monotonic_time = typename moment_type::monotonic_time;
+
+  explicit basic_server(hub_type& h, server_config config = {}, hooks_type hooks = {})
       : hub_(h), config_(config), hooks_(std::move(hooks)) {}
 
   // ---- connections ----------------------------------------------------------
 
   // A new TCP connection; nullopt when at the cap: write capacity_response() and close.
-  [[nodiscard]] std::optional<connection_id> accept(time_point now) {
+  [[nodiscard]] std::optional<connection_id> accept(const moment_type& now) {
+    now_ = now.monotonic;
     if (connections_.size() >= config_.max_connections) {
       ++refused_connections_;
       return std::nullopt;
     }
     const connection_id id = ++last_connection_;
-    connections_.emplace(id, connection{id, now, config_});
+    connections_.emplace(id, connection{id, now.monotonic, config_});
     return id;
   }
 
@@ -4584,7 +4768,8 @@ class server {
     return build_http_response(http_error{503, "Service Unavailable: connection limit reached", {}});
   }
 
-  void receive(connection_id id, std::string_view bytes, time_point now) {
+  void receive(connection_id id, std::string_view bytes, const moment_type& now) {
+    now_ = now.monotonic;
     connection* c = find(id);
     if (!c || c->closing) return;
     bytes_in_ += bytes.size();
@@ -4599,7 +4784,7 @@ class server {
     while (!c->closing) {
       auto event = c->ws.next_event();
       if (!event) break;
-      c->last_heard = now;
+      c->last_heard = now.monotonic;
       std::visit([&](auto& e) { on_event(*c, e, now); }, *event);
     }
     flush_deliveries();
@@ -4607,7 +4792,8 @@ class server {
 
   // The socket is gone (EOF, error, or we closed it). A session that did not end
   // cleanly is detached and may resume within the grace period.
-  void transport_closed(connection_id id, time_point now) {
+  void transport_closed(connection_id id, const moment_type& now) {
+    now_ = now.monotonic;
     connection* c = find(id);
     if (!c) return;
     if (c->session) {
@@ -4618,25 +4804,38 @@ class server {
     connections_.erase(id);
   }
 
-  // Fires keepalive pings, handshake and pong timeouts, and the hub's session expiry.
-  void on_timer(time_point now) {
+  // Fires keepalive pings, handshake and pong timeouts, the linger of closing
+  // connections, revocation polling, the shutdown grace and the hub's session expiry.
+  void on_timer(const moment_type& now) {
+    const monotonic_time t = now_ = now.monotonic;
+    if (shutting_down_ && t >= shutdown_deadline_) shutdown_grace_over_ = true;
+    if (!labels_.empty() && t >= next_revocation_poll_) {
+      next_revocation_poll_ = t + config_.revocation_poll_interval;
+      for (const std::string& label : hooks_.revoked_labels()) close_sessions_of_label(label, now);
+    }
     for (auto& [id, c] : connections_) {
-      if (c.closing) continue;
+      if (c.closing) {
+        if (!c.aborted && t >= c.close_deadline) {
+          c.aborted = true;  // the peer never took our last bytes or never hung up
+          aborted_.push_back(id);
+        }
+        continue;
+      }
       if (c.stage != connection_stage::open) {
-        if (now - c.accepted_at >= config_.handshake_timeout) {
+        if (t - c.accepted_at >= config_.handshake_timeout) {
           log(log_level::info, "connection " + std::to_string(id) + " closed: handshake timeout");
           if (c.stage == connection_stage::http) finish_http(c, build_http_response(http_error{408, "Request Timeout", {}}));
           else close(c, ws_status::policy_violation, "hello not received in time");
         }
         continue;
       }
-      if (now - c.last_heard >= config_.pong_timeout) {
+      if (t - c.last_heard >= config_.pong_timeout) {
         log(log_level::info, "session " + session_id_of(c) + " closed: no pong in time");
         close(c, ws_status::going_away, "keepalive timeout");
         continue;
       }
-      if (now - c.last_ping >= config_.ping_interval) {
-        c.last_ping = now;
+      if (t - c.last_ping >= config_.ping_interval) {
+        c.last_ping = t;
         push(c, make_shared_frame(c.ws.encode_ping()));
       }
     }
@@ -4646,14 +4845,19 @@ class server {
     for (auto it = labels_.begin(); it != labels_.end();) it = hub_.session(it->first) ? std::next(it) : labels_.erase(it);
   }
 
-  // When on_timer wants to run next.
-  [[nodiscard]] std::optional<time_point> next_deadline() const {
-    std::optional<time_point> next = hub_.next_deadline();
-    auto consider = [&](time_point t) {
+  // When on_timer wants to run next, on the monotonic clock.
+  [[nodiscard]] std::optional<monotonic_time> next_deadline() const {
+    std::optional<monotonic_time> next = hub_.next_deadline();
+    auto consider = [&](monotonic_time t) {
       if (!next || t < *next) next = t;
     };
+    if (shutting_down_ && !shutdown_grace_over_) consider(shutdown_deadline_);
+    if (!labels_.empty()) consider(next_revocation_poll_);
     for (const auto& [id, c] : connections_) {
-      if (c.closing) continue;
+      if (c.closing) {
+        if (!c.aborted) consider(c.close_deadline);
+        continue;
+      }
       if (c.stage != connection_stage::open) {
         consider(c.accepted_at + config_.handshake_timeout);
       } else {
@@ -4690,10 +4894,17 @@ class server {
     if (connection* c = find(id)) c->unwritten_bytes -= std::min(bytes, c->unwritten_bytes);
   }
 
+  // Connections to cut now, without writing more: we decided to close them
+  // close_linger ago and the peer has neither read our last bytes nor hung up.
+  [[nodiscard]] std::vector<connection_id> take_aborted() { return std::exchange(aborted_, {}); }
+
   // ---- operations from outside ----------------------------------------------
 
-  // SIGTERM: refuse new hellos and close every connection with 1001.
-  void shutdown() {
+  // SIGTERM: refuse new hellos and close every connection with 1001. finished() says
+  // when the caller may stop: every connection gone, or the shutdown grace over.
+  void shutdown(const moment_type& now) {
+    now_ = now.monotonic;
+    if (!shutting_down_) shutdown_deadline_ = now_ + config_.shutdown_grace;
     shutting_down_ = true;
     for (auto& [id, c] : connections_) {
       if (c.closing) continue;
@@ -4702,13 +4913,21 @@ class server {
     }
   }
 
+  [[nodiscard]] bool finished() const noexcept {
+    return shutting_down_ && (connections_.empty() || shutdown_grace_over_);
+  }
+
   // A revoked token: its sessions end, and live ones are closed with 4000 first.
-  void close_sessions_of_label(const std::string& label) {
+  // on_timer polls the hooks for revocations; a host that hears of one sooner may call this.
+  void close_sessions_of_label(const std::string& label, const moment_type& now) {
+    now_ = now.monotonic;
+    bool announced = false;
     for (auto it = labels_.begin(); it != labels_.end();) {
       if (it->second != label) {
         ++it;
         continue;
       }
+      if (!std::exchange(announced, true)) log(log_level::info, "token " + label + " was revoked: closing its sessions");
       const session_handle s = it->first;
       if (auto conn = by_session_.find(s); conn != by_session_.end()) {
         if (connection* c = find(conn->second)) {
@@ -4750,6 +4969,7 @@ class server {
   }
 
   [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
+  [[nodiscard]] hooks_type& hooks() noexcept { return hooks_; }
   [[nodiscard]] std::optional<session_handle> session_of(connection_id id) const {
     auto it = connections_.find(id);
     if (it == connections_.end()) return std::nullopt;
@@ -4760,15 +4980,16 @@ class server {
   enum class connection_stage { http, awaiting_hello, open };
 
   struct connection {
-    connection(connection_id id_, time_point now, const server_config& config)
+    connection(connection_id id_, monotonic_time now, const server_config& config)
         : id(id_), accepted_at(now), last_heard(now), last_ping(now), http(config.http),
           ws(role::server, {}, config.websocket) {}
 
     connection_id id;
     connection_stage stage = connection_stage::http;
-    time_point accepted_at;
-    time_point last_heard;
-    time_point last_ping;
+    monotonic_time accepted_at;
+    monotonic_time last_heard;
+    monotonic_time last_ping;
+    monotonic_time close_deadline{};  // set when closing: cut the socket if still open then
     http_request_parser http;
     websocket ws;
     std::optional<std::string> bearer_token;
@@ -4777,6 +4998,7 @@ class server {
     std::vector<shared_frame> pending;  // not yet taken by the transport
     std::size_t unwritten_bytes = 0;    // pushed and not yet reported written: what the bound limits
     bool closing = false;
+    bool aborted = false;
     bool writable_listed = false;
   };
 
@@ -4785,9 +5007,7 @@ class server {
     return it == connections_.end() ? nullptr : &it->second;
   }
 
-  void log(log_level level, const std::string& line) const {
-    if (hooks_.log) hooks_.log(level, line);
-  }
+  void log(log_level level, const std::string& line) { hooks_.log(level, line); }
 
   std::string session_id_of(const connection& c) const {
     if (!c.session) return "(none)";
@@ -4824,16 +5044,21 @@ class server {
   void close(connection& c, std::uint16_t code, std::string_view reason) {
     if (c.closing) return;
     push_unbounded(c, make_shared_frame(c.ws.encode_close(code, reason)));
-    c.closing = true;
+    start_closing(c);
   }
 
   void finish_http(connection& c, std::string response) {
     push_unbounded(c, make_shared_frame(std::move(response)));
+    start_closing(c);
+  }
+
+  void start_closing(connection& c) {
     c.closing = true;
+    c.close_deadline = now_ + config_.close_linger;
   }
 
   // Returns true when the connection was upgraded and bytes should flow to the WebSocket.
-  bool route_http(connection& c, time_point) {
+  bool route_http(connection& c, const moment_type&) {
     const http_request request = c.http.take_request();
     std::string_view path = request.target;
     path = path.substr(0, path.find('?'));
@@ -4872,15 +5097,15 @@ class server {
     return true;
   }
 
-  void on_event(connection& c, ws_text& e, time_point now) { on_message(c, e.data, now); }
+  void on_event(connection& c, ws_text& e, const moment_type& now) { on_message(c, e.data, now); }
   // The reference server reads binary frames as UTF-8 JSON too; so do we.
-  void on_event(connection& c, ws_binary& e, time_point now) {
+  void on_event(connection& c, ws_binary& e, const moment_type& now) {
     if (!is_valid_utf8(e.data)) return close(c, ws_status::invalid_payload, "binary frame is not UTF-8 JSON");
     on_message(c, e.data, now);
   }
-  void on_event(connection& c, ws_ping& e, time_point) { push(c, make_shared_frame(c.ws.encode_pong(e.payload))); }
-  void on_event(connection&, ws_pong&, time_point) {}
-  void on_event(connection& c, ws_close& e, time_point) {
+  void on_event(connection& c, ws_ping& e, const moment_type&) { push(c, make_shared_frame(c.ws.encode_pong(e.payload))); }
+  void on_event(connection&, ws_pong&, const moment_type&) {}
+  void on_event(connection& c, ws_close& e, const moment_type&) {
     // 1000 is a deliberate goodbye: the session ends now and its nicknames vanish for
     // everyone; any other close is a drop that the grace period covers.
     if (c.session && e.code == ws_status::normal) {
@@ -4891,12 +5116,12 @@ class server {
     }
     close(c, e.code, {});
   }
-  void on_event(connection& c, ws_failure& e, time_point) {
+  void on_event(connection& c, ws_failure& e, const moment_type&) {
     log(log_level::info, "connection " + std::to_string(c.id) + " failed: " + e.reason);
     close(c, e.close_code, e.reason);
   }
 
-  void on_message(connection& c, std::string_view text, time_point now) {
+  void on_message(connection& c, std::string_view text, const moment_type& now) {
     if (c.stage == connection_stage::open) {
       if (auto answer = serve_client_text(hub_, *c.session, text, now)) send_text(c, *answer);
       return;
@@ -4906,11 +5131,30 @@ class server {
     if (shutting_down_)
       return refuse_hello(c, error{error_code::server_shutting_down, "the server is shutting down", nullptr});
     std::optional<error> auth_failure;
-    if (!hello->resume && hooks_.authenticate) {
-      auto token = hello->auth_token ? hello->auth_token : c.bearer_token;
-      auth_verdict verdict = hooks_.authenticate(token);
-      auth_failure = std::move(verdict.failure);
-      c.label = std::move(verdict.label);
+    // Resume needs the reconnect token, not a bearer token: the session was
+    // authenticated when it began, and its label came with it.
+    if (!hello->resume && hooks_.tokens_required()) {
+      const auto& token = hello->auth_token ? hello->auth_token : c.bearer_token;
+      if (!token) {
+        auth_failure = error{error_code::auth_required,
+                             "this server requires a token: pass it in hello.authToken or an Authorization: Bearer header",
+                             nullptr};
+      } else {
+        token_verdict verdict = hooks_.check_token(*token);
+        switch (verdict.status) {
+          case token_status::valid: c.label = std::move(verdict.label); break;
+          case token_status::unknown: auth_failure = error{error_code::bad_token, "unknown token", nullptr}; break;
+          case token_status::revoked:
+            auth_failure = error{error_code::token_revoked, "token " + verdict.label + " is revoked", nullptr};
+            break;
+          case token_status::unavailable:
+            // The host's store failed; its details stay in the host's log, never on the wire.
+            log(log_level::error, "hello refused: the token store is unavailable");
+            send_text(c, encode_hello_err(error{error_code::internal,
+                                                "the server cannot check tokens right now; try again later", nullptr}));
+            return close(c, ws_status::internal_error, "token store unavailable");
+        }
+      }
     }
     hello_outcome outcome = serve_hello(hub_, *hello, now, auth_failure);
     if (!outcome.session) {
@@ -4927,13 +5171,14 @@ class server {
     }
     if (hello->resume) {
       if (auto it = labels_.find(s); it != labels_.end()) c.label = it->second;
-    } else {
+    } else if (!c.label.empty()) {
+      if (labels_.empty()) next_revocation_poll_ = now.monotonic + config_.revocation_poll_interval;
       labels_[s] = c.label;
     }
     by_session_[s] = c.id;
     c.session = s;
     c.stage = connection_stage::open;
-    c.last_ping = now;
+    c.last_ping = now.monotonic;
     push_unbounded(c, make_shared_frame(encode_server_text_frame(outcome.frame)));
     // The replay goes out at once and outside the queue bound: the ring already bounds
     // it (capacity x largest frame), and a resume must not trip the slow-consumer close.
@@ -4972,20 +5217,27 @@ class server {
     close(c, close_codes::slow_consumer, "slow consumer");
   }
 
-  hub& hub_;
+  hub_type& hub_;
   server_config config_;
-  server_hooks hooks_;
+  hooks_type hooks_;
   std::unordered_map<connection_id, connection> connections_;
   std::unordered_map<session_handle, connection_id> by_session_;
   std::unordered_map<session_handle, std::string> labels_;
   std::vector<connection_id> writable_;
+  std::vector<connection_id> aborted_;
   connection_id last_connection_ = 0;
+  monotonic_time now_{};  // the latest time an entry point was given: when closes are decided
+  monotonic_time next_revocation_poll_{};
+  monotonic_time shutdown_deadline_{};
   bool shutting_down_ = false;
+  bool shutdown_grace_over_ = false;
   std::uint64_t slow_consumer_closes_ = 0;
   std::uint64_t refused_connections_ = 0;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
 };
+
+using server = basic_server<server_policy>;
 
 }  // namespace parley
 // ----- end parley/server.hpp -----
