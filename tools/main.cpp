@@ -6,7 +6,7 @@
 #include "log.hpp"
 #include "mcp.hpp"
 #include "options.hpp"
-#include "server.hpp"
+#include "server_loop.hpp"
 #include "sqlite_store.hpp"
 #include "token_store.hpp"
 #include "wall_clock.hpp"

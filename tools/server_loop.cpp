@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-// The server loop: asio sockets, timers and signals around the core's sans-I/O parley::server.
+// The WebSocket server loop: asio sockets, timers and signals around the core's sans-I/O basic_server.
 //
 // One io_context thread, so nothing needs a strand. Each connection has a reader
 // coroutine that hands bytes to the core and a writer coroutine that sleeps on a timer
 // (the asio chat server's condition variable) and writes everything queued in one
 // gathered write. Every protocol decision and every deadline is the core's; this file
 // moves bytes, fires the core's timer, and closes the sockets the core gives up on.
-#include "server.hpp"
+#include "server_loop.hpp"
 
 #include "wall_clock.hpp"
 
