@@ -341,14 +341,14 @@ TEST_CASE("handshake: each requirement refuses with its own status") {
   CHECK(upgrade_status(rfc_request_with("Sec-WebSocket-Key:", "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==")) == 101);
 }
 
-TEST_CASE("responses: Content-Length always, Connection: close on errors, and they parse back") {
+TEST_CASE("responses: Content-Length and Connection: close always, and they parse back") {
   const std::string ok = parley::build_http_response(200, "OK", {{"Content-Type", "text/plain"}}, "hello");
   const auto o = parse_response(ok);
   REQUIRE(o.status == http_parse_status::complete);
   CHECK(o.message.status == 200);
   CHECK(o.message.headers.get("Content-Length") == "5");
   CHECK(o.message.headers.get("Content-Type") == "text/plain");
-  CHECK_FALSE(o.message.headers.get("Connection").has_value());
+  CHECK(o.message.headers.get("Connection") == "close");
   CHECK(o.leftover == "hello");
 
   const auto refusal = parley::validate_websocket_upgrade(request_of(rfc_request_with("Sec-WebSocket-Version:", "")));

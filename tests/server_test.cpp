@@ -192,6 +192,78 @@ TEST_CASE("HTTP on the WebSocket port: healthz, metrics, 404, 426, 405, 400, 431
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n") == 426);
 }
 
+TEST_CASE("every HTTP answer says Connection: close, and a request without Host is refused") {
+  harness h;
+  for (const char* path : {"/healthz", "/metrics", "/nope"}) {
+    client c(h);
+    c.raw(std::string("GET ") + path + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_MESSAGE(h.inbox[c.id].find("\r\nConnection: close\r\n") != std::string::npos, path);
+  }
+  client no_host(h);
+  no_host.raw("GET /healthz HTTP/1.1\r\n\r\n");
+  CHECK(h.inbox[no_host.id].rfind("HTTP/1.1 400 Bad Request: a Host header is required", 0) == 0);
+  CHECK(no_host.server_closed());
+}
+
+namespace {
+const std::string upgrade_head =
+    "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+
+int status_after(harness& h, const std::string& request) {
+  client c(h);
+  c.raw(request);
+  return std::stoi(h.inbox[c.id].substr(9, 3));
+}
+}  // namespace
+
+TEST_CASE("a loopback server answers only to loopback Host names, on every route (DNS rebinding)") {
+  server_config config;
+  config.loopback_hosts_only = true;
+  harness h(config);
+  for (const char* host : {"localhost", "localhost:7539", "127.0.0.1:7539", "[::1]:7539"}) {
+    CAPTURE(host);
+    CHECK(status_after(h, std::string("GET /healthz HTTP/1.1\r\nHost: ") + host + "\r\n\r\n") == 200);
+    CHECK(status_after(h, upgrade_head + "Host: " + host + "\r\n\r\n") == 101);
+  }
+  for (const char* host : {"evil.example", "evil.example:7539", "localhost.evil.example", "10.0.0.1:7539"}) {
+    CAPTURE(host);
+    for (const char* path : {"/healthz", "/metrics", "/nope"})
+      CHECK(status_after(h, std::string("GET ") + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n") == 403);
+    CHECK(status_after(h, upgrade_head + "Host: " + host + "\r\n\r\n") == 403);
+  }
+  CHECK(h.h.stats().sessions == 0);
+}
+
+TEST_CASE("an upgrade with an Origin is refused unless it is our own page's or an allowed one") {
+  server_config config;
+  config.allowed_origins = {*parse_web_origin("https://app.example")};
+  harness h(config);
+  auto upgrade_from = [&](const std::string& origin, const std::string& host = "127.0.0.1:7539") {
+    return status_after(h, upgrade_head + "Host: " + host + "\r\nOrigin: " + origin + "\r\n\r\n");
+  };
+  CHECK(upgrade_from("http://127.0.0.1:7539") == 101);         // the page we serve
+  CHECK(upgrade_from("HTTP://127.0.0.1:7539") == 101);
+  CHECK(upgrade_from("http://localhost:7539", "localhost:7539") == 101);
+  CHECK(upgrade_from("https://app.example") == 101);           // --allow-origin
+  CHECK(upgrade_from("https://app.example:443") == 101);
+  CHECK(upgrade_from("https://evil.example") == 403);
+  CHECK(upgrade_from("https://app.example.evil.example") == 403);
+  CHECK(upgrade_from("http://app.example") == 403);            // another scheme
+  CHECK(upgrade_from("https://app.example:8443") == 403);      // another port
+  CHECK(upgrade_from("http://127.0.0.1:8080") == 403);         // another page on this machine
+  CHECK(upgrade_from("https://127.0.0.1:7539") == 403);        // we serve http, not https
+  CHECK(upgrade_from("null") == 403);
+  CHECK(upgrade_from("garbage") == 403);
+  CHECK(status_after(h, upgrade_head + "Host: 127.0.0.1:7539\r\n\r\n") == 101);  // no Origin: a native client
+
+  server_config tls;
+  tls.tls = true;
+  harness secure(tls);
+  CHECK(status_after(secure, upgrade_head + "Host: chat.example\r\nOrigin: https://chat.example\r\n\r\n") == 101);
+  CHECK(status_after(secure, upgrade_head + "Host: chat.example\r\nOrigin: http://chat.example\r\n\r\n") == 403);
+}
+
 TEST_CASE("upgrade, hello, join, send: fan-out without self-echo") {
   harness h;
   client alice = connected(h, "alice");

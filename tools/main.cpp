@@ -231,6 +231,12 @@ int main(int argc, char** argv) {
       ->envname("PARLEY_RATE_PER_SECOND");
   add_count(*server_cmd, "--replay-capacity", server.replay_capacity, "Messages kept per room for catch-up")
       ->envname("PARLEY_REPLAY_CAPACITY");
+  server_cmd
+      ->add_option("--allow-origin", server.allow_origins,
+                   "A web page origin (http(s)://host[:port]) besides the server's own that may open a WebSocket; "
+                   "repeatable. Browsers from any other origin are refused with 403")
+      ->envname("PARLEY_ALLOW_ORIGINS")
+      ->delimiter(',');
 
   mcp_options mcp;
   std::filesystem::path token_file;

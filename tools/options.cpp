@@ -2,6 +2,8 @@
 // Option checks that need more than a type: ranges, pairs of flags, files that must exist.
 #include "options.hpp"
 
+#include <parley/origin.hpp>
+
 #include <asio/ip/address.hpp>
 
 #include <fstream>
@@ -47,6 +49,8 @@ std::optional<std::string> validate(const server_options& o) {
         positive("--max-message-bytes", o.max_message_bytes), positive("--rate-capacity", o.rate.capacity),
         positive("--rate-per-second", o.rate.refill_per_second), positive("--replay-capacity", o.replay_capacity)})
     if (problem) return problem;
+  for (const auto& origin : o.allow_origins)
+    if (auto parsed = parley::parse_web_origin(origin); !parsed) return "--allow-origin: " + parsed.error().message;
   return std::nullopt;
 }
 

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace parley_tools {
 
@@ -32,6 +33,7 @@ struct server_options {
   std::uint64_t max_message_bytes = 65536;
   parley::token_bucket_config rate{};  // per connection: capacity 20, 10 per second
   std::uint32_t replay_capacity = 64;  // messages kept per room for catch-up
+  std::vector<std::string> allow_origins;  // browser origins besides our own page's (validate() checks each)
 
   [[nodiscard]] bool tls() const noexcept { return !tls_cert.empty(); }
 };

@@ -8,6 +8,7 @@
 // moves bytes, fires the core's timer, and closes the sockets the core gives up on.
 #include "server_loop.hpp"
 
+#include "auth_rule.hpp"
 #include "wall_clock.hpp"
 
 #include <parley/server.hpp>
@@ -204,6 +205,9 @@ class server_runtime {
     config.pong_timeout = options.pong_timeout;
     config.max_queue_bytes = options.max_queue_bytes;
     config.websocket.max_message_bytes = options.max_message_bytes;
+    config.tls = options.tls();
+    config.loopback_hosts_only = is_loopback_bind(options.bind);
+    for (const auto& origin : options.allow_origins) config.allowed_origins.push_back(*parley::parse_web_origin(origin));
     return config;
   }
 

@@ -373,8 +373,10 @@ class http_response_parser : detail::head_parser_base {
   return detail::is_token(name) && detail::is_field_value(value);
 }
 
-// A complete response with Content-Length; statuses >= 400 also get Connection: close
-// because the server hangs up after an error rather than keep a half-trusted connection.
+// A complete response with Content-Length and Connection: close. parley's server answers
+// one request per connection (an error, /healthz, /metrics) and hangs up; saying so keeps a
+// keep-alive client (node's agent, Prometheus's) from sending a second request into a
+// socket that is closing.
 // Precondition: the reason and headers satisfy is_valid_header (they are the server's own).
 [[nodiscard]] inline std::string build_http_response(int status, std::string_view reason,
                                                      const http_headers& headers = {},
@@ -395,7 +397,7 @@ class http_response_parser : detail::head_parser_base {
   out += "Content-Length: ";
   out += std::to_string(body.size());
   out += "\r\n";
-  if (status >= 400) out += "Connection: close\r\n";
+  out += "Connection: close\r\n";
   out += "\r\n";
   out += body;
   return out;

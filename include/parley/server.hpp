@@ -15,6 +15,7 @@
 #include "http.hpp"
 #include "hub.hpp"
 #include "log_level.hpp"
+#include "origin.hpp"
 #include "policy.hpp"
 #include "server_hooks.hpp"
 #include "session_protocol.hpp"
@@ -22,6 +23,7 @@
 #include "websocket.hpp"
 #include "wire.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <optional>
@@ -44,6 +46,9 @@ struct server_config {
   milliseconds close_linger = std::chrono::seconds(2);    // a socket we are closing is cut after this
   milliseconds shutdown_grace = std::chrono::milliseconds(1500);  // SIGTERM: close frames get this long to go out
   milliseconds revocation_poll_interval = std::chrono::seconds(1);  // how soon another process's revoke bites
+  bool tls = false;                       // we serve https: our own origin's scheme
+  bool loopback_hosts_only = false;       // a loopback bind: refuse a Host that is not loopback (DNS rebinding)
+  std::vector<web_origin> allowed_origins;  // browser origins besides our own that may open a WebSocket
 };
 
 // Parley's own close codes beside the hello failures of error.hpp.
@@ -386,6 +391,17 @@ class basic_server {
   // Returns true when the connection was upgraded and bytes should flow to the WebSocket.
   bool route_http(connection& c, const moment_type&) {
     const http_request request = c.http.take_request();
+    const auto host = request.headers.get("Host");
+    if (!host) {
+      finish_http(c, build_http_response(http_error{400, "Bad Request: a Host header is required", {}}));
+      return false;
+    }
+    if (config_.loopback_hosts_only && !is_loopback_host(*host)) {
+      log(log_level::info, "connection " + std::to_string(c.id) + " refused: Host is not a loopback name");
+      finish_http(c, build_http_response(http_error{
+                         403, "Forbidden: this server answers only to localhost, 127.0.0.1 or [::1]", {}}));
+      return false;
+    }
     std::string_view path = request.target;
     path = path.substr(0, path.find('?'));
     if (path == "/healthz" || path == "/metrics") {
@@ -417,10 +433,27 @@ class basic_server {
       finish_http(c, build_http_response(accept.error()));
       return false;
     }
+    // A browser says which page is asking; native clients send no Origin and are
+    // subject to auth alone.
+    if (const auto origin = request.headers.get("Origin"); origin && !origin_allowed(*origin, *host)) {
+      log(log_level::info, "connection " + std::to_string(c.id) + " refused: origin not allowed");
+      finish_http(c, build_http_response(http_error{403, "Forbidden: this origin may not open a WebSocket here", {}}));
+      return false;
+    }
     c.bearer_token = bearer_token(request);
     push_unbounded(c, make_shared_frame(build_switching_protocols(*accept)));
     c.stage = connection_stage::awaiting_hello;
     return true;
+  }
+
+  // Our own page's origin, and those named with --allow-origin. "null" and anything
+  // unparsable are refused.
+  bool origin_allowed(std::string_view origin_header, std::string_view host) const {
+    auto origin = parse_web_origin(origin_header);
+    if (!origin) return false;
+    if (auto own = own_origin(host, config_.tls); own && *own == *origin) return true;
+    return std::find(config_.allowed_origins.begin(), config_.allowed_origins.end(), *origin) !=
+           config_.allowed_origins.end();
   }
 
   void on_event(connection& c, ws_text& e, const moment_type& now) { on_message(c, e.data, now); }

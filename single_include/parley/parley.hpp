@@ -1031,8 +1031,10 @@ class http_response_parser : detail::head_parser_base {
   return detail::is_token(name) && detail::is_field_value(value);
 }
 
-// A complete response with Content-Length; statuses >= 400 also get Connection: close
-// because the server hangs up after an error rather than keep a half-trusted connection.
+// A complete response with Content-Length and Connection: close. parley's server answers
+// one request per connection (an error, /healthz, /metrics) and hangs up; saying so keeps a
+// keep-alive client (node's agent, Prometheus's) from sending a second request into a
+// socket that is closing.
 // Precondition: the reason and headers satisfy is_valid_header (they are the server's own).
 [[nodiscard]] inline std::string build_http_response(int status, std::string_view reason,
                                                      const http_headers& headers = {},
@@ -1053,7 +1055,7 @@ class http_response_parser : detail::head_parser_base {
   out += "Content-Length: ";
   out += std::to_string(body.size());
   out += "\r\n";
-  if (status >= 400) out += "Connection: close\r\n";
+  out += "Connection: close\r\n";
   out += "\r\n";
   out += body;
   return out;
@@ -4586,6 +4588,135 @@ using hub = basic_hub<default_policy>;
 }  // namespace parley
 // ----- end parley/hub.hpp -----
 
+// ----- begin parley/origin.hpp -----
+// SPDX-License-Identifier: MIT
+// Web origins and Host headers: which pages may open a WebSocket to us, and which names a loopback server answers to.
+//
+// A browser's WebSocket is not bound by the same-origin policy: any page the user
+// visits may open ws://127.0.0.1:7539. The browser does say who is asking, in the
+// Origin header, and the server refuses an origin it does not allow. DNS rebinding
+// (a page whose own name comes to resolve to 127.0.0.1) makes the page's origin look
+// like the server's own; a loopback server therefore also refuses any Host that is
+// not a loopback name or address. Comparisons are exact on scheme, host and port.
+
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace parley {
+
+// scheme://host[:port], lowercased, with the scheme's default port made explicit, so
+// that equal origins compare equal as strings.
+struct web_origin {
+  std::string scheme;  // "http" or "https"
+  std::string host;    // a name, an IPv4 address, or an IPv6 address in brackets
+  std::string port;    // digits; "80" or "443" when the origin leaves it out
+
+  [[nodiscard]] std::string serialized() const { return scheme + "://" + host + ":" + port; }
+  friend bool operator==(const web_origin& a, const web_origin& b) {
+    return a.scheme == b.scheme && a.host == b.host && a.port == b.port;
+  }
+};
+
+namespace detail {
+inline std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+inline bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
+// host[:port] as in a Host header or an origin's authority: the host (IPv6 kept in
+// brackets) and the port, empty when absent. nullopt when malformed.
+struct authority {
+  std::string host;
+  std::string port;
+};
+inline std::optional<authority> split_authority(std::string_view text) {
+  authority out;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close == 1) return std::nullopt;
+    out.host = ascii_lower(text.substr(0, close + 1));
+    text.remove_prefix(close + 1);
+    if (!text.empty()) {
+      if (text.front() != ':' || text.size() == 1) return std::nullopt;
+      out.port = std::string(text.substr(1));
+    }
+  } else {
+    const auto colon = text.find(':');
+    out.host = ascii_lower(text.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      out.port = std::string(text.substr(colon + 1));
+      if (out.port.empty()) return std::nullopt;  // "host:" names no port
+    }
+  }
+  if (out.host.empty()) return std::nullopt;
+  for (unsigned char c : out.host)
+    if (!(std::isalnum(c) || c == '-' || c == '.' || c == '[' || c == ']' || c == ':')) return std::nullopt;
+  if (!out.port.empty() && (!all_digits(out.port) || out.port.size() > 5 || std::stoul(out.port) > 65535))
+    return std::nullopt;
+  return out;
+}
+}  // namespace detail
+
+// An Origin header's value or an --allow-origin argument. "null" (sandboxed frames,
+// file: pages) and anything with a path, query or userinfo is refused.
+[[nodiscard]] inline result<web_origin> parse_web_origin(std::string_view text) {
+  auto refuse = [&](const std::string& why) {
+    return make_error(error_code::invalid_argument,
+                      "origin " + std::string(text) + " " + why + "; write it as http(s)://host[:port]");
+  };
+  const auto sep = text.find("://");
+  if (sep == std::string_view::npos) return refuse("has no scheme");
+  web_origin out;
+  out.scheme = detail::ascii_lower(text.substr(0, sep));
+  if (out.scheme != "http" && out.scheme != "https") return refuse("is not http or https");
+  const std::string_view rest = text.substr(sep + 3);
+  if (rest.find_first_of("/?#@") != std::string_view::npos) return refuse("has more than a scheme, host and port");
+  auto authority = detail::split_authority(rest);
+  if (!authority) return refuse("has a malformed host or port");
+  out.host = std::move(authority->host);
+  out.port = authority->port.empty() ? (out.scheme == "https" ? "443" : "80") : std::to_string(std::stoul(authority->port));
+  return out;
+}
+
+// Whether a Host header names this machine's loopback: localhost, any 127.0.0.0/8
+// address, or [::1], with or without a port.
+[[nodiscard]] inline bool is_loopback_host(std::string_view host_header) {
+  auto authority = detail::split_authority(host_header);
+  if (!authority) return false;
+  const std::string& h = authority->host;
+  if (h == "localhost" || h == "[::1]") return true;
+  if (h.rfind("127.", 0) != 0) return false;
+  int parts = 0;
+  std::size_t start = 0;
+  while (start <= h.size()) {
+    const std::size_t dot = std::min(h.find('.', start), h.size());
+    const std::string_view part = std::string_view(h).substr(start, dot - start);
+    if (!detail::all_digits(part) || part.size() > 3 || std::stoul(std::string(part)) > 255) return false;
+    ++parts;
+    start = dot + 1;
+  }
+  return parts == 4;
+}
+
+// The origin of the page a server serves to a request that arrived with this Host.
+[[nodiscard]] inline std::optional<web_origin> own_origin(std::string_view host_header, bool tls) {
+  auto origin = parse_web_origin(std::string(tls ? "https://" : "http://") + std::string(host_header));
+  if (!origin) return std::nullopt;
+  return *origin;
+}
+
+}  // namespace parley
+// ----- end parley/origin.hpp -----
+
 // ----- begin parley/server.hpp -----
 // SPDX-License-Identifier: MIT
 // The whole Parley server without sockets: every connection's HTTP upgrade → WebSocket → hello → tool frames →
@@ -4696,6 +4827,7 @@ template <class Hub>
 }  // namespace parley
 // ----- end parley/session_protocol.hpp -----
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <optional>
@@ -4718,6 +4850,9 @@ struct server_config {
   milliseconds close_linger = std::chrono::seconds(2);    // a socket we are closing is cut after this
   milliseconds shutdown_grace = std::chrono::milliseconds(1500);  // SIGTERM: close frames get this long to go out
   milliseconds revocation_poll_interval = std::chrono::seconds(1);  // how soon another process's revoke bites
+  bool tls = false;                       // we serve https: our own origin's scheme
+  bool loopback_hosts_only = false;       // a loopback bind: refuse a Host that is not loopback (DNS rebinding)
+  std::vector<web_origin> allowed_origins;  // browser origins besides our own that may open a WebSocket
 };
 
 // Parley's own close codes beside the hello failures of error.hpp.
@@ -5060,6 +5195,17 @@ class basic_server {
   // Returns true when the connection was upgraded and bytes should flow to the WebSocket.
   bool route_http(connection& c, const moment_type&) {
     const http_request request = c.http.take_request();
+    const auto host = request.headers.get("Host");
+    if (!host) {
+      finish_http(c, build_http_response(http_error{400, "Bad Request: a Host header is required", {}}));
+      return false;
+    }
+    if (config_.loopback_hosts_only && !is_loopback_host(*host)) {
+      log(log_level::info, "connection " + std::to_string(c.id) + " refused: Host is not a loopback name");
+      finish_http(c, build_http_response(http_error{
+                         403, "Forbidden: this server answers only to localhost, 127.0.0.1 or [::1]", {}}));
+      return false;
+    }
     std::string_view path = request.target;
     path = path.substr(0, path.find('?'));
     if (path == "/healthz" || path == "/metrics") {
@@ -5091,10 +5237,27 @@ class basic_server {
       finish_http(c, build_http_response(accept.error()));
       return false;
     }
+    // A browser says which page is asking; native clients send no Origin and are
+    // subject to auth alone.
+    if (const auto origin = request.headers.get("Origin"); origin && !origin_allowed(*origin, *host)) {
+      log(log_level::info, "connection " + std::to_string(c.id) + " refused: origin not allowed");
+      finish_http(c, build_http_response(http_error{403, "Forbidden: this origin may not open a WebSocket here", {}}));
+      return false;
+    }
     c.bearer_token = bearer_token(request);
     push_unbounded(c, make_shared_frame(build_switching_protocols(*accept)));
     c.stage = connection_stage::awaiting_hello;
     return true;
+  }
+
+  // Our own page's origin, and those named with --allow-origin. "null" and anything
+  // unparsable are refused.
+  bool origin_allowed(std::string_view origin_header, std::string_view host) const {
+    auto origin = parse_web_origin(origin_header);
+    if (!origin) return false;
+    if (auto own = own_origin(host, config_.tls); own && *own == *origin) return true;
+    return std::find(config_.allowed_origins.begin(), config_.allowed_origins.end(), *origin) !=
+           config_.allowed_origins.end();
   }
 
   void on_event(connection& c, ws_text& e, const moment_type& now) { on_message(c, e.data, now); }

@@ -12,10 +12,10 @@ test('GET /healthz is 200 ok; HEAD has no body; POST is 405', async (t) => {
   assert.equal(r.status, 200);
   assert.equal(r.body, 'ok\n');
   assert.match(r.headers['content-type'], /^text\/plain/);
-  const head = await httpRequest(server.port, 'HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  const head = await httpRequest(server.port, 'HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
   assert.equal(head.status, 200);
   assert.equal(head.body, '');
-  const post = await httpRequest(server.port, 'POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
+  const post = await httpRequest(server.port, 'POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n');
   assert.equal(post.status, 405);
   assert.equal(post.headers.allow, 'GET, HEAD');
 });

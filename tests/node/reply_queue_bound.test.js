@@ -32,7 +32,7 @@ test('a client that never reads cannot make the server queue replies past --max-
   await new Promise((resolve) => sock.once('connect', resolve));
   sock.pause();  // never read: the kernel buffers fill, then the server's queue grows
   const key = crypto.randomBytes(16).toString('base64');
-  sock.write(`GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+  sock.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
              `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
   sock.write(maskedText(JSON.stringify({ _tag: 'hello', clientVersion: '0.1.0' }).padEnd(130)));
   const before = rssKiB(server.proc.pid);
