@@ -136,7 +136,8 @@ class hub_simulation {
       case operation::ack:  // up to what the client has seen, or less
         if (c.session && c.attached && c.last_seen.count(room)) {
           const std::uint64_t seen = c.last_seen[room];
-          h_.ack(c.session->handle, {room, in.next() % 2 ? seen : seen / 2});
+          if (!h_.ack(c.session->handle, {room, in.next() % 2 ? seen : seen / 2}))
+            fail("an ack of a seq the client received was refused");
         }
         break;
       case operation::detach:

@@ -430,7 +430,7 @@ TEST_CASE("resume replays exactly the messages after each room's ack, in order")
   for (int i = 0; i < 5; ++i) REQUIRE(f.send(b, "one", "one-" + std::to_string(i + 1)));
   for (int i = 0; i < 3; ++i) REQUIRE(f.send(b, "two", "two-" + std::to_string(i + 1)));
   CHECK(f.received(a.handle).size() == 8);
-  f.h.ack(a.handle, {"one", 2});
+  REQUIRE(f.h.ack(a.handle, {"one", 2}));
   f.h.detach(a.handle, epoch);
   REQUIRE(f.send(b, "one", "while-away"));
   CHECK(f.h.drain(a.handle).empty());  // detached: nothing is queued for a transport
@@ -455,7 +455,7 @@ TEST_CASE("a room missing from lastAckedSeqByRoom resumes from the server's own 
   f.join(b, "one");
   REQUIRE(f.send(b, "one", "1"));
   REQUIRE(f.send(b, "one", "2"));
-  f.h.ack(a.handle, {"one", 1});
+  REQUIRE(f.h.ack(a.handle, {"one", 1}));
   f.h.detach(a.handle, epoch);
   auto resumed = f.h.resume_session({a.session_id, a.reconnect_token, {}}, epoch);
   REQUIRE(resumed);
@@ -501,7 +501,7 @@ TEST_CASE("acks while attached keep the ring small, so a later drop resumes") {
   f.join(b, "lobby");
   for (int i = 0; i < 200; ++i) {
     auto sent = f.send(b, "lobby", "x");
-    f.h.ack(a.handle, {"lobby", sent->seq});
+    REQUIRE(f.h.ack(a.handle, {"lobby", sent->seq}));
   }
   CHECK(f.h.session(a.handle)->memberships.at("lobby").ring.size() == 0);
   f.h.detach(a.handle, epoch);
@@ -554,6 +554,31 @@ TEST_CASE("take_ready lists each session with new frames once") {
   CHECK(f.h.drain(b).size() == 2);
 }
 
+TEST_CASE("an ack or a resume past the room's latest seq is refused and changes nothing") {
+  fixture f;
+  auto a = f.h.open_session(epoch);
+  auto b = f.session();
+  f.join(a.handle, "one");
+  f.join(b, "one");
+  REQUIRE(f.send(b, "one", "1"));
+  REQUIRE(f.send(b, "one", "2"));
+  CHECK(f.received(a.handle).size() == 2);
+  auto future = f.h.ack(a.handle, {"one", 3});
+  REQUIRE_FALSE(future);
+  CHECK(future.error().code == error_code::invalid_argument);
+  CHECK(future.error().message == "seq 3 was never sent in one (its latest is 2); nothing was acked");
+  CHECK_FALSE(f.h.ack(a.handle, {"one", 9007199254740991}));
+  CHECK(f.h.ack(a.handle, {"not-joined", 9007199254740991}));  // a leave may cross an ack: ignored
+  f.h.detach(a.handle, epoch);
+  auto refused = f.h.resume_session({a.session_id, a.reconnect_token, {{"one", 3}}}, epoch);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == error_code::bad_handshake_frame);
+  // Nothing was acked by either: a proper resume still replays both.
+  auto resumed = f.h.resume_session({a.session_id, a.reconnect_token, {{"one", 0}}}, epoch);
+  REQUIRE(resumed);
+  CHECK(f.received(a.handle).size() == 2);
+}
+
 TEST_CASE("operations on an ended session are refused, not crashed") {
   fixture f;
   auto a = f.session();
@@ -561,7 +586,7 @@ TEST_CASE("operations on an ended session are refused, not crashed") {
   CHECK(f.h.join_room(a, {"lobby", std::nullopt}, epoch).error().code == error_code::internal);
   CHECK(f.h.send_message(a, {"lobby", "x", std::nullopt}, epoch).error().code == error_code::internal);
   CHECK_FALSE(f.h.list_rooms(a));
-  f.h.ack(a, {"lobby", 1});
+  CHECK_FALSE(f.h.ack(a, {"lobby", 1}));
   f.h.detach(a, epoch);
   f.h.end_session(a);
   CHECK(f.h.drain(a).empty());

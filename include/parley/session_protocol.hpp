@@ -90,7 +90,7 @@ template <class Hub>
     return encode_system_error(frame.error().err);
   }
   if (const auto* a = std::get_if<ack_frame>(&*frame)) {
-    h.ack(session, *a);
+    if (auto acked = h.ack(session, *a); !acked) return encode_system_error(acked.error());
     return std::nullopt;
   }
   return serve_tool_request(h, session, std::get<tool_request>(*frame), now);

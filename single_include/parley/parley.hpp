@@ -4291,6 +4291,12 @@ class basic_hub {
     session_state& s = *sessions_.at(id->second);
     if (!constant_time_equal(s.reconnect_token, resume.reconnect_token))
       return make_error(error_code::bad_reconnect_token, "the reconnect token does not match this session");
+    for (const auto& [room, m] : s.memberships)
+      if (const std::uint64_t after = acked_after_resume(resume, room, m); after > m.room->last_seq)
+        return make_error(error_code::bad_handshake_frame,
+                          "resume.lastAckedSeqByRoom names seq " + std::to_string(after) + " in " + room +
+                              ", which was never sent (its latest is " + std::to_string(m.room->last_seq) +
+                              "); the session is unharmed");
     detach(s.handle, now);
     json lost = json::array();
     for (auto& [room, m] : s.memberships)
@@ -4463,11 +4469,16 @@ class basic_hub {
   }
 
   // Cumulative per room. Acks for rooms the session is not in are ignored: a leave
-  // may cross an ack in flight.
-  void ack(session_handle handle, const ack_frame& a) {
+  // may cross an ack in flight. An ack past the room's latest seq is refused and
+  // changes nothing: accepted, it would make a later resume silently replay nothing.
+  [[nodiscard]] result<void> ack(session_handle handle, const ack_frame& a) {
     session_state* s = find(handle);
-    if (!s) return;
-    if (auto it = s->memberships.find(a.room); it != s->memberships.end()) it->second.ring.ack(a.seq);
+    if (!s) return no_session();
+    auto it = s->memberships.find(a.room);
+    if (it == s->memberships.end()) return {};
+    if (a.seq > it->second.room->last_seq) return future_seq(a.room, a.seq, it->second.room->last_seq);
+    it->second.ring.ack(a.seq);
+    return {};
   }
 
   // ---- deliveries -----------------------------------------------------------
@@ -4522,6 +4533,13 @@ class basic_hub {
   }
   static tl::unexpected<error> not_in_room(const std::string& room) {
     return make_error(error_code::not_in_room, "not a member of " + room + "; join it first", json{{"room", room}});
+  }
+
+  static tl::unexpected<error> future_seq(const std::string& room, std::uint64_t seq, std::uint64_t latest) {
+    return make_error(error_code::invalid_argument,
+                      "seq " + std::to_string(seq) + " was never sent in " + room + " (its latest is " +
+                          std::to_string(latest) + "); nothing was acked",
+                      json{{"field", "seq"}, {"rule", "at most the room's latest seq"}});
   }
 
   static bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
@@ -4818,7 +4836,7 @@ template <class Hub>
     return encode_system_error(frame.error().err);
   }
   if (const auto* a = std::get_if<ack_frame>(&*frame)) {
-    h.ack(session, *a);
+    if (auto acked = h.ack(session, *a); !acked) return encode_system_error(acked.error());
     return std::nullopt;
   }
   return serve_tool_request(h, session, std::get<tool_request>(*frame), now);
