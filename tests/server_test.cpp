@@ -567,6 +567,31 @@ TEST_CASE("the connection cap refuses with 503") {
   CHECK(server::capacity_response().rfind("HTTP/1.1 503", 0) == 0);
 }
 
+TEST_CASE("at the cap, a few loopback connections still reach /healthz and /metrics, and nothing else") {
+  server_config config;
+  config.max_connections = 1;
+  config.monitoring_reserve = 2;
+  harness h(config);
+  client full = connected(h);
+  CHECK_FALSE(h.srv.accept(h.now, /*from_loopback=*/false));  // the reserve is not for strangers
+  auto reserved = [&](const std::string& request) {
+    auto id = h.srv.accept(h.now, /*from_loopback=*/true);
+    REQUIRE(id);
+    h.srv.receive(*id, request, h.now);
+    h.pump();
+    return std::stoi(h.inbox[*id].substr(9, 3));
+  };
+  CHECK(reserved("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n") == 200);
+  CHECK(reserved("GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n") == 200);
+  // Both reserved connections are still open (their peers have not hung up): the reserve is spent.
+  CHECK_FALSE(h.srv.accept(h.now, true));
+  for (auto& [id, bytes] : h.inbox)
+    if (id != full.id) h.srv.transport_closed(id, h.now);
+  CHECK(reserved("GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n") == 503);
+  CHECK(h.srv.metrics_text().find("parley_connections_refused_total 3\n") != std::string::npos);
+}
+
 TEST_CASE("a slow consumer is closed with 4008; everyone else is unaffected, and it resumes or learns of the gap") {
   server_config config;
   config.max_queue_bytes = 4096;

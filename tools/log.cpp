@@ -58,4 +58,17 @@ void logger::write(log_level level, std::string_view message) const {
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
+void throttled_log::write(const logger& log, log_level level, std::string_view message,
+                          std::chrono::steady_clock::time_point now) {
+  if (last_ && now - *last_ < period_) {
+    ++suppressed_;
+    return;
+  }
+  std::string line(message);
+  if (suppressed_ > 0) line += " (and " + std::to_string(suppressed_) + " more like it since the last such line)";
+  log.write(level, line);
+  last_ = now;
+  suppressed_ = 0;
+}
+
 }  // namespace parley_tools

@@ -4,6 +4,8 @@
 
 #include <parley/log_level.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -30,6 +32,20 @@ class logger {
 
  private:
   log_level threshold_;
+};
+
+// One event that may repeat in a flood (accept failing on EMFILE, connections refused
+// at the cap): logged at most once per period, with the count of repeats it stood for.
+class throttled_log {
+ public:
+  explicit throttled_log(std::chrono::milliseconds period = std::chrono::seconds(1)) noexcept : period_(period) {}
+
+  void write(const logger& log, log_level level, std::string_view message, std::chrono::steady_clock::time_point now);
+
+ private:
+  std::chrono::milliseconds period_;
+  std::optional<std::chrono::steady_clock::time_point> last_;
+  std::uint64_t suppressed_ = 0;
 };
 
 }  // namespace parley_tools

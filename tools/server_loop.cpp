@@ -16,9 +16,11 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
+#include <cerrno>
 #include <cstdio>
 #include <deque>
 #include <memory>
+#include <sys/resource.h>
 #include <unordered_map>
 
 namespace parley_tools {
@@ -228,24 +230,40 @@ class server_runtime {
   }
 
   asio::awaitable<void> accept_loop() {
+    asio::steady_timer backoff(io_);
     for (;;) {
       std::error_code ec;
       tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (stopping_ || ec == asio::error::operation_aborted) co_return;
-        context_.log.warn("accept failed: " + ec.message());
+        // Out of descriptors or memory, accept fails at once for as long as it lasts:
+        // retrying at once would spin a core. Wait for connections to close instead.
+        const int e = ec.value();
+        const bool exhausted = ec.category() == asio::error::get_system_category() &&
+                               (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM);
+        accept_failures_.write(context_.log, log_level::warn,
+                               "accept failed: " + ec.message() + (exhausted ? "; pausing accepts for 100 ms" : ""),
+                               std::chrono::steady_clock::now());
+        if (exhausted) {
+          backoff.expires_after(std::chrono::milliseconds(100));
+          co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
-      auto id = core_.accept(moment_now());
+      auto id = core_.accept(moment_now(), from_loopback(socket));
       if (!id) {
+        refusals_.write(context_.log, log_level::warn,
+                        "connection refused: the limit of " + std::to_string(options_.max_connections) + " is reached",
+                        std::chrono::steady_clock::now());
+        // A TLS client would read a plaintext 503 as a broken handshake: it gets the close alone.
+        if (options_.tls()) continue;
         auto refused = std::make_shared<tcp::socket>(std::move(socket));
         auto response = std::make_shared<std::string>(parley::server::capacity_response());
         asio::async_write(*refused, asio::buffer(*response), [refused, response](std::error_code, std::size_t) {
           std::error_code ignored;
           refused->shutdown(tcp::socket::shutdown_both, ignored);
         });
-        context_.log.warn("connection refused: the limit of " + std::to_string(options_.max_connections) + " is reached");
         continue;
       }
       if (options_.tls()) {
@@ -259,6 +277,15 @@ class server_runtime {
       }
       after_core();  // the handshake deadline may be the core's nearest now
     }
+  }
+
+  static bool from_loopback(const tcp::socket& socket) {
+    std::error_code ec;
+    auto address = socket.remote_endpoint(ec).address();
+    if (ec) return false;
+    if (address.is_v6() && address.to_v6().is_v4_mapped())
+      address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+    return address.is_loopback();
   }
 
   // Sleeps until the core's next deadline; after_core() cancels the sleep when an
@@ -294,6 +321,8 @@ class server_runtime {
   asio::signal_set signals_;
   asio::ssl::context tls_;
   std::unordered_map<parley::connection_id, std::shared_ptr<connection_base>> connections_;
+  throttled_log accept_failures_;
+  throttled_log refusals_;
   bool stopping_ = false;
 };
 
@@ -379,7 +408,32 @@ void connection<Stream>::stop() {
 
 }  // namespace
 
+// Each connection is a descriptor, and a shell's or a unit's soft limit (often 1024) is
+// far below --max-connections: raise it to the hard limit, and say so when even that is
+// too few, rather than find out as accept failures under load.
+void raise_descriptor_limit(const server_options& options, const logger& log) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    const rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) == 0)
+      log.debug("raised the descriptor limit from " + std::to_string(before) + " to " + std::to_string(limit.rlim_cur));
+    else if (::getrlimit(RLIMIT_NOFILE, &limit) != 0)
+      return;
+  }
+  // The listener, the database, stdio and the monitoring reserve need some too.
+  const rlim_t wanted = static_cast<rlim_t>(options.max_connections) + 64;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted)
+    log.warn("only " + std::to_string(limit.rlim_cur) + " file descriptors are allowed, too few for --max-connections " +
+             std::to_string(options.max_connections) + ": past about " +
+             std::to_string(limit.rlim_cur > 64 ? limit.rlim_cur - 64 : 0) +
+             " connections new ones wait until others close. Raise `ulimit -n` or LimitNOFILE=, or lower "
+             "--max-connections");
+}
+
 int run_server(const server_options& options, server_context& context) {
+  raise_descriptor_limit(options, context.log);
   try {
     asio::io_context io(1);
     server_runtime runtime(io, options, context);

@@ -4861,6 +4861,7 @@ struct server_config {
   http_limits http{};
   websocket_limits websocket{};                           // 64 KiB messages: room for an 8 KiB body
   std::size_t max_connections = 10000;
+  std::size_t monitoring_reserve = 8;  // loopback connections past the cap, for /healthz and /metrics only
   milliseconds handshake_timeout = std::chrono::seconds(10);  // from accept to hello.ok: slow-loris bound
   milliseconds ping_interval = std::chrono::seconds(30);
   milliseconds pong_timeout = std::chrono::seconds(60);   // silence this long closes the connection
@@ -4906,14 +4907,20 @@ class basic_server {
   // ---- connections ----------------------------------------------------------
 
   // A new TCP connection; nullopt when at the cap: write capacity_response() and close.
-  [[nodiscard]] std::optional<connection_id> accept(const moment_type& now) {
+  // At the cap a loopback peer may still take one of a few reserved connections, which
+  // serve /healthz and /metrics only, so monitoring does not go blind when the server
+  // is full.
+  [[nodiscard]] std::optional<connection_id> accept(const moment_type& now, bool from_loopback = false) {
     now_ = now.monotonic;
-    if (connections_.size() >= config_.max_connections) {
+    const bool over_cap = connections_.size() - reserved_in_use_ >= config_.max_connections;
+    if (over_cap && (!from_loopback || reserved_in_use_ >= config_.monitoring_reserve)) {
       ++refused_connections_;
       return std::nullopt;
     }
     const connection_id id = ++last_connection_;
-    connections_.emplace(id, connection{id, now.monotonic, config_});
+    auto& c = connections_.emplace(id, connection{id, now.monotonic, config_}).first->second;
+    c.monitoring_only = over_cap;
+    reserved_in_use_ += over_cap ? 1 : 0;
     return id;
   }
 
@@ -4954,6 +4961,7 @@ class basic_server {
       by_session_.erase(*c->session);  // a taken-over connection has no session left to detach
       log(log_level::info, "session " + session_id_of(*c) + " detached");
     }
+    reserved_in_use_ -= c->monitoring_only ? 1 : 0;
     connections_.erase(id);
   }
 
@@ -5152,6 +5160,7 @@ class basic_server {
     std::size_t unwritten_bytes = 0;    // pushed and not yet reported written: what the bound limits
     bool closing = false;
     bool aborted = false;
+    bool monitoring_only = false;  // accepted past the cap: /healthz and /metrics only
     bool writable_listed = false;
   };
 
@@ -5238,6 +5247,10 @@ class basic_server {
       std::string body = path == "/healthz" ? std::string("ok\n") : metrics_text();
       std::string response = build_http_response(200, "OK", headers, request.method == "HEAD" ? std::string() : body);
       finish_http(c, std::move(response));
+      return false;
+    }
+    if (c.monitoring_only) {
+      finish_http(c, capacity_response());
       return false;
     }
     if (path != "/") {
@@ -5414,6 +5427,7 @@ class basic_server {
   bool shutdown_grace_over_ = false;
   std::uint64_t slow_consumer_closes_ = 0;
   std::uint64_t refused_connections_ = 0;
+  std::size_t reserved_in_use_ = 0;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
 };

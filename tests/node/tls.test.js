@@ -7,6 +7,7 @@ const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const https = require('node:https');
+const net = require('node:net');
 const path = require('node:path');
 const { connect, session, startServer, tempDir, withTimeout } = require('./harness');
 
@@ -64,4 +65,40 @@ test('a plain ws:// client on the TLS port gets no session', { skip: !HAVE_OPENS
   const { cert, key } = selfSigned(dir);
   const server = await startServer(t, { dir, args: ['--tls-cert', cert, '--tls-key', key] });
   await assert.rejects(connect(`ws://127.0.0.1:${server.port}/`));
+});
+
+test('on a TLS listener a silent TCP connection is closed at the handshake timeout, and the cap sends no plaintext', { skip: !HAVE_OPENSSL && 'no openssl' }, async (t) => {
+  const dir = tempDir(t);
+  const { cert, key } = selfSigned(dir);
+  const server = await startServer(t, {
+    dir, args: ['--tls-cert', cert, '--tls-key', key, '--handshake-timeout', '1', '--max-connections', '2'],
+  });
+  // Silent sockets that never start TLS fill the server and its monitoring reserve (8).
+  const started = Date.now();
+  const silent = await Promise.all(Array.from({ length: 10 }, () => new Promise((resolve) => {
+    const s = net.connect(server.port, '127.0.0.1');
+    s.on('error', () => {});
+    s.closedAfter = new Promise((done) => s.once('close', () => done(Date.now() - started)));
+    s.once('connect', () => resolve(s));
+  })));
+  t.after(() => silent.forEach((s) => s.destroy()));
+  // One more is refused at the cap: a TLS client must see the connection close, never HTTP in plaintext.
+  const refusedAt = Date.now();
+  const third = await new Promise((resolve) => {
+    const s = net.connect(server.port, '127.0.0.1');
+    let data = '';
+    s.on('data', (d) => { data += d; });
+    s.on('error', () => {});
+    s.on('close', () => resolve(data));
+  });
+  assert.equal(third, '');
+  assert.ok(Date.now() - refusedAt < 800, 'the refusal came at once');
+  // The silent ones are cut at the handshake timeout plus the close linger, not left open for ever.
+  for (const s of silent) {
+    const ms = await withTimeout(s.closedAfter, 6000, 'the server to close a silent TLS socket');
+    assert.ok(ms >= 800 && ms < 4500, `closed after ${ms} ms`);
+  }
+  // With them gone a real client gets in.
+  const c = await session(server, {}, { rejectUnauthorized: false });
+  await c.close();
 });
