@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <memory>
 #include <sys/resource.h>
 #include <unordered_map>
@@ -30,7 +31,9 @@ using asio::ip::tcp;
 using tls_stream = asio::ssl::stream<tcp::socket>;
 
 // The core's questions of fact, answered from the token database. A database failure
-// is `unavailable`; what that means on the wire is the core's decision.
+// is `unavailable`; what that means on the wire is the core's decision. Uses are
+// recorded in a batch at the next revocation poll (about once a second), so no hello
+// waits on a synchronous database write.
 class token_hooks {
  public:
   token_hooks(token_store& tokens, bool required, const logger& log) : tokens_(&tokens), required_(required), log_(&log) {}
@@ -38,14 +41,18 @@ class token_hooks {
   [[nodiscard]] bool tokens_required() const noexcept { return required_; }
 
   [[nodiscard]] parley::token_verdict check_token(std::string_view token) {
-    auto verdict = tokens_->check(token, wall_clock_now());
-    if (verdict) return *verdict;
-    log_->error("cannot check a token: " + verdict.error().message);
-    return {parley::token_status::unavailable, {}};
+    auto verdict = tokens_->check(token);
+    if (!verdict) {
+      log_->error("cannot check a token: " + verdict.error().message);
+      return {parley::token_status::unavailable, {}};
+    }
+    if (verdict->status == parley::token_status::valid) uses_[verdict->label] = wall_clock_now();
+    return *verdict;
   }
 
   // `token revoke` runs in another process; the database is how we hear of it.
   [[nodiscard]] std::vector<std::string> revoked_labels() {
+    record_uses();
     std::vector<std::string> labels;
     auto tokens = tokens_->list();
     if (!tokens) {
@@ -57,12 +64,19 @@ class token_hooks {
     return labels;
   }
 
+  void record_uses() {
+    if (auto recorded = tokens_->record_uses(uses_); !recorded)
+      log_->warn("cannot record token uses: " + recorded.error().message);
+    uses_.clear();
+  }
+
   void log(parley::log_level level, std::string_view line) { log_->write(level, line); }
 
  private:
   token_store* tokens_;
   bool required_;
   const logger* log_;
+  std::map<std::string, parley::wall_time> uses_;  // label → last successful hello, not yet written
 };
 
 // The server as this binary builds it: real clocks, OpenSSL randomness, SQLite, tokens.
@@ -307,6 +321,7 @@ class server_runtime {
     stopping_ = true;
     std::error_code ignored;
     acceptor_.close(ignored);
+    core_.hooks().record_uses();
     core_.shutdown(moment_now());  // close frames go out; finished() within the shutdown grace
     after_core();
   }

@@ -76,27 +76,37 @@ parley::result<void> token_store::revoke(std::string_view label, parley::time_po
   return {};
 }
 
-parley::result<parley::token_verdict> token_store::check(std::string_view token, parley::time_point now) {
+parley::result<parley::token_verdict> token_store::check(std::string_view token) const {
   // Looking up by digest leaks nothing: the digest of a secret is not a secret.
   // The compare is constant-time anyway, so no future change of index can add a timing channel.
   const std::string digest = sha256_hex(token);
-  std::string label;
-  {
-    auto s = db_.prepare("SELECT label, sha256, revoked_at FROM tokens WHERE sha256 = ?1");
-    if (!s) return tl::unexpected(s.error());
-    s->bind(1, digest);
-    auto row = s->step();
-    if (!row) return tl::unexpected(row.error());
-    if (!*row || !constant_time_equal(s->text(1), digest)) return parley::token_verdict{parley::token_status::unknown, {}};
-    label = s->text(0);
-    if (!s->is_null(2)) return parley::token_verdict{parley::token_status::revoked, label};
-  }  // the SELECT is finished before the UPDATE, so the UPDATE commits at once
+  auto s = db_.prepare("SELECT label, sha256, revoked_at FROM tokens WHERE sha256 = ?1");
+  if (!s) return tl::unexpected(s.error());
+  s->bind(1, digest);
+  auto row = s->step();
+  if (!row) return tl::unexpected(row.error());
+  if (!*row || !constant_time_equal(s->text(1), digest)) return parley::token_verdict{parley::token_status::unknown, {}};
+  const auto status = s->is_null(2) ? parley::token_status::valid : parley::token_status::revoked;
+  return parley::token_verdict{status, s->text(0)};
+}
 
-  auto used = db_.prepare("UPDATE tokens SET last_used_at = ?2 WHERE label = ?1");
-  if (!used) return tl::unexpected(used.error());
-  used->bind(1, label).bind(2, parley::to_unix_ms(now));
-  if (auto done = used->step(); !done) return tl::unexpected(done.error());
-  return parley::token_verdict{parley::token_status::valid, std::move(label)};
+parley::result<void> token_store::record_uses(const std::map<std::string, parley::wall_time>& uses) {
+  if (uses.empty()) return {};
+  if (auto begun = db_.exec("BEGIN IMMEDIATE"); !begun) return begun;
+  auto update_all = [&]() -> parley::result<void> {
+    for (const auto& [label, at] : uses) {
+      auto used = db_.prepare("UPDATE tokens SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE label = ?1");
+      if (!used) return tl::unexpected(used.error());
+      used->bind(1, label).bind(2, parley::to_unix_ms(at));
+      if (auto done = used->step(); !done) return tl::unexpected(done.error());
+    }
+    return {};
+  };
+  if (auto updated = update_all(); !updated) {
+    (void)db_.exec("ROLLBACK");
+    return updated;
+  }
+  return db_.exec("COMMIT");
 }
 
 parley::result<bool> token_store::any_active() const {

@@ -9,6 +9,7 @@
 #include <parley/random_source.hpp>
 #include <parley/server_hooks.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,10 +48,14 @@ class token_store {
   // Revoking twice is fine and keeps the first time; an unknown label is invalid_argument.
   [[nodiscard]] parley::result<void> revoke(std::string_view label, parley::time_point now);
 
-  // What the store knows of a token: valid (recording `now` as its last use), unknown
-  // or revoked, each with its label where there is one. An error is the database
-  // failing, never a verdict: the core decides what each verdict means on the wire.
-  [[nodiscard]] parley::result<parley::token_verdict> check(std::string_view token, parley::time_point now);
+  // What the store knows of a token: valid, unknown or revoked, each with its label
+  // where there is one. An error is the database failing, never a verdict: the core
+  // decides what each verdict means on the wire. A read only: the use is recorded by
+  // record_uses(), which the server batches off the hello's path.
+  [[nodiscard]] parley::result<parley::token_verdict> check(std::string_view token) const;
+
+  // Sets last_used_at for each label, in one transaction.
+  [[nodiscard]] parley::result<void> record_uses(const std::map<std::string, parley::wall_time>& uses);
 
   // Whether at least one token is unrevoked: a non-loopback server needs one to start.
   [[nodiscard]] parley::result<bool> any_active() const;

@@ -5,7 +5,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { connect, issueToken, revokeToken, runTool, session, startServer, tempDir } = require('./harness');
+const { connect, eventually, issueToken, revokeToken, runTool, session, startServer, tempDir } = require('./harness');
 
 const PUBLIC = ['--bind', '0.0.0.0'];
 
@@ -42,6 +42,11 @@ test('with a token issued: no token is 4000 AuthRequiredError, a wrong one 4000 
 
   const right = await session(server, { authToken: token });
   assert.equal((await right.join('r', 'a')).room, 'r');
+  // The use is recorded off the hello's path, within about a second.
+  await eventually(() => {
+    const row = runTool(dir, ['token', 'list', '--db', db]).stdout.split('\n').find((l) => l.startsWith('agent-a'));
+    return row && !/ never /.test(row);
+  }, 4000, 'token list to show the use');
 
   // The same token in the upgrade's Authorization header; hello.authToken wins when both are given.
   const header = await session(server, {}, { headers: { Authorization: `Bearer ${token}` } });

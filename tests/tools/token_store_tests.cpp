@@ -33,8 +33,8 @@ TEST_CASE("an issued token has the documented shape and verifies to its label") 
   CHECK(body.size() == 43);  // 32 bytes in unpadded base64url
   CHECK(body.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
         std::string::npos);
-  CHECK(f.tokens.check(token, t1).value().status == parley::token_status::valid);
-  CHECK(f.tokens.check(token, t1).value().label == "ci-bot");
+  CHECK(f.tokens.check(token).value().status == parley::token_status::valid);
+  CHECK(f.tokens.check(token).value().label == "ci-bot");
 }
 
 TEST_CASE("two tokens differ") {
@@ -49,8 +49,8 @@ TEST_CASE("a duplicate label is refused, and the first token keeps working") {
   REQUIRE_FALSE(again);
   CHECK(again.error().code == parley::error_code::invalid_argument);
   CHECK(again.error().message.find("already exists") != std::string::npos);
-  CHECK(f.tokens.check(token, t1).value().status == parley::token_status::valid);
-  CHECK(f.tokens.check(token, t1).value().label == "ci-bot");
+  CHECK(f.tokens.check(token).value().status == parley::token_status::valid);
+  CHECK(f.tokens.check(token).value().label == "ci-bot");
 }
 
 TEST_CASE("labels are checked") {
@@ -67,13 +67,13 @@ TEST_CASE("labels are checked") {
 TEST_CASE("a wrong token is unknown; a revoked one is revoked, with its label") {
   fixture f;
   const std::string token = f.tokens.issue("ci-bot", t0).value();
-  CHECK(f.tokens.check("parley_tok_nope", t1).value().status == parley::token_status::unknown);
-  CHECK(f.tokens.check("", t1).value().status == parley::token_status::unknown);
-  CHECK(f.tokens.check(token + "x", t1).value().status == parley::token_status::unknown);
+  CHECK(f.tokens.check("parley_tok_nope").value().status == parley::token_status::unknown);
+  CHECK(f.tokens.check("").value().status == parley::token_status::unknown);
+  CHECK(f.tokens.check(token + "x").value().status == parley::token_status::unknown);
 
   REQUIRE(f.tokens.revoke("ci-bot", t1));
-  CHECK(f.tokens.check(token, t1).value().status == parley::token_status::revoked);
-  CHECK(f.tokens.check(token, t1).value().label == "ci-bot");
+  CHECK(f.tokens.check(token).value().status == parley::token_status::revoked);
+  CHECK(f.tokens.check(token).value().label == "ci-bot");
 }
 
 TEST_CASE("revoke: an unknown label is an error, revoking twice keeps the first time") {
@@ -85,11 +85,26 @@ TEST_CASE("revoke: an unknown label is an error, revoking twice keeps the first 
   CHECK(f.tokens.list().value().at(0).revoked_at == t0);
 }
 
+TEST_CASE("check writes nothing; record_uses sets last_used_at in one batch and never moves it back") {
+  fixture f;
+  const std::string a = f.tokens.issue("a", t0).value();
+  REQUIRE(f.tokens.issue("b", t0));
+  REQUIRE(f.tokens.check(a).value().status == parley::token_status::valid);
+  CHECK_FALSE(f.tokens.list().value().at(0).last_used_at);
+  REQUIRE(f.tokens.record_uses({{"a", t1}, {"b", t0}}));
+  REQUIRE(f.tokens.record_uses({{"a", t0}}));  // an older use arriving late
+  const auto list = f.tokens.list().value();
+  CHECK(list.at(0).last_used_at == t1);
+  CHECK(list.at(1).last_used_at == t0);
+  CHECK(f.tokens.record_uses({}));
+}
+
 TEST_CASE("list shows labels and times, never a token or its digest") {
   fixture f;
   const std::string a = f.tokens.issue("b-second", t0).value();
   const std::string b = f.tokens.issue("a-first", t0).value();
-  REQUIRE(f.tokens.check(a, t1).value().status == parley::token_status::valid);
+  REQUIRE(f.tokens.check(a).value().status == parley::token_status::valid);
+  REQUIRE(f.tokens.record_uses({{"b-second", t1}}));
   REQUIRE(f.tokens.revoke("a-first", t1));
 
   const auto list = f.tokens.list().value();
@@ -134,7 +149,7 @@ TEST_CASE("tokens survive reopening the file") {
   }
   const database db = database::open(dir / "parley.db").value();
   token_store tokens(db, openssl_random_source());
-  CHECK(tokens.check(token, t1).value().label == "ci-bot");
+  CHECK(tokens.check(token).value().label == "ci-bot");
 }
 
 TEST_CASE("sha256_hex and constant_time_equal") {
