@@ -126,6 +126,9 @@ def main():
         packaged_license = pathlib.Path(package_folder, "licenses/LICENSE").read_text(encoding="utf-8")
         if packaged_license != (root / "LICENSE").read_text(encoding="utf-8"):
             fail("the packaged licenses/LICENSE differs from LICENSE")
+        single = pathlib.Path(package_folder, "include/parley/single/parley.hpp").read_text(encoding="utf-8")
+        if "SPDX-License-Identifier: MIT" not in single.split("#pragma once", 1)[0]:
+            fail("the packaged single header does not state its licence before its code")
         licenses = sorted(p for p in packaged if p.startswith("licenses/"))
         print(f"package(): {len(packaged)} files; licenses: {licenses}")
 
