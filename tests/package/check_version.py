@@ -2,17 +2,21 @@
 # SPDX-License-Identifier: MIT
 """Checks that everything stating parley's version agrees with the one place it is written,
 include/parley/version.hpp: CMake's project(), the Conan recipe, the Claude Code plugin
-manifest, the single header, `parley-tools --version` and the install commands in the docs.
+manifest, the single header, `parley-tools --version` and the install commands in the
+docs. Also checks the git revision --version shows: this checkout's, and none at all for a
+build without .git.
 
-Usage: check_version.py --source-dir DIR --cmake-version V [--tools PARLEY_TOOLS]
+Usage: check_version.py --source-dir DIR --cmake-version V --cmake CMAKE [--tools PARLEY_TOOLS]
 """
 
 import argparse
 import json
+import os
 import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 
 from check_conan_recipe import load_recipe
 
@@ -46,10 +50,49 @@ def header_version(text, where):
     return ".".join(parts)
 
 
+def check_git_revision(root, cmake):
+    """cmake/parley_git_revision.cmake: the checkout's short revision with .git, none without."""
+    script = root / "cmake/parley_git_revision.cmake"
+    with tempfile.TemporaryDirectory(prefix="parley-revision-") as scratch:
+        scratch = pathlib.Path(scratch)
+
+        def generate(source_dir, output):
+            subprocess.run([cmake, f"-DSOURCE_DIR={source_dir}", f"-DOUTPUT={output}", "-P", str(script)],
+                           check=True)
+            match = re.search(r'^#define PARLEY_GIT_REVISION "([^"]*)"$', output.read_text(), re.M)
+            check(match, f"{output.name} defines no PARLEY_GIT_REVISION")
+            return match.group(1) if match else None
+
+        # A source tarball: no .git, so no revision, and no word standing in for one.
+        tarball = scratch / "parley-tarball"
+        tarball.mkdir()
+        revision = generate(tarball, scratch / "tarball.hpp")
+        check(revision == "", f"without .git the revision is {revision!r}, not empty")
+
+        if not (root / ".git").exists():
+            print("no .git here (a source tarball): the checkout's revision is not checked")
+            return
+        try:
+            expected = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
+                                      capture_output=True, text=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError) as e:
+            print(f"git cannot read this checkout ({e}): the checkout's revision is not checked")
+            return
+        output = scratch / "checkout.hpp"
+        check(generate(root, output) == expected, f"the generated revision is not {expected}")
+        # Regenerated at every build, but rewritten only on change, so parley-tools is not relinked.
+        before = output.stat().st_mtime_ns
+        os.utime(output, ns=(before - 10**9, before - 10**9))
+        generate(root, output)
+        check(output.stat().st_mtime_ns == before - 10**9, "an unchanged revision rewrote the header")
+        print(f"git revision: {expected} from this checkout, none without .git")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--source-dir", type=pathlib.Path, required=True)
     parser.add_argument("--cmake-version", required=True, help="PROJECT_VERSION")
+    parser.add_argument("--cmake", required=True, help="CMAKE_COMMAND, to run parley_git_revision.cmake")
     parser.add_argument("--tools", default="", help="parley-tools, when it is built")
     args = parser.parse_args()
     root = args.source_dir.resolve()
@@ -94,6 +137,8 @@ def main():
                 line = text.count("\n", 0, match.start()) + 1
                 check(match.group(1) == version,
                       f"{doc.relative_to(root)}:{line}: {match.group(0)!r} names version {match.group(1)}")
+
+    check_git_revision(root, args.cmake)
 
     if errors:
         sys.exit(f"check_version: {len(errors)} place(s) disagree with version.hpp's {version}")
