@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: MIT
 """Checks that everything stating parley's version agrees with the one place it is written,
 include/parley/version.hpp: CMake's project(), the Conan recipe, the Claude Code plugin
-manifest, the single header, `parley-tools --version` and the install commands in the
-docs. Also checks the git revision --version shows: this checkout's, and none at all for a
-build without .git.
+manifest, the single header, `parley-tools --version`, the CHANGELOG's newest release and
+the install commands in the docs. Also checks the git revision --version shows: this
+checkout's, and none at all for a build without .git.
 
 Usage: check_version.py --source-dir DIR --cmake-version V --cmake CMAKE [--tools PARLEY_TOOLS]
 """
@@ -129,6 +129,10 @@ def main():
         print(f"parley-tools --version: {shown.strip()}")
     else:
         print("parley-tools is not built: its --version is not checked")
+
+    changelog = (root / "CHANGELOG.md").read_text(encoding="utf-8")
+    check(re.search(rf"^## \[{re.escape(version)}\]", changelog, re.M),
+          f"CHANGELOG.md has no '## [{version}]' section")
 
     for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
         text = doc.read_text(encoding="utf-8")
