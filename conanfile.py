@@ -14,6 +14,7 @@ required_conan_version = ">=2.0"
 class ParleyConan(ConanFile):
     name = "parley"
     description = "Real-time rooms for AI agents: a header-only, sans-I/O C++17 core"
+    license = "MIT"
     topics = ("chat", "websocket", "mcp", "header-only", "sans-io")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
@@ -21,7 +22,7 @@ class ParleyConan(ConanFile):
     no_copy_source = True
 
     def set_version(self):
-        # One source of truth: the version the headers report.
+        # One source of truth: the version the headers report (include/parley/version.hpp).
         text = load(self, os.path.join(self.recipe_folder, "include", "parley", "version.hpp"))
         parts = [re.search(rf"#define PARLEY_VERSION_{p}\s+(\d+)", text).group(1) for p in ("MAJOR", "MINOR", "PATCH")]
         self.version = ".".join(parts)

@@ -7,6 +7,7 @@
 #   include/parley/single/parley.hpp   the generated single header, self-contained
 #   share/cmake/parley/                parley-config.cmake, its version file and targets;
 #                                      share/, not lib/, because the library is header-only.
+#   share/doc/<package>/copyright      the MIT licence, in Debian's machine-readable format
 include(CMakePackageConfigHelpers)
 
 set(PARLEY_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/parley"
@@ -48,6 +49,11 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/parley
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT dev
   FILES_MATCHING PATTERN "*.hpp")
+# The licence goes with each package, as Debian policy wants it: share/doc/<package>/copyright,
+# in the machine-readable format. <package> is the .deb's name (parley_package.cmake).
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/debian/copyright
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/libparley-dev
+  COMPONENT dev)
 # Under its own directory, so it can never shadow the split umbrella header of the same name.
 if(EXISTS ${PROJECT_SOURCE_DIR}/single_include/parley/parley.hpp)
   install(FILES ${PROJECT_SOURCE_DIR}/single_include/parley/parley.hpp
@@ -67,6 +73,9 @@ if(TARGET parley-tools)
       CACHE STRING "Where the service's settings file `parley` is installed")
 
   install(TARGETS parley-tools RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
+  install(FILES ${PROJECT_SOURCE_DIR}/packaging/debian/copyright
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/parley-tools
+    COMPONENT tools)
   # Debian policy wants man pages gzipped with -9n (no timestamp, so the build is reproducible).
   set(man_page ${PROJECT_SOURCE_DIR}/packaging/parley-tools.1)
   find_program(PARLEY_GZIP gzip)

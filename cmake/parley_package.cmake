@@ -10,8 +10,12 @@ endif()
 
 set(CPACK_PACKAGE_NAME parley)
 set(CPACK_PACKAGE_VENDOR "parley")
-set(CPACK_PACKAGE_CONTACT "parley maintainers <maintainers@parley.invalid>")
+# The project itself maintains the packages; it has no address to give, and an invented one
+# would send bug reports nowhere.
+set(CPACK_PACKAGE_CONTACT "parley")
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER "parley")
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
 # CPackDeb puts this summary first in every package's Description; the components add the rest.
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "parley: real-time rooms for AI agents")
 set(CPACK_GENERATOR DEB)

@@ -6,6 +6,8 @@ including file, or `#include <parley/x.hpp>`) is replaced by that header's text
 the first time it is reached, depth first, so each header lands after the headers
 it depends on and exactly once; their `#pragma once` lines are dropped. Includes
 of anything else (the standard library, nlohmann/json, tl/expected) are kept.
+The file opens with the version (from include/parley/version.hpp) and the whole of
+LICENSE, so a copy of the one file carries its licence with it.
 
     python3 scripts/amalgamate.py           # regenerate the committed file
     python3 scripts/amalgamate.py --check   # exit 1 if it is stale (CI)
@@ -24,7 +26,10 @@ INCLUDE_DIR = ROOT / "include"
 ENTRY = INCLUDE_DIR / "parley" / "parley.hpp"
 OUTPUT = ROOT / "single_include" / "parley" / "parley.hpp"
 
-BANNER = (
+LICENSE = ROOT / "LICENSE"
+VERSION_HEADER = INCLUDE_DIR / "parley" / "version.hpp"
+
+GENERATED_NOTE = (
     "// GENERATED FILE - DO NOT EDIT. Made by scripts/amalgamate.py from include/parley;\n"
     "// change the headers there and run `python3 scripts/amalgamate.py` to regenerate.\n"
 )
@@ -37,6 +42,30 @@ CONDITIONAL_END_RE = re.compile(r"^\s*#\s*endif\b")
 
 class AmalgamationError(Exception):
     pass
+
+
+def version():
+    """The version include/parley/version.hpp states, the one source of truth."""
+    text = VERSION_HEADER.read_text(encoding="utf-8")
+    parts = []
+    for part in ("MAJOR", "MINOR", "PATCH"):
+        match = re.search(rf"^#define PARLEY_VERSION_{part} +(\d+)$", text, re.M)
+        if not match:
+            raise AmalgamationError(f"version.hpp: no PARLEY_VERSION_{part}")
+        parts.append(match.group(1))
+    return ".".join(parts)
+
+
+def banner():
+    """The opening comment: what the file is, its version and its licence in full, because
+    a single header is copied on its own and MIT asks the notice to travel with every copy."""
+    notice = "".join(f"// {line}".rstrip() + "\n" for line in LICENSE.read_text(encoding="utf-8").splitlines())
+    return (f"// parley {version()}: the header-only, sans-I/O core in one file.\n"
+            "// SPDX-License-Identifier: MIT\n"
+            "//\n"
+            f"{notice}"
+            "//\n"
+            f"{GENERATED_NOTE}")
 
 
 def own_header(line, including_file):
@@ -62,7 +91,7 @@ def own_header(line, including_file):
 def amalgamate():
     """Returns the single header's text."""
     emitted = set()
-    out = [BANNER, "#pragma once\n"]
+    out = [banner(), "#pragma once\n"]
 
     def inline(path, stack):
         if path in stack:

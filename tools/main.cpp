@@ -11,13 +11,17 @@
 #include "token_store.hpp"
 #include "wall_clock.hpp"
 
+#include "parley_git_revision.hpp"  // generated at build time: PARLEY_GIT_REVISION
+
 #include <CLI/CLI.hpp>
+#include <parley/version.hpp>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <string_view>
 
 namespace {
 
@@ -188,7 +192,11 @@ int token_revoke(std::filesystem::path& db_file, const std::string& label) {
 
 int main(int argc, char** argv) {
   CLI::App app{"parley-tools: the parley chat server, its MCP bridge, and token administration", "parley-tools"};
-  app.set_version_flag("--version", "parley-tools " PARLEY_VERSION " (" PARLEY_GIT_REVISION ")");
+  // "parley-tools 0.1.0 (1a2b3c4)", or "parley-tools 0.1.0" when built without git (a source tarball).
+  std::string version = "parley-tools " + std::string(parley::version_string);
+  if (constexpr std::string_view revision = PARLEY_GIT_REVISION; !revision.empty())
+    version += " (" + std::string(revision) + ")";
+  app.set_version_flag("--version", version);
   app.require_subcommand(1);
 
   server_options server;

@@ -1,3 +1,28 @@
+// parley 0.1.0: the header-only, sans-I/O core in one file.
+// SPDX-License-Identifier: MIT
+//
+// MIT License
+//
+// Copyright (c) 2026 the parley authors
+//
+// Permission is hereby granted, free of charge, to any person obtaining a copy
+// of this software and associated documentation files (the "Software"), to deal
+// in the Software without restriction, including without limitation the rights
+// to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+// copies of the Software, and to permit persons to whom the Software is
+// furnished to do so, subject to the following conditions:
+//
+// The above copyright notice and this permission notice shall be included in all
+// copies or substantial portions of the Software.
+//
+// THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+// IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+// FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+// AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+// LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+// OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+// SOFTWARE.
+//
 // GENERATED FILE - DO NOT EDIT. Made by scripts/amalgamate.py from include/parley;
 // change the headers there and run `python3 scripts/amalgamate.py` to regenerate.
 #pragma once
@@ -1833,19 +1858,29 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
 
 #include <string_view>
 
+// The one place the version is written. CMakeLists.txt, conanfile.py and
+// scripts/amalgamate.py read these three lines; tests/package/check_version.py
+// fails when anything else that states the version disagrees.
 #define PARLEY_VERSION_MAJOR 0
 #define PARLEY_VERSION_MINOR 1
 #define PARLEY_VERSION_PATCH 0
 
+#define PARLEY_VERSION_STR_(x) #x
+#define PARLEY_VERSION_STR(x) PARLEY_VERSION_STR_(x)
+
 namespace parley {
 
-inline constexpr std::string_view version_string = "0.1.0";
+inline constexpr std::string_view version_string =
+    PARLEY_VERSION_STR(PARLEY_VERSION_MAJOR) "." PARLEY_VERSION_STR(PARLEY_VERSION_MINOR) "." PARLEY_VERSION_STR(PARLEY_VERSION_PATCH);
 
 // Wire compatibility follows the major version: a client whose clientVersion has a
 // different major is refused with VersionMismatchError.
 inline constexpr unsigned protocol_major = PARLEY_VERSION_MAJOR;
 
 }  // namespace parley
+
+#undef PARLEY_VERSION_STR
+#undef PARLEY_VERSION_STR_
 // ----- end parley/version.hpp -----
 
 #include <nlohmann/json.hpp>

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Runs conanfile.py's set_version, package and package_info against a stand-in for the
-`conan` module (Conan itself cannot be installed here), and checks the package layout
-and the CMakeDeps names: what `conan create` would produce, short of the real tool."""
+`conan` module (Conan itself cannot be installed here), and checks the licence, the package
+layout and the CMakeDeps names: what `conan create` would produce, short of the real tool."""
 
 import fnmatch
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -77,24 +78,31 @@ def install_stub_conan():
         sys.modules[name] = module
 
 
-def main():
-    root = pathlib.Path(sys.argv[1]).resolve()
+def load_recipe(root):
+    """conanfile.py's recipe, instantiated against the stand-in conan module."""
     install_stub_conan()
     namespace = {}
     source = (root / "conanfile.py").read_text(encoding="utf-8")
     exec(compile(source, str(root / "conanfile.py"), "exec"), namespace)
     recipe_class = next(v for v in namespace.values()
                         if isinstance(v, type) and issubclass(v, ConanFile) and v is not ConanFile)
+    return recipe_class(str(root))
 
-    recipe = recipe_class(str(root))
+
+def main():
+    root = pathlib.Path(sys.argv[1]).resolve()
+    recipe = load_recipe(root)
+    # Conan Center, and anyone's dependency review, read the licence from here.
+    if getattr(recipe, "license", None) != "MIT":
+        fail(f"license is {getattr(recipe, 'license', None)!r}, not 'MIT'")
     if recipe.package_type != "header-library":
         fail(f"package_type is {recipe.package_type!r}")
     if recipe.no_copy_source is not True:
         fail("no_copy_source must be True")
     recipe.set_version()
-    version_hpp = (root / "include/parley/version.hpp").read_text()
-    if f'version_string = "{recipe.version}"' not in version_hpp:
-        fail(f"set_version gave {recipe.version}, which version.hpp does not report")
+    # check_version.py compares it with everything else; here, only that it is a version at all.
+    if not re.fullmatch(r"\d+\.\d+\.\d+", recipe.version or ""):
+        fail(f"set_version gave {recipe.version!r}")
     recipe.requirements()
     names = sorted(r.split("/")[0] for r in recipe.requirements_seen)
     if names != ["nlohmann_json", "tl-expected"]:
@@ -113,8 +121,16 @@ def main():
         missing = expected - packaged
         if missing:
             fail(f"package() left out {sorted(missing)}")
+        if "licenses/LICENSE" not in packaged:
+            fail("package() left out licenses/LICENSE")
+        packaged_license = pathlib.Path(package_folder, "licenses/LICENSE").read_text(encoding="utf-8")
+        if packaged_license != (root / "LICENSE").read_text(encoding="utf-8"):
+            fail("the packaged licenses/LICENSE differs from LICENSE")
+        single = pathlib.Path(package_folder, "include/parley/single/parley.hpp").read_text(encoding="utf-8")
+        if "SPDX-License-Identifier: MIT" not in single.split("#pragma once", 1)[0]:
+            fail("the packaged single header does not state its licence before its code")
         licenses = sorted(p for p in packaged if p.startswith("licenses/"))
-        print(f"package(): {len(packaged)} files; licenses: {licenses or 'none in the source tree'}")
+        print(f"package(): {len(packaged)} files; licenses: {licenses}")
 
     recipe.package_info()
     props = recipe.cpp_info.properties
@@ -122,7 +138,7 @@ def main():
         fail(f"CMakeDeps names are {props}, expected parley and parley::parley")
     if recipe.cpp_info.bindirs or recipe.cpp_info.libdirs:
         fail("a header-only package has no bindirs or libdirs")
-    print(f"conanfile.py: parley/{recipe.version}, requires {recipe.requirements_seen}, "
+    print(f"conanfile.py: parley/{recipe.version} ({recipe.license}), requires {recipe.requirements_seen}, "
           "CMakeDeps find_package(parley) -> parley::parley")
 
 

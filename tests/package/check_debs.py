@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Builds the Debian packages with cpack and checks them as a user would meet them:
-metadata, file lists, conffiles, maintainer scripts, the unpacked binary, the unit
-file, and a find_package consumer built against nothing but the unpacked dev package."""
+metadata, file lists, conffiles, maintainer scripts, the licence, the unpacked binary, the
+unit file, and a find_package consumer built against nothing but the unpacked dev package."""
 
 import argparse
 import os
@@ -10,6 +10,11 @@ import pathlib
 import shutil
 import subprocess
 import sys
+
+from check_licence import debian_copyright_errors, single_header_errors
+
+# The project maintains the packages under its own name, with no (invented) address.
+MAINTAINER = "parley"
 
 failures = []
 
@@ -67,11 +72,13 @@ def check_package(deb, name, version, arch, depends, files, absent):
     check(info.get("Package") == name, f"{deb.name}: Package is {info.get('Package')}, not {name}")
     check(info.get("Version") == version, f"{deb.name}: Version is {info.get('Version')}, not {version}")
     check(info.get("Architecture") == arch, f"{deb.name}: Architecture is {info.get('Architecture')}, not {arch}")
+    check(info.get("Maintainer") == MAINTAINER, f"{deb.name}: Maintainer is {info.get('Maintainer')}, not {MAINTAINER}")
     got = depends_names(info.get("Depends", ""))
     for dependency in depends:
         check(dependency in got, f"{deb.name}: Depends ({info.get('Depends')}) lacks {dependency}")
     paths = contents(deb)
-    for path in files:
+    # Debian policy 12.5: every package ships its licence as /usr/share/doc/<package>/copyright.
+    for path in files + [f"/usr/share/doc/{name}/copyright"]:
         check(path in paths, f"{deb.name}: missing {path}")
     for path in absent:
         check(not any(p == path or p.startswith(path + "/") for p in paths), f"{deb.name}: must not contain {path}")
@@ -95,6 +102,17 @@ def check_maintainer_scripts(deb, work):
             run(shellcheck, "-s", "sh", "-S", "warning", path)
     if not shellcheck:
         print("shellcheck not available: maintainer scripts only checked with sh -n")
+
+
+def check_licence(root, name, licence_text):
+    """The unpacked package's copyright file says MIT, with LICENSE's text, in Debian's format."""
+    copyright_file = root / f"usr/share/doc/{name}/copyright"
+    if not check(copyright_file.is_file(), f"{name}: no /usr/share/doc/{name}/copyright"):
+        return
+    for error in debian_copyright_errors(copyright_file.read_text(encoding="utf-8"), licence_text,
+                                         f"{name}: /usr/share/doc/{name}/copyright"):
+        check(False, error)
+    print(f"{name}: /usr/share/doc/{name}/copyright declares MIT with LICENSE's text")
 
 
 def verify_unit(root):
@@ -155,6 +173,7 @@ def main():
     run(args.cpack, "-G", "DEB", "--config", args.build_dir / "CPackConfig.cmake", "-B", out, cwd=args.build_dir)
 
     arch = run("dpkg", "--print-architecture").strip()
+    licence_text = (args.source_dir / "LICENSE").read_text(encoding="utf-8")
     version = args.version
     dev = out / f"libparley-dev_{version}_all.deb"
     tools = out / f"parley-tools_{version}_{arch}.deb"
@@ -170,7 +189,7 @@ def main():
                "/usr/share/cmake/parley/parley-config.cmake",
                "/usr/share/cmake/parley/parley-config-version.cmake",
                "/usr/share/cmake/parley/parley-targets.cmake"],
-        absent=["/usr/bin", "/etc", "/lib"])
+        absent=["/usr/bin", "/etc", "/lib", "/usr/share/doc/parley-tools"])
 
     root = work / "root"
     root.mkdir()
@@ -179,9 +198,10 @@ def main():
             tools, "parley-tools", version, arch, ["libsqlite3-0", "libssl3"],
             files=["/usr/bin/parley-tools", "/lib/systemd/system/parley-server.service",
                    "/etc/default/parley", "/usr/share/man/man1/parley-tools.1.gz"],
-            absent=["/usr/include", "/usr/share/cmake"])
+            absent=["/usr/include", "/usr/share/cmake", "/usr/share/doc/libparley-dev"])
         check_maintainer_scripts(tools, work)
         run("dpkg-deb", "-x", tools, root)
+        check_licence(root, "parley-tools", licence_text)
         shown = run(root / "usr/bin/parley-tools", "--version")
         check(version in shown, f"parley-tools --version printed {shown.strip()!r}, without {version}")
         print(f"unpacked parley-tools --version: {shown.strip()}")
@@ -189,6 +209,13 @@ def main():
 
     # The dev package alone must be enough for a find_package user.
     run("dpkg-deb", "-x", dev, root)
+    check_licence(root, "libparley-dev", licence_text)
+    for error in single_header_errors((root / "usr/include/parley/single/parley.hpp").read_text(encoding="utf-8"),
+                                      licence_text, version, "libparley-dev: parley/single/parley.hpp"):
+        check(False, error)
+    config = (root / "usr/share/cmake/parley/parley-config.cmake").read_text(encoding="utf-8")
+    check(config.startswith("# SPDX-License-Identifier: MIT\n"),
+          "libparley-dev: parley-config.cmake does not open with its SPDX licence line")
     consumer = [args.cmake,
                 f"-DWORK_DIR={work / 'consumer'}",
                 f"-DCONSUMER_DIR={args.source_dir / 'tests/cmake/find_package'}",

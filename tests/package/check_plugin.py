@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Checks the Claude Code plugin: marketplace.json parses, its plugin's skills exist with
-front matter, and it registers `parley-tools mcp` as the MCP server `parley`."""
+front matter, it declares the MIT licence, and it registers `parley-tools mcp` as the MCP server `parley`."""
 
 import json
 import pathlib
@@ -25,6 +25,9 @@ def main():
         fail("owner.name is required")
     plugins = {p.get("name"): p for p in marketplace.get("plugins", [])}
     plugin = plugins.get("parley") or fail("no plugin named parley")
+
+    if plugin.get("license") != "MIT":
+        fail(f"the plugin's license is {plugin.get('license')!r}, not 'MIT'")
 
     source = (root / plugin["source"]).resolve()
     if source != root:
