@@ -5285,6 +5285,7 @@ class basic_server {
       return false;
     }
     if (c.monitoring_only) {
+      ++refused_connections_;
       finish_http(c, capacity_response());
       return false;
     }
