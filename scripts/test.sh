@@ -14,14 +14,14 @@ build=${PARLEY_BUILD_DIR:-build/test}
 # The generated single header must be what the generator makes of include/parley today.
 python3 scripts/amalgamate.py --check
 
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DPARLEY_SANITIZE=ON -DPARLEY_BUILD_BENCH=OFF
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DPARLEY_SANITIZE=ON -DPARLEY_WERROR=ON -DPARLEY_BUILD_BENCH=OFF
 cmake --build "$build" -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$build" --output-on-failure -j"$jobs" --timeout 600
 
 # libFuzzer: every target runs briefly from its committed corpus (PARLEY_FUZZ_SECONDS each).
 fuzz_build=${build}-fuzz
-CXX=clang++ cmake -S . -B "$fuzz_build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLEY_LIBFUZZER=ON \
+CXX=clang++ cmake -S . -B "$fuzz_build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLEY_LIBFUZZER=ON -DPARLEY_WERROR=ON \
   -DPARLEY_BUILD_TESTS=OFF -DPARLEY_BUILD_TOOLS=OFF -DPARLEY_BUILD_BENCH=OFF -DPARLEY_INSTALL=OFF
 cmake --build "$fuzz_build" -j"$jobs"
 seconds=${PARLEY_FUZZ_SECONDS:-30}
