@@ -121,7 +121,7 @@ inline tl::unexpected<tool_parse_error> from_hub_error(const error& e, std::stri
   const auto field = e.details.find("field");
   const auto rule = e.details.find("rule");
   std::string message = e.message + ".";
-  if (!rule_in_words.empty()) message += " " + std::string(rule_in_words);
+  if (!rule_in_words.empty()) message.append(" ").append(rule_in_words);  // not " " + std::string: see detail::pattern_rule
   return bad(field != e.details.end() && field->is_string() ? field->get<std::string>() : std::string(),
              rule != e.details.end() && rule->is_string() ? rule->get<std::string>() : std::string(),
              std::move(message));
