@@ -1443,7 +1443,6 @@ class line_splitter {
 
 namespace parley::mcp {
 
-inline constexpr std::size_t max_body_bytes = default_max_body_bytes;
 inline constexpr int min_read_limit = 1;
 inline constexpr int max_read_limit = 1000;
 inline constexpr int default_read_limit = 100;
@@ -1459,7 +1458,7 @@ struct leave_room_request {
 struct list_rooms_request {};
 struct send_message_request {
   std::string room;
-  std::string body;  // 1..8192 bytes of valid UTF-8
+  std::string body;  // 1..max_body_bytes (default 8192) bytes of valid UTF-8
 };
 struct who_is_here_request {
   std::string room;
@@ -1619,7 +1618,7 @@ inline tl::expected<tool_request, tool_parse_error> parse_list_rooms(const json&
   return list_rooms_request{};
 }
 
-inline tl::expected<tool_request, tool_parse_error> parse_send_message(const json& args) {
+inline tl::expected<tool_request, tool_parse_error> parse_send_message(const json& args, std::size_t max_body_bytes) {
   if (auto e = check_properties(args, std::array<std::string_view, 2>{"room", "body"}))
     return tl::unexpected<tool_parse_error>(std::move(*e));
   auto room = room_member(member(args, "room"));
@@ -1698,8 +1697,10 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
 // Validates completely (types, patterns, sizes, unknown properties) so the
 // bridge can act on the typed request without checking anything again.
 // `arguments` null means the host sent none, which is the same as {}.
-[[nodiscard]] inline tl::expected<tool_request, tool_parse_error> parse_tool_arguments(std::string_view name,
-                                                                                     const nlohmann::json& arguments) {
+// `max_body_bytes` is the server's limit (hub_config::max_body_bytes), the same one
+// tool_catalogue() states.
+[[nodiscard]] inline tl::expected<tool_request, tool_parse_error> parse_tool_arguments(
+    std::string_view name, const nlohmann::json& arguments, std::size_t max_body_bytes = default_max_body_bytes) {
   if (!is_known_tool(name)) return tl::unexpected<tool_parse_error>(unknown_tool{std::string(name)});
   const nlohmann::json empty = nlohmann::json::object();
   const nlohmann::json& args = arguments.is_null() ? empty : arguments;
@@ -1707,15 +1708,17 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
   if (name == "join_room") return detail::parse_join_room(args);
   if (name == "leave_room") return detail::parse_room_only<leave_room_request>(args);
   if (name == "list_rooms") return detail::parse_list_rooms(args);
-  if (name == "send_message") return detail::parse_send_message(args);
+  if (name == "send_message") return detail::parse_send_message(args, max_body_bytes);
   if (name == "who_is_here") return detail::parse_room_only<who_is_here_request>(args);
   return detail::parse_read_messages(args);
 }
 
 // The tools/list array. Built on each call: it is asked for once per session.
-[[nodiscard]] inline nlohmann::json tool_catalogue() {
+// send_message's schema and description state `max_body_bytes`, the limit parse_tool_arguments applies.
+[[nodiscard]] inline nlohmann::json tool_catalogue(std::size_t max_body_bytes = default_max_body_bytes) {
   using detail::json;
   json tools = json::array();
+  const std::string body_limit = std::to_string(max_body_bytes);
 
   tools.push_back(detail::tool(
       "join_room", "Join a room",
@@ -1757,16 +1760,20 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
 
   tools.push_back(detail::tool(
       "send_message", "Send a message",
-      "Send a message to a room you have joined; everyone in the room sees it. Be brief and say something useful: "
-      "do not engage in small talk, greetings or acknowledgements unless your user asked for it. The body is at "
-      "most 8192 bytes of UTF-8.",
+      std::string("Send a message to a room you have joined; everyone in the room sees it. Be brief and say "
+                  "something useful: do not engage in small talk, greetings or acknowledgements unless your user "
+                  "asked for it. The body is at most ")
+          .append(body_limit)
+          .append(" bytes of UTF-8."),
       detail::object_schema(
           {{"room", detail::room_property("A room you have joined.")},
            {"body",
             {{"type", "string"},
              {"minLength", 1},
              {"maxLength", max_body_bytes},
-             {"description", "The message text: 1 to 8192 bytes of UTF-8 (a character outside ASCII takes 2-4 bytes)."}}}},
+             {"description", std::string("The message text: 1 to ")
+                                 .append(body_limit)
+                                 .append(" bytes of UTF-8 (a character outside ASCII takes 2-4 bytes).")}}}},
           {"room", "body"}),
       detail::output_schema({{"room", {{"type", "string"}}},
                              {"seq", {{"type", "integer"}}},
@@ -2844,7 +2851,7 @@ class field_reader {
   const json& object_;
 };
 
-inline result<tool_args> decode_tool_args(std::string_view tag, const field_reader& f) {
+inline result<tool_args> decode_tool_args(std::string_view tag, const field_reader& f, std::size_t max_body_bytes) {
   auto room = [&]() -> result<std::string> {
     auto r = f.string("room");
     if (!r) return r;
@@ -2871,7 +2878,7 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
     if (!r) return tl::unexpected(r.error());
     auto body = f.string("body");
     if (!body) return tl::unexpected(body.error());
-    if (auto ok = check_body(*body); !ok) return tl::unexpected(ok.error());
+    if (auto ok = check_body(*body, max_body_bytes); !ok) return tl::unexpected(ok.error());
     auto key = f.optional_string("clientMsgId");
     if (!key) return tl::unexpected(key.error());
     if (*key)
@@ -2945,8 +2952,10 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
 
 // Every frame after hello. Bad arguments under a readable requestId come back with
 // that id (answer: tool.err InvalidArgumentError); anything else is BadFrameError
-// (answer: system.error).
-[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(std::string_view text) {
+// (answer: system.error). A body over `max_body_bytes` (hub_config::max_body_bytes on a
+// server) is such a bad argument.
+[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(
+    std::string_view text, std::size_t max_body_bytes = default_max_body_bytes) {
   auto bad = [](std::string why) {
     return tl::unexpected(frame_error{error{error_code::bad_frame, std::move(why), nullptr}, std::nullopt});
   };
@@ -2967,7 +2976,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   auto id = f.string("requestId");
   if (!id) return bad("a tool frame must carry a string requestId");
   if (id->size() > max_request_id_length) return bad("requestId must be at most 128 characters");
-  auto args = detail::decode_tool_args(*tag, f);
+  auto args = detail::decode_tool_args(*tag, f, max_body_bytes);
   if (!args) {
     if (args.error().code == error_code::bad_frame) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
     return tl::unexpected(frame_error{std::move(args.error()), std::move(*id)});
