@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The MCP tool catalogue: argument validation at every boundary, and schemas that say what the validator enforces.
-#include <parley/mcp_tools.hpp>
+#include <parley/parley.hpp>
 
 #include <doctest/doctest.h>
 

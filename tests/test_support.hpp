@@ -2,8 +2,7 @@
 // Helpers for the core suite: deterministic randomness and a fixed epoch.
 #pragma once
 
-#include <parley/clock.hpp>
-#include <parley/random_source.hpp>
+#include <parley/parley.hpp>
 
 #include <memory>
 #include <random>

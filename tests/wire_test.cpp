@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Wire frames: decoding validates completely, encoding matches the reference's shapes, and each round-trips.
-#include <parley/session_protocol.hpp>
-#include <parley/wire.hpp>
+#include <parley/parley.hpp>
 
 #include "test_support.hpp"
 

@@ -22,6 +22,7 @@
 #include "session_protocol.hpp"
 #include "sha1.hpp"
 #include "shared_frame.hpp"
+#include "simulated_clock.hpp"
 #include "token_bucket.hpp"
 #include "utf8.hpp"
 #include "uuid.hpp"
