@@ -9,7 +9,7 @@
 // have received is kept beside the hub; `run` returns the first violated invariant.
 #pragma once
 
-#include <parley/hub.hpp>
+#include <parley/parley.hpp>
 
 #include <array>
 #include <cstdint>

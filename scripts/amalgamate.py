@@ -8,6 +8,8 @@ it depends on and exactly once; their `#pragma once` lines are dropped. Includes
 of anything else (the standard library, nlohmann/json, tl/expected) are kept.
 The file opens with the version (from include/parley/version.hpp) and the whole of
 LICENSE, so a copy of the one file carries its licence with it.
+Every header under include/parley must be reached, so the single header is the
+whole core.
 
     python3 scripts/amalgamate.py           # regenerate the committed file
     python3 scripts/amalgamate.py --check   # exit 1 if it is stale (CI)
@@ -122,6 +124,12 @@ def amalgamate():
         out.append(f"// ----- end {name} -----\n")
 
     inline(ENTRY.resolve(), [])
+    # The single header is the whole core: a header parley.hpp does not reach would be missing
+    # from it, and the test suite, built against the single header too, could not include it.
+    unreached = sorted(h.relative_to(ROOT).as_posix() for h in (INCLUDE_DIR / "parley").rglob("*.hpp")
+                       if h.resolve() not in emitted)
+    if unreached:
+        raise AmalgamationError(f"not reached from {ENTRY.relative_to(ROOT)} (add them to it): {', '.join(unreached)}")
     return "".join(out)
 
 

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The MCP bridge against the core server, wired together in memory: every rule of issue 4 without a socket.
-#include <parley/bridge.hpp>
-#include <parley/server.hpp>
+#include <parley/parley.hpp>
 
 #include "test_support.hpp"
 

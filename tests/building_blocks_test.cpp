@@ -1,10 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Token bucket, idempotency window, replay ring, UUIDs and RFC 3339: the hub's parts on their own.
-#include <parley/clock.hpp>
-#include <parley/idempotency_window.hpp>
-#include <parley/replay_ring.hpp>
-#include <parley/token_bucket.hpp>
-#include <parley/uuid.hpp>
+#include <parley/parley.hpp>
 
 #include "test_support.hpp"
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // HTTP/1.1 head parsing and the RFC 6455 opening handshake; every parser input is replayed whole, bytewise and split at every position.
-#include <parley/http.hpp>
+#include <parley/parley.hpp>
 
 #include <doctest/doctest.h>
 

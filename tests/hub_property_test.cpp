@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Property tests: thousands of random operation sequences through the hub, invariants checked after every step.
+#include <parley/parley.hpp>
+
 #include "hub_simulation.hpp"
 
 #include <doctest/doctest.h>

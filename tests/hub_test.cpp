@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The hub's rules one by one: sessions, rooms, nicknames, sends, limits, replay and the stores it writes.
-#include <parley/hub.hpp>
-#include <parley/session_protocol.hpp>
+#include <parley/parley.hpp>
 
 #include "test_support.hpp"
 

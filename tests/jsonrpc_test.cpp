@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // JSON-RPC 2.0 classification, one-line builders, and the line splitter at every chunking.
-#include <parley/jsonrpc.hpp>
+#include <parley/parley.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The MCP server state machine: lifecycle, tools/call round trips, cancellation, logging, and held channel pushes.
-#include <parley/mcp_server.hpp>
+#include <parley/parley.hpp>
 
 #include <doctest/doctest.h>
 

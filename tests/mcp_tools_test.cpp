@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The MCP tool catalogue: argument validation at every boundary, and schemas that say what the validator enforces.
-#include <parley/mcp_tools.hpp>
+#include <parley/parley.hpp>
 
 #include <doctest/doctest.h>
 
@@ -164,6 +164,41 @@ TEST_CASE("mcp_tools: unknown properties and non-object arguments are refused") 
     CHECK(e.field == "arguments");
     CHECK(e.rule == "type object");
   }
+}
+
+TEST_CASE("mcp_tools: the body limit is a parameter, and the schema states the one the validator applies") {
+  const json exactly = {{"room", "r"}, {"body", std::string(100, 'x')}};
+  const json over = {{"room", "r"}, {"body", std::string(101, 'x')}};
+  auto ok = mcp::parse_tool_arguments("send_message", exactly, 100);
+  REQUIRE(ok);
+  CHECK(std::get<mcp::send_message_request>(*ok).body.size() == 100);
+
+  // The same InvalidArgumentError shape as at the default limit, with the limit it applied.
+  auto refused_at_100 = mcp::parse_tool_arguments("send_message", over, 100);
+  REQUIRE_FALSE(refused_at_100);
+  const auto& e = std::get<mcp::argument_error>(refused_at_100.error());
+  CHECK(e.field == "body");
+  CHECK(e.rule == "maxBytes 100");
+  CHECK(e.message == "body is 101 bytes of UTF-8; the limit is 100.");
+  const auto standard = refused("send_message", {{"room", "r"}, {"body", std::string(8193, 'x')}});
+  CHECK(standard.rule == "maxBytes 8192");
+  CHECK(standard.message == "body is 8193 bytes of UTF-8; the limit is 8192.");
+  CHECK(mcp::parse_tool_arguments("send_message", {{"room", "r"}, {"body", std::string(8193, 'x')}}, 10000));
+
+  const json tools = mcp::tool_catalogue(100);
+  json send;
+  for (const auto& t : tools)
+    if (t["name"] == "send_message") send = t;
+  REQUIRE(send.is_object());
+  const json& body = send["inputSchema"]["properties"]["body"];
+  CHECK(body["maxLength"] == 100);
+  CHECK(body["description"].get<std::string>().find("1 to 100 bytes") != std::string::npos);
+  CHECK(send["description"].get<std::string>().find("at most 100 bytes") != std::string::npos);
+  CHECK(tools.dump().find("8192") == std::string::npos);
+  // Only send_message depends on the limit.
+  CHECK(tools.size() == mcp::tool_catalogue().size());
+  for (std::size_t i = 0; i < tools.size(); ++i)
+    if (tools[i]["name"] != "send_message") CHECK(tools[i] == mcp::tool_catalogue()[i]);
 }
 
 TEST_CASE("mcp_tools: the catalogue lists every tool with schemas matching the validator") {

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Room slugs and nicknames: each rule, its boundaries, case folding and automatic nicknames.
-#include <parley/arguments.hpp>
-#include <parley/name_rules.hpp>
-#include <parley/nickname_generator.hpp>
+#include <parley/parley.hpp>
 
 #include "test_support.hpp"
 

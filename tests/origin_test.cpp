@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Origins and Host headers: parsing, normalising, and which names count as loopback.
-#include <parley/origin.hpp>
+#include <parley/parley.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The sans-I/O server end to end: HTTP routes, upgrade, hello/resume, tool frames, fan-out, closes, limits.
-#include <parley/server.hpp>
+#include <parley/parley.hpp>
 
 #include "test_support.hpp"
 

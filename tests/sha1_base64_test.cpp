@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SHA-1 against FIPS 180 / RFC 3174 vectors and every padding boundary; base64 against RFC 4648 §10; the RFC 6455 accept key.
-#include <parley/base64.hpp>
-#include <parley/sha1.hpp>
+#include <parley/parley.hpp>
 
 #include <doctest/doctest.h>
 

@@ -2,7 +2,7 @@
 // Helpers for the core suite: deterministic randomness, simulated time, and the templates built on them.
 #pragma once
 
-#include <parley/hub.hpp>
+#include <parley/parley.hpp>
 
 #include <memory>
 #include <random>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // UTF-8 validation: the classes of invalid input RFC 3629 names, whole and split at every position.
-#include <parley/utf8.hpp>
+#include <parley/parley.hpp>
 
 #include <doctest/doctest.h>
 

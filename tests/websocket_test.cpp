@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // RFC 6455 framing: every receive rule, its boundaries, both roles' encoders, and every input replayed whole, bytewise and split.
-#include <parley/websocket.hpp>
+#include <parley/parley.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Wire frames: decoding validates completely, encoding matches the reference's shapes, and each round-trips.
-#include <parley/session_protocol.hpp>
-#include <parley/wire.hpp>
+#include <parley/parley.hpp>
 
 #include "test_support.hpp"
 
@@ -127,6 +126,38 @@ TEST_CASE("bad arguments under a readable requestId are InvalidArgumentError und
     CHECK(e.err.details["field"] == p.field);
     CHECK(e.err.details.contains("rule"));
   }
+}
+
+TEST_CASE("the body limit is a parameter: 100 bytes pass a 100-byte limit, 101 are refused as 8193 are by default") {
+  auto send = [](std::size_t bytes) {
+    return R"({"_tag":"tool.send_message","requestId":"q","room":"lobby","body":")" + std::string(bytes, 'x') + R"("})";
+  };
+  auto body_of = [](const tl::expected<client_frame, frame_error>& r) {
+    REQUIRE(r);
+    return std::get<send_message_args>(std::get<tool_request>(*r).args).body;
+  };
+  auto refusal = [](const tl::expected<client_frame, frame_error>& r) {
+    REQUIRE_FALSE(r);
+    return r.error();
+  };
+
+  CHECK(body_of(decode_client_frame(send(100), 100)).size() == 100);
+  const frame_error small = refusal(decode_client_frame(send(101), 100));
+  CHECK(small.request_id == "q");
+  CHECK(small.err.code == error_code::invalid_argument);
+  CHECK(small.err.details == json{{"field", "body"}, {"rule", "maxBytes 100"}});
+  CHECK(small.err.message == "body is 101 bytes of UTF-8; the limit is 100");
+
+  // The default is unchanged, and the refusal has the same shape.
+  CHECK(body_of(decode_client_frame(send(8192))).size() == 8192);
+  const frame_error standard = refusal(decode_client_frame(send(8193)));
+  CHECK(standard.request_id == "q");
+  CHECK(standard.err.code == error_code::invalid_argument);
+  CHECK(standard.err.details == json{{"field", "body"}, {"rule", "maxBytes 8192"}});
+  CHECK(standard.err.message == "body is 8193 bytes of UTF-8; the limit is 8192");
+
+  // A limit above the default admits what the default refuses.
+  CHECK(body_of(decode_client_frame(send(8193), 10000)).size() == 8193);
 }
 
 TEST_CASE("frames with no usable requestId are BadFrameError") {

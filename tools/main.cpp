@@ -224,7 +224,7 @@ int main(int argc, char** argv) {
       ->envname("PARLEY_MAX_CONNECTIONS");
   add_seconds(*server_cmd, "--handshake-timeout", server.handshake_timeout, "From TCP accept to a completed hello")
       ->envname("PARLEY_HANDSHAKE_TIMEOUT");
-  add_seconds(*server_cmd, "--ping-interval", server.ping_interval, "Idle time before the server pings")
+  add_seconds(*server_cmd, "--ping-interval", server.ping_interval, "Seconds between pings to each connection: periodic, not after idle time")
       ->envname("PARLEY_PING_INTERVAL");
   add_seconds(*server_cmd, "--pong-timeout", server.pong_timeout, "Close a connection that has sent nothing (not even a pong) for this long")
       ->envname("PARLEY_PONG_TIMEOUT");
@@ -233,11 +233,11 @@ int main(int argc, char** argv) {
       ->envname("PARLEY_MAX_QUEUE_BYTES");
   add_count(*server_cmd, "--max-message-bytes", server.max_message_bytes, "Largest incoming WebSocket message")
       ->envname("PARLEY_MAX_MESSAGE_BYTES");
-  add_count(*server_cmd, "--rate-capacity", server.rate.capacity, "Messages a connection may send in a burst")
+  add_count(*server_cmd, "--rate-capacity", server.rate.capacity, "Messages a session may send in a burst")
       ->envname("PARLEY_RATE_CAPACITY");
-  add_count(*server_cmd, "--rate-per-second", server.rate.refill_per_second, "Sustained messages per second")
+  add_count(*server_cmd, "--rate-per-second", server.rate.refill_per_second, "Sustained messages per second per session")
       ->envname("PARLEY_RATE_PER_SECOND");
-  add_count(*server_cmd, "--replay-capacity", server.replay_capacity, "Messages kept per room for catch-up")
+  add_count(*server_cmd, "--replay-capacity", server.replay_capacity, "Unacked messages kept per (session, room) for a resume")
       ->envname("PARLEY_REPLAY_CAPACITY");
   server_cmd
       ->add_option("--allow-origin", server.allow_origins,

@@ -27,12 +27,12 @@ struct server_options {
   std::filesystem::path tls_key;
   std::uint32_t max_connections = 10000;
   std::chrono::seconds handshake_timeout{10};  // TCP accept to hello.ok
-  std::chrono::seconds ping_interval{30};
+  std::chrono::seconds ping_interval{30};  // between pings, periodic: not an idle timeout
   std::chrono::seconds pong_timeout{60};
   std::uint64_t max_queue_bytes = 1048576;  // per connection, before a slow consumer is cut off
   std::uint64_t max_message_bytes = 65536;
-  parley::token_bucket_config rate{};  // per connection: capacity 20, 10 per second
-  std::uint32_t replay_capacity = 64;  // messages kept per room for catch-up
+  parley::token_bucket_config rate{};  // per session (not per connection): capacity 20, 10 per second
+  std::uint32_t replay_capacity = 64;  // unacked messages kept per (session, room) for a resume
   std::vector<std::string> allow_origins;  // browser origins besides our own page's (validate() checks each)
 
   [[nodiscard]] bool tls() const noexcept { return !tls_cert.empty(); }

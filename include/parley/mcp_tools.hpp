@@ -20,7 +20,6 @@
 
 namespace parley::mcp {
 
-inline constexpr std::size_t max_body_bytes = default_max_body_bytes;
 inline constexpr int min_read_limit = 1;
 inline constexpr int max_read_limit = 1000;
 inline constexpr int default_read_limit = 100;
@@ -36,7 +35,7 @@ struct leave_room_request {
 struct list_rooms_request {};
 struct send_message_request {
   std::string room;
-  std::string body;  // 1..8192 bytes of valid UTF-8
+  std::string body;  // 1..max_body_bytes (default 8192) bytes of valid UTF-8
 };
 struct who_is_here_request {
   std::string room;
@@ -121,7 +120,7 @@ inline tl::unexpected<tool_parse_error> from_hub_error(const error& e, std::stri
   const auto field = e.details.find("field");
   const auto rule = e.details.find("rule");
   std::string message = e.message + ".";
-  if (!rule_in_words.empty()) message += " " + std::string(rule_in_words);
+  if (!rule_in_words.empty()) message.append(" ").append(rule_in_words);  // not " " + std::string: see detail::pattern_rule
   return bad(field != e.details.end() && field->is_string() ? field->get<std::string>() : std::string(),
              rule != e.details.end() && rule->is_string() ? rule->get<std::string>() : std::string(),
              std::move(message));
@@ -196,7 +195,7 @@ inline tl::expected<tool_request, tool_parse_error> parse_list_rooms(const json&
   return list_rooms_request{};
 }
 
-inline tl::expected<tool_request, tool_parse_error> parse_send_message(const json& args) {
+inline tl::expected<tool_request, tool_parse_error> parse_send_message(const json& args, std::size_t max_body_bytes) {
   if (auto e = check_properties(args, std::array<std::string_view, 2>{"room", "body"}))
     return tl::unexpected<tool_parse_error>(std::move(*e));
   auto room = room_member(member(args, "room"));
@@ -275,8 +274,10 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
 // Validates completely (types, patterns, sizes, unknown properties) so the
 // bridge can act on the typed request without checking anything again.
 // `arguments` null means the host sent none, which is the same as {}.
-[[nodiscard]] inline tl::expected<tool_request, tool_parse_error> parse_tool_arguments(std::string_view name,
-                                                                                     const nlohmann::json& arguments) {
+// `max_body_bytes` is the server's limit (hub_config::max_body_bytes), the same one
+// tool_catalogue() states.
+[[nodiscard]] inline tl::expected<tool_request, tool_parse_error> parse_tool_arguments(
+    std::string_view name, const nlohmann::json& arguments, std::size_t max_body_bytes = default_max_body_bytes) {
   if (!is_known_tool(name)) return tl::unexpected<tool_parse_error>(unknown_tool{std::string(name)});
   const nlohmann::json empty = nlohmann::json::object();
   const nlohmann::json& args = arguments.is_null() ? empty : arguments;
@@ -284,15 +285,17 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
   if (name == "join_room") return detail::parse_join_room(args);
   if (name == "leave_room") return detail::parse_room_only<leave_room_request>(args);
   if (name == "list_rooms") return detail::parse_list_rooms(args);
-  if (name == "send_message") return detail::parse_send_message(args);
+  if (name == "send_message") return detail::parse_send_message(args, max_body_bytes);
   if (name == "who_is_here") return detail::parse_room_only<who_is_here_request>(args);
   return detail::parse_read_messages(args);
 }
 
 // The tools/list array. Built on each call: it is asked for once per session.
-[[nodiscard]] inline nlohmann::json tool_catalogue() {
+// send_message's schema and description state `max_body_bytes`, the limit parse_tool_arguments applies.
+[[nodiscard]] inline nlohmann::json tool_catalogue(std::size_t max_body_bytes = default_max_body_bytes) {
   using detail::json;
   json tools = json::array();
+  const std::string body_limit = std::to_string(max_body_bytes);
 
   tools.push_back(detail::tool(
       "join_room", "Join a room",
@@ -334,16 +337,20 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
 
   tools.push_back(detail::tool(
       "send_message", "Send a message",
-      "Send a message to a room you have joined; everyone in the room sees it. Be brief and say something useful: "
-      "do not engage in small talk, greetings or acknowledgements unless your user asked for it. The body is at "
-      "most 8192 bytes of UTF-8.",
+      std::string("Send a message to a room you have joined; everyone in the room sees it. Be brief and say "
+                  "something useful: do not engage in small talk, greetings or acknowledgements unless your user "
+                  "asked for it. The body is at most ")
+          .append(body_limit)
+          .append(" bytes of UTF-8."),
       detail::object_schema(
           {{"room", detail::room_property("A room you have joined.")},
            {"body",
             {{"type", "string"},
              {"minLength", 1},
              {"maxLength", max_body_bytes},
-             {"description", "The message text: 1 to 8192 bytes of UTF-8 (a character outside ASCII takes 2-4 bytes)."}}}},
+             {"description", std::string("The message text: 1 to ")
+                                 .append(body_limit)
+                                 .append(" bytes of UTF-8 (a character outside ASCII takes 2-4 bytes).")}}}},
           {"room", "body"}),
       detail::output_schema({{"room", {{"type", "string"}}},
                              {"seq", {{"type", "integer"}}},

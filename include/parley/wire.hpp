@@ -222,7 +222,7 @@ class field_reader {
   const json& object_;
 };
 
-inline result<tool_args> decode_tool_args(std::string_view tag, const field_reader& f) {
+inline result<tool_args> decode_tool_args(std::string_view tag, const field_reader& f, std::size_t max_body_bytes) {
   auto room = [&]() -> result<std::string> {
     auto r = f.string("room");
     if (!r) return r;
@@ -249,7 +249,7 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
     if (!r) return tl::unexpected(r.error());
     auto body = f.string("body");
     if (!body) return tl::unexpected(body.error());
-    if (auto ok = check_body(*body); !ok) return tl::unexpected(ok.error());
+    if (auto ok = check_body(*body, max_body_bytes); !ok) return tl::unexpected(ok.error());
     auto key = f.optional_string("clientMsgId");
     if (!key) return tl::unexpected(key.error());
     if (*key)
@@ -323,8 +323,10 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
 
 // Every frame after hello. Bad arguments under a readable requestId come back with
 // that id (answer: tool.err InvalidArgumentError); anything else is BadFrameError
-// (answer: system.error).
-[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(std::string_view text) {
+// (answer: system.error). A body over `max_body_bytes` (hub_config::max_body_bytes on a
+// server) is such a bad argument.
+[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(
+    std::string_view text, std::size_t max_body_bytes = default_max_body_bytes) {
   auto bad = [](std::string why) {
     return tl::unexpected(frame_error{error{error_code::bad_frame, std::move(why), nullptr}, std::nullopt});
   };
@@ -345,7 +347,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   auto id = f.string("requestId");
   if (!id) return bad("a tool frame must carry a string requestId");
   if (id->size() > max_request_id_length) return bad("requestId must be at most 128 characters");
-  auto args = detail::decode_tool_args(*tag, f);
+  auto args = detail::decode_tool_args(*tag, f, max_body_bytes);
   if (!args) {
     if (args.error().code == error_code::bad_frame) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
     return tl::unexpected(frame_error{std::move(args.error()), std::move(*id)});

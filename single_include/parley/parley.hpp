@@ -316,16 +316,22 @@ inline constexpr std::size_t max_request_id_length = 128;
                nlohmann::json{{"field", std::string(field)}, {"rule", std::string(rule)}}};
 }
 
+// Built by appending, not as `"pattern " + std::string&&`: on that form GCC 12 at -O3 in C++20
+// reports a memcpy past the end of the string (-Wstringop-overflow, -Warray-bounds), a false positive.
+namespace detail {
+[[nodiscard]] inline std::string pattern_rule(std::string_view pattern) { return std::string("pattern ").append(pattern); }
+}  // namespace detail
+
 [[nodiscard]] inline result<void> check_room_slug(std::string_view field, std::string_view value) {
   if (auto v = validate_room_slug(value); !v)
-    return tl::unexpected(invalid_argument(field, "pattern " + std::string(room_slug_pattern),
+    return tl::unexpected(invalid_argument(field, detail::pattern_rule(room_slug_pattern),
                                            v.error().describe(field, room_slug_pattern)));
   return {};
 }
 
 [[nodiscard]] inline result<void> check_nickname(std::string_view field, std::string_view value) {
   if (auto v = validate_nickname(value); !v)
-    return tl::unexpected(invalid_argument(field, "pattern " + std::string(nickname_pattern),
+    return tl::unexpected(invalid_argument(field, detail::pattern_rule(nickname_pattern),
                                            v.error().describe(field, nickname_pattern)));
   return {};
 }
@@ -1472,7 +1478,6 @@ class line_splitter {
 
 namespace parley::mcp {
 
-inline constexpr std::size_t max_body_bytes = default_max_body_bytes;
 inline constexpr int min_read_limit = 1;
 inline constexpr int max_read_limit = 1000;
 inline constexpr int default_read_limit = 100;
@@ -1488,7 +1493,7 @@ struct leave_room_request {
 struct list_rooms_request {};
 struct send_message_request {
   std::string room;
-  std::string body;  // 1..8192 bytes of valid UTF-8
+  std::string body;  // 1..max_body_bytes (default 8192) bytes of valid UTF-8
 };
 struct who_is_here_request {
   std::string room;
@@ -1573,7 +1578,7 @@ inline tl::unexpected<tool_parse_error> from_hub_error(const error& e, std::stri
   const auto field = e.details.find("field");
   const auto rule = e.details.find("rule");
   std::string message = e.message + ".";
-  if (!rule_in_words.empty()) message += " " + std::string(rule_in_words);
+  if (!rule_in_words.empty()) message.append(" ").append(rule_in_words);  // not " " + std::string: see detail::pattern_rule
   return bad(field != e.details.end() && field->is_string() ? field->get<std::string>() : std::string(),
              rule != e.details.end() && rule->is_string() ? rule->get<std::string>() : std::string(),
              std::move(message));
@@ -1648,7 +1653,7 @@ inline tl::expected<tool_request, tool_parse_error> parse_list_rooms(const json&
   return list_rooms_request{};
 }
 
-inline tl::expected<tool_request, tool_parse_error> parse_send_message(const json& args) {
+inline tl::expected<tool_request, tool_parse_error> parse_send_message(const json& args, std::size_t max_body_bytes) {
   if (auto e = check_properties(args, std::array<std::string_view, 2>{"room", "body"}))
     return tl::unexpected<tool_parse_error>(std::move(*e));
   auto room = room_member(member(args, "room"));
@@ -1727,8 +1732,10 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
 // Validates completely (types, patterns, sizes, unknown properties) so the
 // bridge can act on the typed request without checking anything again.
 // `arguments` null means the host sent none, which is the same as {}.
-[[nodiscard]] inline tl::expected<tool_request, tool_parse_error> parse_tool_arguments(std::string_view name,
-                                                                                     const nlohmann::json& arguments) {
+// `max_body_bytes` is the server's limit (hub_config::max_body_bytes), the same one
+// tool_catalogue() states.
+[[nodiscard]] inline tl::expected<tool_request, tool_parse_error> parse_tool_arguments(
+    std::string_view name, const nlohmann::json& arguments, std::size_t max_body_bytes = default_max_body_bytes) {
   if (!is_known_tool(name)) return tl::unexpected<tool_parse_error>(unknown_tool{std::string(name)});
   const nlohmann::json empty = nlohmann::json::object();
   const nlohmann::json& args = arguments.is_null() ? empty : arguments;
@@ -1736,15 +1743,17 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
   if (name == "join_room") return detail::parse_join_room(args);
   if (name == "leave_room") return detail::parse_room_only<leave_room_request>(args);
   if (name == "list_rooms") return detail::parse_list_rooms(args);
-  if (name == "send_message") return detail::parse_send_message(args);
+  if (name == "send_message") return detail::parse_send_message(args, max_body_bytes);
   if (name == "who_is_here") return detail::parse_room_only<who_is_here_request>(args);
   return detail::parse_read_messages(args);
 }
 
 // The tools/list array. Built on each call: it is asked for once per session.
-[[nodiscard]] inline nlohmann::json tool_catalogue() {
+// send_message's schema and description state `max_body_bytes`, the limit parse_tool_arguments applies.
+[[nodiscard]] inline nlohmann::json tool_catalogue(std::size_t max_body_bytes = default_max_body_bytes) {
   using detail::json;
   json tools = json::array();
+  const std::string body_limit = std::to_string(max_body_bytes);
 
   tools.push_back(detail::tool(
       "join_room", "Join a room",
@@ -1786,16 +1795,20 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
 
   tools.push_back(detail::tool(
       "send_message", "Send a message",
-      "Send a message to a room you have joined; everyone in the room sees it. Be brief and say something useful: "
-      "do not engage in small talk, greetings or acknowledgements unless your user asked for it. The body is at "
-      "most 8192 bytes of UTF-8.",
+      std::string("Send a message to a room you have joined; everyone in the room sees it. Be brief and say "
+                  "something useful: do not engage in small talk, greetings or acknowledgements unless your user "
+                  "asked for it. The body is at most ")
+          .append(body_limit)
+          .append(" bytes of UTF-8."),
       detail::object_schema(
           {{"room", detail::room_property("A room you have joined.")},
            {"body",
             {{"type", "string"},
              {"minLength", 1},
              {"maxLength", max_body_bytes},
-             {"description", "The message text: 1 to 8192 bytes of UTF-8 (a character outside ASCII takes 2-4 bytes)."}}}},
+             {"description", std::string("The message text: 1 to ")
+                                 .append(body_limit)
+                                 .append(" bytes of UTF-8 (a character outside ASCII takes 2-4 bytes).")}}}},
           {"room", "body"}),
       detail::output_schema({{"room", {{"type", "string"}}},
                              {"seq", {{"type", "integer"}}},
@@ -2883,7 +2896,7 @@ class field_reader {
   const json& object_;
 };
 
-inline result<tool_args> decode_tool_args(std::string_view tag, const field_reader& f) {
+inline result<tool_args> decode_tool_args(std::string_view tag, const field_reader& f, std::size_t max_body_bytes) {
   auto room = [&]() -> result<std::string> {
     auto r = f.string("room");
     if (!r) return r;
@@ -2910,7 +2923,7 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
     if (!r) return tl::unexpected(r.error());
     auto body = f.string("body");
     if (!body) return tl::unexpected(body.error());
-    if (auto ok = check_body(*body); !ok) return tl::unexpected(ok.error());
+    if (auto ok = check_body(*body, max_body_bytes); !ok) return tl::unexpected(ok.error());
     auto key = f.optional_string("clientMsgId");
     if (!key) return tl::unexpected(key.error());
     if (*key)
@@ -2984,8 +2997,10 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
 
 // Every frame after hello. Bad arguments under a readable requestId come back with
 // that id (answer: tool.err InvalidArgumentError); anything else is BadFrameError
-// (answer: system.error).
-[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(std::string_view text) {
+// (answer: system.error). A body over `max_body_bytes` (hub_config::max_body_bytes on a
+// server) is such a bad argument.
+[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(
+    std::string_view text, std::size_t max_body_bytes = default_max_body_bytes) {
   auto bad = [](std::string why) {
     return tl::unexpected(frame_error{error{error_code::bad_frame, std::move(why), nullptr}, std::nullopt});
   };
@@ -3006,7 +3021,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   auto id = f.string("requestId");
   if (!id) return bad("a tool frame must carry a string requestId");
   if (id->size() > max_request_id_length) return bad("requestId must be at most 128 characters");
-  auto args = detail::decode_tool_args(*tag, f);
+  auto args = detail::decode_tool_args(*tag, f, max_body_bytes);
   if (!args) {
     if (args.error().code == error_code::bad_frame) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
     return tl::unexpected(frame_error{std::move(args.error()), std::move(*id)});
