@@ -264,6 +264,25 @@ TEST_CASE("an upgrade with an Origin is refused unless it is our own page's or a
   CHECK(status_after(secure, upgrade_head + "Host: chat.example\r\nOrigin: http://chat.example\r\n\r\n") == 403);
 }
 
+TEST_CASE("hub_config::max_body_bytes is the one body limit, on the wire as in the hub") {
+  hub_config hc;
+  hc.max_body_bytes = 100;
+  harness h({}, {}, hc);
+  client alice = connected(h, "alice");
+  client bob = connected(h, "bob");
+  auto send = [&](std::size_t bytes) {
+    return alice.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", std::string(bytes, 'x')}});
+  };
+  CHECK(send(100)["_tag"] == "tool.ok");
+  auto refused = send(101);
+  CHECK(refused["_tag"] == "tool.err");
+  CHECK(refused["code"] == "InvalidArgumentError");
+  CHECK(refused["details"]["field"] == "body");
+  CHECK(bob.next()["body"].get<std::string>().size() == 100);
+  bob.read();
+  CHECK(bob.frames.empty());  // the refused one was delivered to nobody
+}
+
 TEST_CASE("upgrade, hello, join, send: fan-out without self-echo") {
   harness h;
   client alice = connected(h, "alice");

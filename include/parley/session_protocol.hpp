@@ -84,7 +84,7 @@ template <class Hub>
 template <class Hub>
 [[nodiscard]] std::optional<std::string> serve_client_text(Hub& h, session_handle session, std::string_view text,
                                                            const typename Hub::moment_type& now) {
-  auto frame = decode_client_frame(text);
+  auto frame = decode_client_frame(text, h.config().max_body_bytes);
   if (!frame) {
     if (frame.error().request_id) return encode_tool_err(*frame.error().request_id, frame.error().err);
     return encode_system_error(frame.error().err);
