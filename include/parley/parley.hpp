@@ -15,6 +15,7 @@
 #include "mcp_tools.hpp"
 #include "name_rules.hpp"
 #include "nickname_generator.hpp"
+#include "policy.hpp"
 #include "random_source.hpp"
 #include "replay_ring.hpp"
 #include "room_store.hpp"

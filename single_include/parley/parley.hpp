@@ -4401,6 +4401,24 @@ class hub {
 }  // namespace parley
 // ----- end parley/hub.hpp -----
 
+// ----- begin parley/policy.hpp -----
+// SPDX-License-Identifier: MIT
+// The policy production code names: the real clocks and a type-erased source of randomness.
+
+
+#include <chrono>
+
+namespace parley {
+
+struct default_policy {
+  using monotonic_clock = std::chrono::steady_clock;
+  using wall_clock = std::chrono::system_clock;
+  using random = random_source;
+};
+
+}  // namespace parley
+// ----- end parley/policy.hpp -----
+
 // ----- begin parley/server.hpp -----
 // SPDX-License-Identifier: MIT
 // The whole Parley server without sockets: every connection's HTTP upgrade → WebSocket → hello → tool frames →
