@@ -11,6 +11,7 @@
 #include "wall_clock.hpp"
 
 #include <parley/bridge.hpp>
+#include <parley/server_url.hpp>
 
 #include <asio.hpp>
 #include <asio/ssl.hpp>
@@ -25,45 +26,7 @@ namespace parley_tools {
 namespace {
 
 using asio::ip::tcp;
-
-struct server_url {
-  bool tls = false;
-  std::string host;  // without brackets
-  std::string port;
-  std::string path = "/";
-  std::string host_header;  // host[:port], brackets for IPv6
-};
-
-// ws://host[:port][/path] or wss://...
-std::optional<server_url> parse_server_url(std::string_view url) {
-  server_url out;
-  if (url.rfind("ws://", 0) == 0) {
-    url.remove_prefix(5);
-  } else if (url.rfind("wss://", 0) == 0) {
-    out.tls = true;
-    url.remove_prefix(6);
-  } else {
-    return std::nullopt;
-  }
-  const auto slash = url.find('/');
-  std::string_view authority = url.substr(0, slash);
-  if (slash != std::string_view::npos) out.path = std::string(url.substr(slash));
-  out.host_header = std::string(authority);
-  if (!authority.empty() && authority.front() == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    out.host = std::string(authority.substr(1, close - 1));
-    authority.remove_prefix(close + 1);
-    if (!authority.empty() && authority.front() == ':') out.port = std::string(authority.substr(1));
-  } else {
-    const auto colon = authority.rfind(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) out.port = std::string(authority.substr(colon + 1));
-  }
-  if (out.port.empty()) out.port = out.tls ? "443" : "80";
-  if (out.host.empty()) return std::nullopt;
-  return out;
-}
+using parley::server_url;
 
 void write_all(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
@@ -181,7 +144,8 @@ class bridge_runtime {
   asio::awaitable<void> connect(std::uint64_t generation) {
     std::error_code ec;
     tcp::resolver resolver(io_);
-    auto endpoints = co_await resolver.async_resolve(url_.host, url_.port, asio::redirect_error(asio::use_awaitable, ec));
+    auto endpoints = co_await resolver.async_resolve(url_.host, std::to_string(url_.port),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
     auto socket = std::make_unique<tcp::socket>(io_);
     if (!ec) co_await asio::async_connect(*socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) socket->set_option(tcp::no_delay(true), ec);
@@ -195,7 +159,7 @@ class bridge_runtime {
     if (generation != generation_) co_return;  // shut down meanwhile
     connecting_ = false;
     if (ec) {
-      log_.debug("cannot reach " + url_.host + ":" + url_.port + ": " + ec.message());
+      log_.debug("cannot reach " + url_.host + ":" + std::to_string(url_.port) + ": " + ec.message());
       bridge_.disconnected(wall_clock_now());
       pump();
       co_return;
@@ -289,9 +253,9 @@ class bridge_runtime {
 }  // namespace
 
 int run_mcp(const mcp_options& options) {
-  auto url = parse_server_url(options.server_url);
+  auto url = parley::parse_server_url(options.server_url);
   if (!url) {
-    logger(options.log).error("--server must be ws://host[:port][/path] or wss://...: " + options.server_url);
+    logger(options.log).error("--server " + options.server_url + ": " + url.error().message);
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);

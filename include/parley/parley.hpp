@@ -20,6 +20,7 @@
 #include "replay_ring.hpp"
 #include "room_store.hpp"
 #include "server.hpp"
+#include "server_url.hpp"
 #include "session_protocol.hpp"
 #include "sha1.hpp"
 #include "shared_frame.hpp"

@@ -203,6 +203,20 @@ class mcp_start_up(cli_test):
         self.assertEqual(r.returncode, 2)
         self.assertIn("missing", r.stderr)
 
+    def test_a_bad_url_says_what_is_wrong_with_it(self):
+        cases = {
+            "http://127.0.0.1:7539": "must start with ws:// or wss://",
+            "ws://[::1:7539": "no closing ']'",
+            "ws://127.0.0.1:99999": "from 1 to 65535",
+            "ws://user:pw@127.0.0.1": "cannot carry credentials",
+        }
+        for url, sentence in cases.items():
+            with self.subTest(url=url):
+                r = self.run_tool("mcp", "--server", url, env={"PARLEY_SERVER": ""})
+                self.assertEqual(r.returncode, 2)
+                self.assertIn(sentence, r.stderr)
+                self.assertEqual(r.stdout, "")
+
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
