@@ -3,11 +3,13 @@
 //
 // Every decision (what to answer, when to dial, what to ack, when to stop) is the
 // bridge's. This file only reads stdin on a thread of its own (stdin may be a pipe,
-// a file or a terminal), writes stdout, and runs the socket on one io_context.
+// a file or a terminal; see stdin_reader.hpp), writes stdout, and runs the socket on
+// one io_context.
 #include "mcp.hpp"
 
 #include "crypto.hpp"
 #include "log.hpp"
+#include "stdin_reader.hpp"
 #include "wall_clock.hpp"
 
 #include <parley/bridge.hpp>
@@ -19,7 +21,6 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
-#include <thread>
 #include <unistd.h>
 
 namespace parley_tools {
@@ -64,10 +65,19 @@ class bridge_runtime {
         pump();
       }
     });
-    start_stdin_thread();
+    stdin_ = std::make_unique<stdin_reader>(
+        io_, STDIN_FILENO,
+        [this](std::string bytes) {
+          bridge_.receive_stdin(bytes, wall_clock_now());
+          pump();
+        },
+        [this] {
+          bridge_.shutdown(wall_clock_now());
+          pump();
+        });
     pump();
     io_.run();
-    if (stdin_thread_.joinable()) stdin_thread_.detach();  // blocked in read(); the process is ending
+    stdin_.reset();  // cuts the reader before the io_context it posts to goes away
     return 0;
   }
 
@@ -78,27 +88,6 @@ class bridge_runtime {
     c.path = url.path;
     if (!options.token.empty()) c.token = options.token;
     return c;
-  }
-
-  void start_stdin_thread() {
-    stdin_thread_ = std::thread([this] {
-      char buffer[65536];
-      for (;;) {
-        const ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          asio::post(io_, [this] {
-            bridge_.shutdown(wall_clock_now());
-            pump();
-          });
-          return;
-        }
-        asio::post(io_, [this, bytes = std::string(buffer, static_cast<std::size_t>(n))] {
-          bridge_.receive_stdin(bytes, wall_clock_now());
-          pump();
-        });
-      }
-    });
   }
 
   // After every event: write what the bridge produced, act on what it decided.
@@ -112,6 +101,7 @@ class bridge_runtime {
     }
     if (bridge_.finished()) {
       close_socket();
+      if (stdin_) stdin_->cut();
       io_.stop();
       return;
     }
@@ -247,7 +237,7 @@ class bridge_runtime {
   bool connected_ = false;
   bool writing_ = false;
   bool close_after_write_ = false;
-  std::thread stdin_thread_;
+  std::unique_ptr<stdin_reader> stdin_;
 };
 
 }  // namespace
