@@ -5,6 +5,7 @@
 #include "arguments.hpp"
 #include "base64.hpp"
 #include "bridge.hpp"
+#include "client.hpp"
 #include "clock.hpp"
 #include "error.hpp"
 #include "http.hpp"
