@@ -2,8 +2,9 @@
 // The MCP bridge's loop: stdin, stdout, one connection at a time and a timer around the core's parley::bridge.
 //
 // Every decision (what to answer, when to dial, what to ack, when to stop) is the
-// bridge's. stdin is read on a thread of its own (it may be a pipe, a file or a
-// terminal; see stdin_reader.hpp); everything else runs on one io_context thread.
+// bridge's: after each event the loop asks bridge.poll(now) and does what it says.
+// stdin is read on a thread of its own (it may be a pipe, a file or a terminal; see
+// stdin_reader.hpp); everything else runs on one io_context thread.
 #include "mcp.hpp"
 
 #include "crypto.hpp"
@@ -42,7 +43,7 @@ class bridge_runtime {
       : io_(io),
         url_(std::move(url)),
         log_(options.log),
-        bridge_(config(options, url_), openssl_random_source(), wall_clock_now()),
+        bridge_(config(options, url_), openssl_random_source()),
         timer_(io),
         signals_(io, SIGINT, SIGTERM),
         tls_(asio::ssl::context::tls_client) {
@@ -56,17 +57,17 @@ class bridge_runtime {
   int run() {
     signals_.async_wait([this](std::error_code ec, int) {
       if (ec) return;
-      bridge_.shutdown(wall_clock_now());
+      bridge_.shutdown(steady_clock_now());
       pump();
     });
     stdin_ = std::make_unique<stdin_reader>(
         io_, STDIN_FILENO,
         [this](std::string bytes) {
-          bridge_.receive_stdin(bytes, wall_clock_now());
+          bridge_.receive_stdin(bytes, steady_clock_now());
           pump();
         },
         [this] {
-          bridge_.shutdown(wall_clock_now());
+          bridge_.shutdown(steady_clock_now());
           pump();
         });
     pump();
@@ -78,55 +79,56 @@ class bridge_runtime {
  private:
   static parley::bridge_config config(const mcp_options& options, const parley::server_url& url) {
     parley::bridge_config c;
-    c.host = url.host_header;
-    c.path = url.path;
-    if (!options.token.empty()) c.token = options.token;
+    c.client.host = url.host_header;
+    c.client.path = url.path;
+    if (!options.token.empty()) c.client.token = options.token;
     return c;
   }
 
-  // After every event: write what the bridge produced, act on what it decided.
+  // After every event: do what the bridge decided. Writing stdout releases acks, which
+  // the next poll hands out, so the loop goes round until a poll brings no stdout.
   void pump() {
-    const auto lines = bridge_.take_stdout();
-    if (!lines.empty()) {
-      std::string out;
-      for (const auto& line : lines) out.append(line).push_back('\n');
-      write_all(STDOUT_FILENO, out);  // one writer owns stdout; pushes and answers never interleave
-      bridge_.stdout_written();
+    for (;;) {
+      auto a = bridge_.poll(steady_clock_now());
+      if (!a.stdout_lines.empty()) {
+        std::string out;
+        for (const auto& line : a.stdout_lines) out.append(line).push_back('\n');
+        write_all(STDOUT_FILENO, out);  // one writer owns stdout; pushes and answers never interleave
+        bridge_.stdout_written(a.batch);
+      }
+      if (a.finished) return stop();
+      if (link_ && !a.send.empty()) link_->write(std::move(a.send));
+      if (link_ && a.close) link_->close_after_write();
+      if (a.dial) dial();
+      arm_timer(a.deadline);
+      if (a.stdout_lines.empty()) return;
     }
-    if (bridge_.finished()) return stop();
-    std::string bytes = bridge_.take_socket_output();
-    const bool close = bridge_.take_close_request();
-    if (link_ && !bytes.empty()) link_->write(std::move(bytes));
-    if (link_ && close) link_->close_after_write();
-    if (!link_ && bridge_.wants_connection(wall_clock_now())) dial();
-    arm_timer();
   }
 
-  void arm_timer() {
-    auto next = bridge_.next_deadline();
-    if (!next) return;
-    timer_.expires_after(std::max(parley::milliseconds(1), *next - wall_clock_now()));
+  void arm_timer(std::optional<parley::steady_time> deadline) {
+    if (!deadline) {
+      timer_.cancel();
+      return;
+    }
+    timer_.expires_at(*deadline);
     timer_.async_wait([this](std::error_code ec) {
-      if (ec) return;
-      bridge_.on_timer(wall_clock_now());
-      pump();
+      if (!ec) pump();  // poll(now) handles what is due
     });
   }
 
   void dial() {
     // Each connection reports through handlers that know which link they belong to, so
     // nothing from an old connection can reach the bridge once another is current.
-    bridge_.dialing(wall_clock_now());
     const std::uint64_t id = ++last_link_;
     server_link::handlers h;
     h.connected = [this, id] {
       if (id != current_link_) return;
-      bridge_.connected(wall_clock_now());
+      bridge_.connected(steady_clock_now());
       pump();
     };
     h.received = [this, id](std::string_view bytes) {
       if (id != current_link_) return;
-      bridge_.receive_socket(bytes, wall_clock_now());
+      bridge_.receive_socket(bytes, steady_clock_now());
       pump();
     };
     h.ended = [this, id](std::string why) {
@@ -134,7 +136,7 @@ class bridge_runtime {
       log_.debug("parley connection ended: " + why);
       link_.reset();
       current_link_ = 0;
-      bridge_.disconnected(wall_clock_now());
+      bridge_.disconnected(steady_clock_now());
       pump();
     };
     current_link_ = id;
