@@ -2,7 +2,7 @@
 // The MCP bridge against the core server, wired together in memory: every rule of issue 4 without a socket.
 #include <parley/parley.hpp>
 
-#include "test_support.hpp"
+#include "in_memory_network.hpp"
 
 #include <doctest/doctest.h>
 
@@ -11,33 +11,68 @@
 #include <vector>
 
 using namespace parley;
-using parley::testing::epoch;
+using parley::testing::in_memory_network;
+using parley::testing::test_policy;
+using parley::testing::test_random;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 namespace {
 
-struct network;
+using test_bridge = basic_bridge<test_policy>;
+using mono_time = in_memory_network::time;
 
 // One agent: a bridge plus what its host saw on stdout.
-struct agent {
-  network& net;
-  bridge b;
-  std::optional<connection_id> link;
+struct agent : in_memory_network::endpoint {
+  in_memory_network& net;
+  test_bridge b;
   std::vector<json> stdout_lines;
   bool write_stdout = true;  // false: the host is not reading, so stdout_written() is never called
+  stdout_batch taken = stdout_batch::none;    // the last batch of lines handed out
+  stdout_batch written = stdout_batch::none;  // the last one confirmed written
   int next_id = 100;
 
-  agent(network& n, std::uint64_t seed);
+  agent(in_memory_network& n, std::uint64_t seed) : net(n), b(bridge_config{}, test_random(seed)) {}
 
-  void stdin_line(const json& j);
+  bool step(in_memory_network& n) override {
+    auto a = b.poll(n.now());
+    bool moved = record(a);
+    if (write_stdout && taken != written) {
+      b.stdout_written(taken);
+      written = taken;
+      moved = true;
+    }
+    return n.apply(*this, a) || moved;
+  }
+  void connected(mono_time now) override { b.connected(now); }
+  void receive(std::string_view bytes, mono_time now) override { b.receive_socket(bytes, now); }
+  void disconnected(mono_time now) override { b.disconnected(now); }
+
+  // The host reads what poll() handed out.
+  bool record(const test_bridge::actions& a) {
+    for (const auto& line : a.stdout_lines) stdout_lines.push_back(json::parse(line));
+    if (a.batch != stdout_batch::none) taken = a.batch;
+    return !a.stdout_lines.empty();
+  }
+
+  void stdin_line(const json& j) {
+    b.receive_stdin(j.dump() + "\n", net.now());
+    net.settle();
+  }
   void initialize() {
     stdin_line({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
                 {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()},
                             {"clientInfo", {{"name", "test"}, {"version", "1"}}}}}});
     stdin_line({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}});
   }
-  json call(const std::string& tool, json arguments);
+  json call(const std::string& tool, json arguments) {
+    const int id = next_id++;
+    stdin_line({{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
+                {"params", {{"name", tool}, {"arguments", std::move(arguments)}}}});
+    const json* r = response(id);
+    REQUIRE_MESSAGE(r, "no answer to ", tool);
+    return *r;
+  }
   std::vector<json> channel_pushes() const {
     std::vector<json> out;
     for (const auto& l : stdout_lines)
@@ -51,135 +86,15 @@ struct agent {
   }
 };
 
-struct network {
-  memory_room_store store;
-  std::unique_ptr<basic_hub<server_policy>> h;
-  std::unique_ptr<server> srv;
-  moment now{steady_time(milliseconds(1'000'000)), from_unix_ms(1795305600000)};
-  std::vector<std::unique_ptr<agent>> agents;
-  bool server_up = true;
-  int restarts = 0;
-
-  network() { start_server(); }
-
-  void start_server() {
-    // A restarted server draws other session ids, as a real one would.
-    h = std::make_unique<basic_hub<server_policy>>(
-        std::move(*basic_hub<server_policy>::open(store, testing::seeded_random(77 + restarts++))));
-    srv = std::make_unique<server>(*h);
-    server_up = true;
-  }
-
-  // A restart: every connection drops and every session is gone; rooms and seqs persist.
-  void restart_server() {
-    for (auto& a : agents) cut(*a);
-    start_server();
-  }
-
-  agent& add(std::uint64_t seed) {
-    agents.push_back(std::make_unique<agent>(*this, seed));
-    return *agents.back();
-  }
-
-  // The link breaks without a close frame.
-  void cut(agent& a) {
-    if (!a.link) return;
-    srv->transport_closed(*a.link, now);
-    a.link.reset();
-    a.b.disconnected(now.wall);
-  }
-
-  // Moves bytes until nothing changes.
-  void settle() {
-    for (int round = 0; round < 100; ++round) {
-      bool moved = false;
-      for (auto& ap : agents) {
-        agent& a = *ap;
-        for (const auto& line : a.b.take_stdout()) {
-          a.stdout_lines.push_back(json::parse(line));
-          moved = true;
-        }
-        if (a.write_stdout) a.b.stdout_written();
-        if (!a.link && a.b.wants_connection(now.wall)) {
-          a.b.dialing(now.wall);
-          if (server_up) {
-            a.link = *srv->accept(now);
-            a.b.connected(now.wall);
-          } else {
-            a.b.disconnected(now.wall);
-          }
-          moved = true;
-        }
-        std::string out = a.b.take_socket_output();
-        const bool close = a.b.take_close_request();
-        if (a.link && !out.empty()) {
-          srv->receive(*a.link, out, now);
-          moved = true;
-        }
-        if (a.link && close) {
-          srv->transport_closed(*a.link, now);
-          a.link.reset();
-          a.b.disconnected(now.wall);
-          moved = true;
-        }
-      }
-      for (connection_id id : srv->take_writable()) {
-        connection_output out = srv->take_output(id);
-        std::size_t n = 0;
-        for (auto& ap : agents)
-          if (ap->link == id)
-            for (const auto& f : out.frames) {
-              ap->b.receive_socket(*f, now.wall);
-              n += f->size();
-            }
-        srv->written(id, n);
-        if (out.close_after)
-          for (auto& ap : agents)
-            if (ap->link == id) {
-              srv->transport_closed(id, now);
-              ap->link.reset();
-              ap->b.disconnected(now.wall);
-            }
-        moved = true;
-      }
-      if (!moved) return;
-    }
-    FAIL("the network did not settle");
-  }
-
-  void advance(milliseconds by) {
-    now += by;
-    srv->on_timer(now);
-    for (auto& a : agents) a->b.on_timer(now.wall);
-    settle();
-  }
-};
-
-agent::agent(network& n, std::uint64_t seed) : net(n), b(bridge_config{}, testing::seeded_random(seed), n.now.wall) {}
-
-void agent::stdin_line(const json& j) {
-  b.receive_stdin(j.dump() + "\n", net.now.wall);
-  net.settle();
-}
-
-json agent::call(const std::string& tool, json arguments) {
-  const int id = next_id++;
-  stdin_line({{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
-              {"params", {{"name", tool}, {"arguments", std::move(arguments)}}}});
-  const json* r = response(id);
-  REQUIRE_MESSAGE(r, "no answer to ", tool);
-  return *r;
-}
-
 json structured(const json& response) { return response["result"]["structuredContent"]; }
 bool is_error(const json& response) { return response["result"].value("isError", false); }
 
 }  // namespace
 
 TEST_CASE("two bridges in one room: join, send, the channel push with its meta, no self-echo") {
-  network net;
-  agent& alice = net.add(1);
-  agent& bob = net.add(2);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
   alice.initialize();
   bob.initialize();
   CHECK(structured(alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}}))["nickname"] == "alice");
@@ -195,26 +110,26 @@ TEST_CASE("two bridges in one room: join, send, the channel push with its meta, 
 }
 
 TEST_CASE("a message is acked to the server only after its notification was written to stdout") {
-  network net;
-  agent& alice = net.add(1);
-  agent& bob = net.add(2);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
   alice.initialize();
   bob.initialize();
   alice.call("join_room", {{"room", "lobby"}});
   bob.call("join_room", {{"room", "lobby"}});
   bob.write_stdout = false;
   alice.call("send_message", {{"room", "lobby"}, {"body", "x"}});
-  const auto bob_session = net.h->handle_of(net.h->session(*net.srv->session_of(*bob.link))->id);
-  CHECK(net.h->session(*bob_session)->memberships.at("lobby").ring.size() == 1);  // not acked yet
+  REQUIRE(bob.channel_pushes().size() == 1);         // handed out for stdout,
+  CHECK(net.unacked(bob, "lobby") == 1);             // and not acked while the write is not confirmed
   bob.write_stdout = true;
   net.settle();
-  CHECK(net.h->session(*bob_session)->memberships.at("lobby").ring.size() == 0);
+  CHECK(net.unacked(bob, "lobby") == 0);
 }
 
 TEST_CASE("pushes wait for notifications/initialized") {
-  network net;
-  agent& alice = net.add(1);
-  agent& bob = net.add(2);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
   alice.initialize();
   bob.stdin_line({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
                   {"params", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
@@ -229,9 +144,9 @@ TEST_CASE("pushes wait for notifications/initialized") {
 }
 
 TEST_CASE("isError results the agent can act on: taken, not in room, rate limited, invalid, unreachable") {
-  network net;
-  agent& alice = net.add(1);
-  agent& bob = net.add(2);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
   alice.initialize();
   bob.initialize();
   alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}});
@@ -249,9 +164,9 @@ TEST_CASE("isError results the agent can act on: taken, not in room, rate limite
   CHECK(limited["result"]["content"][0]["text"].get<std::string>().find("wait 100 ms") != std::string::npos);
   CHECK(limited["result"]["content"][1]["text"].get<std::string>().find("\"retryAfterMs\":100") != std::string::npos);
 
-  network down;
+  in_memory_network down;
   down.server_up = false;
-  agent& lonely = down.add(3);
+  agent& lonely = down.add<agent>(3);
   lonely.initialize();
   auto unreachable = lonely.call("list_rooms", json::object());
   CHECK(is_error(unreachable));
@@ -259,29 +174,31 @@ TEST_CASE("isError results the agent can act on: taken, not in room, rate limite
 }
 
 TEST_CASE("a call made while the first connection is under way waits for it instead of failing") {
-  network net;
-  agent& a = net.add(1);
+  in_memory_network net;
+  agent& a = net.add<agent>(1);
   a.b.receive_stdin(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
                          {"params", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()},
                                      {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}}.dump() + "\n" +
                         json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}.dump() + "\n",
-                    net.now.wall);
-  a.b.dialing(net.now.wall);  // the tools loop has started dialing, nothing is connected yet
+                    net.now());
+  const auto first = a.b.poll(net.now());
+  a.record(first);
+  REQUIRE(first.dial);  // the tools loop has started dialing, nothing is connected yet
   a.b.receive_stdin(json{{"jsonrpc", "2.0"}, {"id", 7}, {"method", "tools/call"},
                          {"params", {{"name", "list_rooms"}, {"arguments", json::object()}}}}.dump() + "\n",
-                    net.now.wall);
-  for (const auto& line : a.b.take_stdout()) CHECK(json::parse(line).value("id", 0) != 7);
-  a.link = *net.srv->accept(net.now);
-  a.b.connected(net.now.wall);
+                    net.now());
+  a.record(a.b.poll(net.now()));
+  CHECK_FALSE(a.response(7));
+  net.accept(a);
   net.settle();
   REQUIRE(a.response(7));
   CHECK_FALSE(is_error(*a.response(7)));
 }
 
 TEST_CASE("read_messages: what arrived since the last read, per room or all, and waiting for the first") {
-  network net;
-  agent& alice = net.add(1);
-  agent& bob = net.add(2);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
   alice.initialize();
   bob.initialize();
   for (const char* room : {"one", "two"}) {
@@ -322,16 +239,16 @@ TEST_CASE("read_messages: what arrived since the last read, per room or all, and
 }
 
 TEST_CASE("read_messages flags messages dropped from a full buffer") {
-  network net;
-  agent& alice = net.add(1);
-  agent& bob = net.add(2);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
   alice.initialize();
   bob.initialize();
   alice.call("join_room", {{"room", "lobby"}});
   bob.call("join_room", {{"room", "lobby"}});
   for (int i = 0; i < 1005; ++i) {
     alice.call("send_message", {{"room", "lobby"}, {"body", std::to_string(i)}});
-    net.now += milliseconds(100);  // stay within the rate limit
+    net.clock += milliseconds(100);  // stay within the rate limit
   }
   auto read = structured(bob.call("read_messages", {{"limit", 1000}}));
   CHECK(read["dropped"] == true);
@@ -341,9 +258,9 @@ TEST_CASE("read_messages flags messages dropped from a full buffer") {
 }
 
 TEST_CASE("a dropped connection resumes: missed messages arrive once, in order, and nothing is pushed twice") {
-  network net;
-  agent& alice = net.add(1);
-  agent& bob = net.add(2);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
   alice.initialize();
   bob.initialize();
   alice.call("join_room", {{"room", "lobby"}});
@@ -363,9 +280,9 @@ TEST_CASE("a dropped connection resumes: missed messages arrive once, in order, 
 }
 
 TEST_CASE("a send whose answer was lost in a drop is retried after the resume and delivered once") {
-  network net;
-  agent& alice = net.add(1);
-  agent& bob = net.add(2);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
   alice.initialize();
   bob.initialize();
   alice.call("join_room", {{"room", "lobby"}});
@@ -375,10 +292,10 @@ TEST_CASE("a send whose answer was lost in a drop is retried after the resume an
   alice.b.receive_stdin(json{{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
                              {"params", {{"name", "send_message"}, {"arguments", {{"room", "lobby"}, {"body", "once"}}}}}}
                                 .dump() + "\n",
-                        net.now.wall);
-  net.srv->receive(*alice.link, alice.b.take_socket_output(), net.now);
-  (void)net.srv->take_output(*alice.link);  // alice's answer is lost with the link
-  net.cut(alice);
+                        net.now());
+  const auto sent = alice.b.poll(net.now());
+  alice.record(sent);
+  net.deliver_then_cut(alice, sent.send);  // alice's answer is lost with the link
   net.settle();
   net.advance(seconds(11));
   REQUIRE(alice.response(id));
@@ -389,9 +306,9 @@ TEST_CASE("a send whose answer was lost in a drop is retried after the resume an
 }
 
 TEST_CASE("a refused resume starts a fresh session, rejoins under the same nickname and says messages may be lost") {
-  network net;
-  agent& alice = net.add(1);
-  agent& bob = net.add(2);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
   alice.initialize();
   bob.initialize();
   alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}});
@@ -413,12 +330,12 @@ TEST_CASE("a refused resume starts a fresh session, rejoins under the same nickn
 }
 
 TEST_CASE("a rejoin whose nickname was taken meanwhile takes the next free one") {
-  network net;
-  agent& alice = net.add(1);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
   alice.initialize();
   alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}});
   net.restart_server();
-  agent& impostor = net.add(5);
+  agent& impostor = net.add<agent>(5);
   impostor.initialize();
   impostor.call("join_room", {{"room", "lobby"}, {"nickname", "Alice"}});
   net.advance(seconds(11));
@@ -427,44 +344,44 @@ TEST_CASE("a rejoin whose nickname was taken meanwhile takes the next free one")
 }
 
 TEST_CASE("stdin EOF closes with 1000: the session ends at once and the bridge finishes") {
-  network net;
-  agent& alice = net.add(1);
-  agent& bob = net.add(2);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
   alice.initialize();
   bob.initialize();
   alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}});
   bob.call("join_room", {{"room", "lobby"}, {"nickname", "bob"}});
-  alice.b.shutdown(net.now.wall);
+  alice.b.shutdown(net.now());
   net.settle();
   CHECK(alice.b.finished());
   CHECK(structured(bob.call("who_is_here", {{"room", "lobby"}}))["nicknames"] == json::array({"bob"}));
 }
 
 TEST_CASE("shutdown finishes within its deadline even if the server never answers") {
-  network net;
-  agent& alice = net.add(1);
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
   alice.initialize();
   net.server_up = true;
-  alice.b.shutdown(net.now.wall);
+  alice.b.shutdown(net.now());
   // the close request is pending but nobody carries it out
   CHECK_FALSE(alice.b.finished());
-  alice.b.on_timer(net.now.wall + milliseconds(500));
+  CHECK_FALSE(alice.b.poll(net.now() + milliseconds(499)).finished);
+  CHECK(alice.b.poll(net.now() + milliseconds(500)).finished);
   CHECK(alice.b.finished());
 }
 
 TEST_CASE("reconnect backoff grows from 100 ms with jitter and is capped at 10 s") {
-  network net;
+  in_memory_network net;
   net.server_up = false;
-  agent& a = net.add(9);
+  agent& a = net.add<agent>(9);
   std::vector<std::int64_t> waits;
-  time_point t = net.now.wall;
+  mono_time t = net.now();
   for (int i = 0; i < 12; ++i) {
-    REQUIRE(a.b.wants_connection(t));
-    a.b.dialing(t);
-    a.b.disconnected(t);
-    const auto next = *a.b.next_deadline();
+    REQUIRE(a.b.poll(t).dial);
+    a.b.disconnected(t);  // refused
+    const auto next = *a.b.poll(t).deadline;
     waits.push_back((next - t).count());
-    CHECK_FALSE(a.b.wants_connection(next - milliseconds(1)));
+    CHECK_FALSE(a.b.poll(next - milliseconds(1)).dial);
     t = next;
   }
   CHECK(waits[0] >= 50);

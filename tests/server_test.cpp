@@ -66,7 +66,7 @@ struct harness {
 };
 
 // A WebSocket client speaking to the harness through the core's own client codec.
-struct client {
+struct peer {
   harness& H;
   connection_id id;
   websocket ws{role::client, testing::seeded_random(3)};
@@ -76,7 +76,7 @@ struct client {
   std::optional<ws_close> close;
   std::size_t read_pos = 0;
 
-  explicit client(harness& h) : H(h), id(*h.srv.accept(h.now)) {}
+  explicit peer(harness& h) : H(h), id(*h.srv.accept(h.now)) {}
 
   void raw(std::string_view bytes) {
     H.srv.receive(id, bytes, H.now);
@@ -140,8 +140,8 @@ struct client {
   bool server_closed() const { return H.closed.count(id) > 0; }
 };
 
-client connected(harness& h, const std::string& nickname = "", const std::string& room = "lobby") {
-  client c(h);
+peer connected(harness& h, const std::string& nickname = "", const std::string& room = "lobby") {
+  peer c(h);
   c.upgrade();
   auto ok = c.hello();
   REQUIRE(ok["_tag"] == "hello.ok");
@@ -161,13 +161,13 @@ std::string body_of(const harness& h, connection_id id) {
 
 TEST_CASE("HTTP on the WebSocket port: healthz, metrics, 404, 426, 405, 400, 431") {
   harness h;
-  client health(h);
+  peer health(h);
   health.raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   CHECK(h.inbox[health.id].rfind("HTTP/1.1 200", 0) == 0);
   CHECK(body_of(h, health.id) == "ok\n");
   CHECK(health.server_closed());
 
-  client metrics(h);
+  peer metrics(h);
   metrics.raw("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   const std::string text = body_of(h, metrics.id);
   for (const char* name : {"parley_connections ", "parley_sessions ", "parley_rooms ", "parley_memberships ",
@@ -178,7 +178,7 @@ TEST_CASE("HTTP on the WebSocket port: healthz, metrics, 404, 426, 405, 400, 431
   CHECK(h.inbox[metrics.id].find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
 
   auto status_of = [&](const std::string& request) {
-    client c(h);
+    peer c(h);
     c.raw(request);
     CHECK(c.server_closed());
     return std::stoi(h.inbox[c.id].substr(9, 3));
@@ -195,11 +195,11 @@ TEST_CASE("HTTP on the WebSocket port: healthz, metrics, 404, 426, 405, 400, 431
 TEST_CASE("every HTTP answer says Connection: close, and a request without Host is refused") {
   harness h;
   for (const char* path : {"/healthz", "/metrics", "/nope"}) {
-    client c(h);
+    peer c(h);
     c.raw(std::string("GET ") + path + " HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK_MESSAGE(h.inbox[c.id].find("\r\nConnection: close\r\n") != std::string::npos, path);
   }
-  client no_host(h);
+  peer no_host(h);
   no_host.raw("GET /healthz HTTP/1.1\r\n\r\n");
   CHECK(h.inbox[no_host.id].rfind("HTTP/1.1 400 Bad Request: a Host header is required", 0) == 0);
   CHECK(no_host.server_closed());
@@ -211,7 +211,7 @@ const std::string upgrade_head =
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
 
 int status_after(harness& h, const std::string& request) {
-  client c(h);
+  peer c(h);
   c.raw(request);
   return std::stoi(h.inbox[c.id].substr(9, 3));
 }
@@ -255,7 +255,7 @@ TEST_CASE("an upgrade with an Origin is refused unless it is our own page's or a
   CHECK(upgrade_from("https://127.0.0.1:7539") == 403);        // we serve http, not https
   CHECK(upgrade_from("null") == 403);
   CHECK(upgrade_from("garbage") == 403);
-  CHECK(status_after(h, upgrade_head + "Host: 127.0.0.1:7539\r\n\r\n") == 101);  // no Origin: a native client
+  CHECK(status_after(h, upgrade_head + "Host: 127.0.0.1:7539\r\n\r\n") == 101);  // no Origin: a native peer
 
   server_config tls;
   tls.tls = true;
@@ -268,8 +268,8 @@ TEST_CASE("hub_config::max_body_bytes is the one body limit, on the wire as in t
   hub_config hc;
   hc.max_body_bytes = 100;
   harness h({}, {}, hc);
-  client alice = connected(h, "alice");
-  client bob = connected(h, "bob");
+  peer alice = connected(h, "alice");
+  peer bob = connected(h, "bob");
   auto send = [&](std::size_t bytes) {
     return alice.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", std::string(bytes, 'x')}});
   };
@@ -285,8 +285,8 @@ TEST_CASE("hub_config::max_body_bytes is the one body limit, on the wire as in t
 
 TEST_CASE("upgrade, hello, join, send: fan-out without self-echo") {
   harness h;
-  client alice = connected(h, "alice");
-  client bob = connected(h, "bob");
+  peer alice = connected(h, "alice");
+  peer bob = connected(h, "bob");
   CHECK(h.inbox[alice.id].find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != std::string::npos);
   auto sent = alice.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", "hi bob"}});
   REQUIRE(sent["_tag"] == "tool.ok");
@@ -301,7 +301,7 @@ TEST_CASE("upgrade, hello, join, send: fan-out without self-echo") {
 
 TEST_CASE("a hello sent right behind the upgrade request in the same bytes is served") {
   harness h;
-  client c(h);
+  peer c(h);
   websocket ws(role::client, testing::seeded_random(1));
   c.raw("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" +
@@ -311,7 +311,7 @@ TEST_CASE("a hello sent right behind the upgrade request in the same bytes is se
 
 TEST_CASE("the whole exchange gives the same answers fed byte by byte") {
   harness h;
-  client c(h);
+  peer c(h);
   const std::string upgrade = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
   const std::string frames = c.ws.encode_text(R"({"_tag":"hello","clientVersion":"0.1.0"})") +
@@ -325,7 +325,7 @@ TEST_CASE("the whole exchange gives the same answers fed byte by byte") {
 
 TEST_CASE("a bad first frame is hello.err BadHandshakeFrameError and close 1002") {
   harness h;
-  client c(h);
+  peer c(h);
   c.upgrade();
   c.send(R"({"_tag":"tool.list_rooms","requestId":"1"})");
   auto err = c.next();
@@ -347,7 +347,7 @@ TEST_CASE("auth: no token 4000, bad or revoked token 4000, right token ok, Beare
             "this server requires a token: pass it in hello.authToken or an Authorization: Bearer header"},
            {std::string("parley_tok_revoked"), "TokenRevokedError", "token old is revoked"},
            {std::string("parley_tok_wrong"), "BadTokenError", "unknown token"}}) {
-    client c(h);
+    peer c(h);
     c.upgrade();
     auto err = c.hello(token);
     CHECK(err["code"] == code);
@@ -355,10 +355,10 @@ TEST_CASE("auth: no token 4000, bad or revoked token 4000, right token ok, Beare
     REQUIRE(c.close);
     CHECK(c.close->code == 4000);
   }
-  client good(h);
+  peer good(h);
   good.upgrade();
   CHECK(good.hello(std::string("parley_tok_good"))["_tag"] == "hello.ok");
-  client bearer(h);
+  peer bearer(h);
   bearer.upgrade("Authorization: Bearer parley_tok_good\r\n");
   CHECK(bearer.hello()["_tag"] == "hello.ok");
 
@@ -382,7 +382,7 @@ TEST_CASE("a token store that cannot answer refuses the hello with 1011 and says
   hooks.required = true;
   hooks.tokens = {{"parley_tok_any", {token_status::unavailable, ""}}};
   harness h({}, hooks);
-  client c(h);
+  peer c(h);
   c.upgrade();
   auto err = c.hello(std::string("parley_tok_any"));
   CHECK(err["_tag"] == "hello.err");
@@ -397,8 +397,8 @@ TEST_CASE("a 1000 close ends the session at once; any other drop detaches it for
   server_config config;
   config.pong_timeout = seconds(120);  // bob stays quiet through the grace period below
   harness h(config);
-  client alice = connected(h, "alice");
-  client bob = connected(h, "bob");
+  peer alice = connected(h, "alice");
+  peer bob = connected(h, "bob");
   auto who = [&] { return bob.call({{"_tag", "tool.who_is_here"}, {"room", "lobby"}})["result"]["nicknames"]; };
   alice.raw(alice.ws.encode_close(1000, "bye"));
   alice.read();
@@ -407,7 +407,7 @@ TEST_CASE("a 1000 close ends the session at once; any other drop detaches it for
   CHECK(alice.server_closed());
   CHECK(who() == json::array({"bob"}));
 
-  client carol = connected(h, "carol");
+  peer carol = connected(h, "carol");
   h.srv.transport_closed(carol.id, h.now);  // abrupt: no close frame
   CHECK(who() == json::array({"bob", "carol"}));
   h.now += seconds(61);
@@ -417,8 +417,8 @@ TEST_CASE("a 1000 close ends the session at once; any other drop detaches it for
 
 TEST_CASE("abrupt drop then resume replays exactly what was missed") {
   harness h;
-  client alice = connected(h, "alice");
-  client bob(h);
+  peer alice = connected(h, "alice");
+  peer bob(h);
   bob.upgrade();
   auto ok = bob.hello();
   REQUIRE(bob.call({{"_tag", "tool.join_room"}, {"room", "lobby"}, {"nickname", "bob"}})["_tag"] == "tool.ok");
@@ -429,7 +429,7 @@ TEST_CASE("abrupt drop then resume replays exactly what was missed") {
   alice.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", "two"}});
   alice.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", "three"}});
 
-  client again(h);
+  peer again(h);
   again.upgrade();
   again.send_json({{"_tag", "hello"},
                    {"clientVersion", "0.1.0"},
@@ -450,14 +450,14 @@ TEST_CASE("resume failures: 4001 unknown session, 4002 bad token, 4003 overflow"
   hub_config hc;
   hc.rate = {1000, 1000};
   harness h({}, {}, hc);
-  client alice = connected(h, "alice");
-  client bob(h);
+  peer alice = connected(h, "alice");
+  peer bob(h);
   bob.upgrade();
   auto ok = bob.hello();
   bob.call({{"_tag", "tool.join_room"}, {"room", "lobby"}});
   h.srv.transport_closed(bob.id, h.now);
   auto resume_with = [&](json session_id, json token) {
-    client c(h);
+    peer c(h);
     c.upgrade();
     c.send_json({{"_tag", "hello"},
                  {"clientVersion", "0.1.0"},
@@ -475,10 +475,10 @@ TEST_CASE("resume failures: 4001 unknown session, 4002 bad token, 4003 overflow"
 
 TEST_CASE("a resume on a new connection takes the session from the old one, which is closed with 4009") {
   harness h;
-  client first(h);
+  peer first(h);
   first.upgrade();
   auto ok = first.hello();
-  client second(h);
+  peer second(h);
   second.upgrade();
   second.send_json({{"_tag", "hello"},
                     {"clientVersion", "0.1.0"},
@@ -494,7 +494,7 @@ TEST_CASE("a resume on a new connection takes the session from the old one, whic
 
 TEST_CASE("bad frames after hello: BadFrameError, InvalidArgumentError under the requestId, 1002/1007/1009") {
   harness h;
-  client c = connected(h);
+  peer c = connected(h);
   c.send("not json");
   CHECK(c.next()["code"] == "BadFrameError");
   auto bad = c.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", ""}});
@@ -503,14 +503,14 @@ TEST_CASE("bad frames after hello: BadFrameError, InvalidArgumentError under the
   CHECK(bad["requestId"] == "r");
 
   auto close_code_after = [&](std::string bytes) {
-    client x = connected(h);
+    peer x = connected(h);
     x.raw(bytes);
     x.read();
     REQUIRE(x.close);
     CHECK(x.server_closed());
     return x.close->code;
   };
-  CHECK(close_code_after(std::string("\x81\x05hello", 7)) == 1002);  // unmasked client frame
+  CHECK(close_code_after(std::string("\x81\x05hello", 7)) == 1002);  // unmasked peer frame
   websocket w(role::client, testing::seeded_random(4));
   CHECK(close_code_after(w.encode_text("\xC3\x28")) == 1007);
   CHECK(close_code_after(w.encode_text(std::string(64 * 1024 + 1, 'x'))) == 1009);
@@ -518,8 +518,8 @@ TEST_CASE("bad frames after hello: BadFrameError, InvalidArgumentError under the
 
 TEST_CASE("8192-byte bodies pass the server's 64 KiB frame limit; 8193 bytes are refused by the tool") {
   harness h;
-  client a = connected(h, "a");
-  client b = connected(h, "b");
+  peer a = connected(h, "a");
+  peer b = connected(h, "b");
   std::string body;
   for (int i = 0; i < 2048; ++i) body += "\xF0\x9F\x98\x80";
   CHECK(a.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", body}})["_tag"] == "tool.ok");
@@ -532,7 +532,7 @@ TEST_CASE("ping is answered with pong; keepalive pings go out and silence closes
   config.ping_interval = seconds(30);
   config.pong_timeout = seconds(60);
   harness h(config);
-  client c = connected(h);
+  peer c = connected(h);
   c.raw(c.ws.encode_ping("are you there"));
   std::string_view in = h.inbox[c.id];
   CHECK(in.find("are you there") != std::string_view::npos);
@@ -542,13 +542,13 @@ TEST_CASE("ping is answered with pong; keepalive pings go out and silence closes
   h.pump();
   const std::size_t before = h.inbox[c.id].size();
   CHECK(before > in.size());  // a ping went out
-  c.read();                   // our client answers it, which counts as hearing from it
+  c.read();                   // our peer answers it, which counts as hearing from it
   h.now += seconds(59);
   h.srv.on_timer(h.now);
   h.pump();
   CHECK_FALSE(c.server_closed());
 
-  client silent = connected(h);
+  peer silent = connected(h);
   h.now += seconds(60);
   h.srv.on_timer(h.now);
   h.pump();
@@ -559,9 +559,9 @@ TEST_CASE("the handshake must finish within the timeout: slow-loris connections 
   server_config config;
   config.handshake_timeout = seconds(10);
   harness h(config);
-  client partial(h);
+  peer partial(h);
   partial.raw("GET / HTTP/1.1\r\nHost: x\r\n");
-  client no_hello(h);
+  peer no_hello(h);
   no_hello.upgrade();
   REQUIRE(h.srv.next_deadline() == (epoch + seconds(10)).monotonic);
   h.now += milliseconds(9999);
@@ -591,7 +591,7 @@ TEST_CASE("at the cap, a few loopback connections still reach /healthz and /metr
   config.max_connections = 1;
   config.monitoring_reserve = 2;
   harness h(config);
-  client full = connected(h);
+  peer full = connected(h);
   CHECK_FALSE(h.srv.accept(h.now, /*from_loopback=*/false));  // the reserve is not for strangers
   auto reserved = [&](const std::string& request) {
     auto id = h.srv.accept(h.now, /*from_loopback=*/true);
@@ -617,9 +617,9 @@ TEST_CASE("a slow consumer is closed with 4008; everyone else is unaffected, and
   hub_config hc;
   hc.rate = {1000, 1000};
   harness h(config, {}, hc);
-  client sender = connected(h, "sender");
-  client fast = connected(h, "fast");
-  client slow(h);
+  peer sender = connected(h, "sender");
+  peer fast = connected(h, "fast");
+  peer slow(h);
   slow.upgrade();
   auto ok = slow.hello();
   slow.call({{"_tag", "tool.join_room"}, {"room", "lobby"}, {"nickname", "slow"}});
@@ -644,7 +644,7 @@ TEST_CASE("a slow consumer is closed with 4008; everyone else is unaffected, and
   // The closed consumer's session resumes and replays what it never got, within its ring.
   h.srv.transport_closed(slow.id, h.now);
   h.count_written = true;
-  client back(h);
+  peer back(h);
   back.upgrade();
   back.send_json({{"_tag", "hello"},
                   {"clientVersion", "0.1.0"},
@@ -659,7 +659,7 @@ TEST_CASE("a client that sends requests and never reads is a slow consumer too: 
   server_config config;
   config.max_queue_bytes = 4096;
   harness h(config);
-  client c = connected(h);
+  peer c = connected(h);
   h.count_written = false;
   for (int i = 0; i < 200 && !c.server_closed(); ++i)
     c.raw(c.ws.encode_text(R"({"_tag":"tool.list_rooms","requestId":"x"})"));
@@ -667,7 +667,7 @@ TEST_CASE("a client that sends requests and never reads is a slow consumer too: 
   REQUIRE(c.close);
   CHECK(c.close->code == 4008);
   // a ping flood is no way around the bound either
-  client p = connected(h);
+  peer p = connected(h);
   for (int i = 0; i < 200 && !p.server_closed(); ++i) p.raw(p.ws.encode_ping(std::string(100, 'p')));
   CHECK(p.server_closed());
 }
@@ -676,8 +676,8 @@ TEST_CASE("shutdown closes every connection with 1001, refuses new hellos, and i
   server_config config;
   config.shutdown_grace = milliseconds(1500);
   harness h(config);
-  client a = connected(h);
-  client pending(h);
+  peer a = connected(h);
+  peer pending(h);
   pending.upgrade();
   CHECK_FALSE(h.srv.finished());
   h.srv.shutdown(h.now);
@@ -701,7 +701,7 @@ TEST_CASE("shutdown closes every connection with 1001, refuses new hellos, and i
 
 TEST_CASE("shutdown is finished at once when the last connection is gone") {
   harness h;
-  client a = connected(h);
+  peer a = connected(h);
   h.srv.shutdown(h.now);
   h.pump();
   CHECK_FALSE(h.srv.finished());
@@ -713,8 +713,8 @@ TEST_CASE("a connection we are closing is cut after the linger if the peer never
   server_config config;
   config.close_linger = seconds(2);
   harness h(config);
-  client a = connected(h);
-  client b = connected(h);
+  peer a = connected(h);
+  peer b = connected(h);
   h.srv.shutdown(h.now);
   h.pump();
   CHECK(h.srv.take_aborted().empty());
@@ -741,9 +741,9 @@ TEST_CASE("a wall-clock step of an hour either way closes and expires nothing ea
   for (const auto step : {std::chrono::hours(1), -std::chrono::hours(1)}) {
     CAPTURE(step.count());
     harness h(config, {}, hc);
-    client alice = connected(h, "alice");
-    client bob = connected(h, "bob");
-    client handshaking(h);
+    peer alice = connected(h, "alice");
+    peer bob = connected(h, "bob");
+    peer handshaking(h);
     handshaking.upgrade();
     h.srv.transport_closed(bob.id, h.now);  // bob's session is in its 60 s grace
     auto send = [&](const char* body) {

@@ -156,7 +156,7 @@ int token_issue(std::filesystem::path& db_file, const std::string& label) {
   return exit_ok;
 }
 
-std::string time_or(const std::optional<parley::time_point>& t, const char* otherwise) {
+std::string time_or(const std::optional<parley::wall_time>& t, const char* otherwise) {
   return t ? parley::format_rfc3339(*t) : otherwise;
 }
 

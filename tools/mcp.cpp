@@ -1,69 +1,30 @@
 // SPDX-License-Identifier: MIT
-// The MCP bridge's loop: stdin, stdout, one TCP/TLS connection and a timer around the core's parley::bridge.
+// The MCP bridge's loop: stdin, stdout, one connection at a time and a timer around the core's parley::bridge.
 //
 // Every decision (what to answer, when to dial, what to ack, when to stop) is the
-// bridge's. This file only reads stdin on a thread of its own (stdin may be a pipe,
-// a file or a terminal), writes stdout, and runs the socket on one io_context.
+// bridge's: after each event the loop asks bridge.poll(now) and does what it says.
+// stdin is read on a thread of its own (it may be a pipe, a file or a terminal; see
+// stdin_reader.hpp); everything else runs on one io_context thread.
 #include "mcp.hpp"
 
 #include "crypto.hpp"
 #include "log.hpp"
+#include "server_link.hpp"
+#include "stdin_reader.hpp"
 #include "wall_clock.hpp"
 
 #include <parley/bridge.hpp>
+#include <parley/server_url.hpp>
 
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
 #include <csignal>
-#include <cstdio>
 #include <memory>
-#include <thread>
 #include <unistd.h>
 
 namespace parley_tools {
 namespace {
-
-using asio::ip::tcp;
-
-struct server_url {
-  bool tls = false;
-  std::string host;  // without brackets
-  std::string port;
-  std::string path = "/";
-  std::string host_header;  // host[:port], brackets for IPv6
-};
-
-// ws://host[:port][/path] or wss://...
-std::optional<server_url> parse_server_url(std::string_view url) {
-  server_url out;
-  if (url.rfind("ws://", 0) == 0) {
-    url.remove_prefix(5);
-  } else if (url.rfind("wss://", 0) == 0) {
-    out.tls = true;
-    url.remove_prefix(6);
-  } else {
-    return std::nullopt;
-  }
-  const auto slash = url.find('/');
-  std::string_view authority = url.substr(0, slash);
-  if (slash != std::string_view::npos) out.path = std::string(url.substr(slash));
-  out.host_header = std::string(authority);
-  if (!authority.empty() && authority.front() == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    out.host = std::string(authority.substr(1, close - 1));
-    authority.remove_prefix(close + 1);
-    if (!authority.empty() && authority.front() == ':') out.port = std::string(authority.substr(1));
-  } else {
-    const auto colon = authority.rfind(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) out.port = std::string(authority.substr(colon + 1));
-  }
-  if (out.port.empty()) out.port = out.tls ? "443" : "80";
-  if (out.host.empty()) return std::nullopt;
-  return out;
-}
 
 void write_all(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
@@ -78,220 +39,138 @@ void write_all(int fd, std::string_view bytes) {
 
 class bridge_runtime {
  public:
-  bridge_runtime(asio::io_context& io, const mcp_options& options, server_url url)
+  bridge_runtime(asio::io_context& io, const mcp_options& options, parley::server_url url)
       : io_(io),
-        options_(options),
         url_(std::move(url)),
         log_(options.log),
-        bridge_(config(options, url_), openssl_random_source(), wall_clock_now()),
+        bridge_(config(options, url_), openssl_random_source()),
         timer_(io),
         signals_(io, SIGINT, SIGTERM),
         tls_(asio::ssl::context::tls_client) {
     if (url_.tls) {
       tls_.set_default_verify_paths();
-      if (!options_.ca_file.empty()) tls_.load_verify_file(options_.ca_file.string());
+      if (!options.ca_file.empty()) tls_.load_verify_file(options.ca_file.string());
       tls_.set_verify_mode(asio::ssl::verify_peer);
     }
   }
 
   int run() {
     signals_.async_wait([this](std::error_code ec, int) {
-      if (!ec) {
-        bridge_.shutdown(wall_clock_now());
-        pump();
-      }
+      if (ec) return;
+      bridge_.shutdown(steady_clock_now());
+      pump();
     });
-    start_stdin_thread();
+    stdin_ = std::make_unique<stdin_reader>(
+        io_, STDIN_FILENO,
+        [this](std::string bytes) {
+          bridge_.receive_stdin(bytes, steady_clock_now());
+          pump();
+        },
+        [this] {
+          bridge_.shutdown(steady_clock_now());
+          pump();
+        });
     pump();
     io_.run();
-    if (stdin_thread_.joinable()) stdin_thread_.detach();  // blocked in read(); the process is ending
+    stdin_.reset();  // cuts the reader before the io_context it posts to goes away
     return 0;
   }
 
  private:
-  static parley::bridge_config config(const mcp_options& options, const server_url& url) {
+  static parley::bridge_config config(const mcp_options& options, const parley::server_url& url) {
     parley::bridge_config c;
-    c.host = url.host_header;
-    c.path = url.path;
-    if (!options.token.empty()) c.token = options.token;
+    c.client.host = url.host_header;
+    c.client.path = url.path;
+    if (!options.token.empty()) c.client.token = options.token;
     return c;
   }
 
-  void start_stdin_thread() {
-    stdin_thread_ = std::thread([this] {
-      char buffer[65536];
-      for (;;) {
-        const ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          asio::post(io_, [this] {
-            bridge_.shutdown(wall_clock_now());
-            pump();
-          });
-          return;
-        }
-        asio::post(io_, [this, bytes = std::string(buffer, static_cast<std::size_t>(n))] {
-          bridge_.receive_stdin(bytes, wall_clock_now());
-          pump();
-        });
+  // After every event: do what the bridge decided. Writing stdout releases acks, which
+  // the next poll hands out, so the loop goes round until a poll brings no stdout.
+  void pump() {
+    for (;;) {
+      auto a = bridge_.poll(steady_clock_now());
+      if (!a.stdout_lines.empty()) {
+        std::string out;
+        for (const auto& line : a.stdout_lines) out.append(line).push_back('\n');
+        write_all(STDOUT_FILENO, out);  // one writer owns stdout; pushes and answers never interleave
+        bridge_.stdout_written(a.batch);
       }
-    });
+      if (a.finished) return stop();
+      if (link_ && !a.send.empty()) link_->write(std::move(a.send));
+      if (link_ && a.close) link_->close_after_write();
+      if (a.dial) dial();
+      arm_timer(a.deadline);
+      if (a.stdout_lines.empty()) return;
+    }
   }
 
-  // After every event: write what the bridge produced, act on what it decided.
-  void pump() {
-    const auto lines = bridge_.take_stdout();
-    if (!lines.empty()) {
-      std::string out;
-      for (const auto& line : lines) out.append(line).push_back('\n');
-      write_all(STDOUT_FILENO, out);  // one writer owns stdout; pushes and answers never interleave
-      bridge_.stdout_written();
-    }
-    if (bridge_.finished()) {
-      close_socket();
-      io_.stop();
+  void arm_timer(std::optional<parley::steady_time> deadline) {
+    if (!deadline) {
+      timer_.cancel();
       return;
     }
-    socket_out_ += bridge_.take_socket_output();
-    if (bridge_.take_close_request()) close_after_write_ = true;
-    if (connected_) start_write();
-    if (!connecting_ && !connected_ && bridge_.wants_connection(wall_clock_now())) dial();
-    arm_timer();
-  }
-
-  void arm_timer() {
-    auto next = bridge_.next_deadline();
-    if (!next) return;
-    const auto wait = std::max(parley::milliseconds(1), *next - wall_clock_now());
-    timer_.expires_after(wait);
+    timer_.expires_at(*deadline);
     timer_.async_wait([this](std::error_code ec) {
-      if (ec) return;
-      bridge_.on_timer(wall_clock_now());
-      pump();
+      if (!ec) pump();  // poll(now) handles what is due
     });
   }
 
   void dial() {
-    connecting_ = true;
-    bridge_.dialing(wall_clock_now());
-    const std::uint64_t generation = ++generation_;
-    asio::co_spawn(io_, connect(generation), asio::detached);
-  }
-
-  asio::awaitable<void> connect(std::uint64_t generation) {
-    std::error_code ec;
-    tcp::resolver resolver(io_);
-    auto endpoints = co_await resolver.async_resolve(url_.host, url_.port, asio::redirect_error(asio::use_awaitable, ec));
-    auto socket = std::make_unique<tcp::socket>(io_);
-    if (!ec) co_await asio::async_connect(*socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec) socket->set_option(tcp::no_delay(true), ec);
-    std::unique_ptr<asio::ssl::stream<tcp::socket>> tls;
-    if (!ec && url_.tls) {
-      tls = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(*socket), tls_);
-      SSL_set_tlsext_host_name(tls->native_handle(), url_.host.c_str());
-      tls->set_verify_callback(asio::ssl::host_name_verification(url_.host));
-      co_await tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
-    }
-    if (generation != generation_) co_return;  // shut down meanwhile
-    connecting_ = false;
-    if (ec) {
-      log_.debug("cannot reach " + url_.host + ":" + url_.port + ": " + ec.message());
-      bridge_.disconnected(wall_clock_now());
+    // Each connection reports through handlers that know which link they belong to, so
+    // nothing from an old connection can reach the bridge once another is current.
+    const std::uint64_t id = ++last_link_;
+    server_link::handlers h;
+    h.connected = [this, id] {
+      if (id != current_link_) return;
+      bridge_.connected(steady_clock_now());
       pump();
-      co_return;
-    }
-    socket_ = std::move(socket);
-    tls_stream_ = std::move(tls);
-    connected_ = true;
-    bridge_.connected(wall_clock_now());
-    asio::co_spawn(io_, read_loop(generation), asio::detached);
-    pump();
-  }
-
-  asio::awaitable<void> read_loop(std::uint64_t generation) {
-    std::array<char, 16384> buffer;
-    for (;;) {
-      std::error_code ec;
-      std::size_t n = 0;
-      if (tls_stream_)
-        n = co_await tls_stream_->async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
-      else
-        n = co_await socket_->async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
-      if (generation != generation_) co_return;
-      if (ec) {
-        lost(wall_clock_now());
-        co_return;
-      }
-      bridge_.receive_socket(std::string_view(buffer.data(), n), wall_clock_now());
-      pump();
-    }
-  }
-
-  void start_write() {
-    if (writing_ || !connected_) return;
-    if (socket_out_.empty()) {
-      if (close_after_write_) {
-        close_after_write_ = false;
-        lost(wall_clock_now());
-      }
-      return;
-    }
-    writing_ = true;
-    in_write_ = std::exchange(socket_out_, {});
-    auto done = [this, generation = generation_](std::error_code ec, std::size_t) {
-      writing_ = false;
-      if (generation != generation_) return;
-      if (ec) return lost(wall_clock_now());
-      start_write();
     };
-    if (tls_stream_) asio::async_write(*tls_stream_, asio::buffer(in_write_), done);
-    else asio::async_write(*socket_, asio::buffer(in_write_), done);
+    h.received = [this, id](std::string_view bytes) {
+      if (id != current_link_) return;
+      bridge_.receive_socket(bytes, steady_clock_now());
+      pump();
+    };
+    h.ended = [this, id](std::string why) {
+      if (id != current_link_) return;
+      log_.debug("parley connection ended: " + why);
+      link_.reset();
+      current_link_ = 0;
+      bridge_.disconnected(steady_clock_now());
+      pump();
+    };
+    current_link_ = id;
+    link_ = server_link::dial(io_, url_.tls ? &tls_ : nullptr, url_, std::move(h));
   }
 
-  void lost(parley::time_point now) {
-    close_socket();
-    bridge_.disconnected(now);
-    pump();
-  }
-
-  void close_socket() {
-    ++generation_;
-    connected_ = false;
-    connecting_ = false;
-    writing_ = false;
-    close_after_write_ = false;
-    socket_out_.clear();
-    std::error_code ignored;
-    if (tls_stream_) tls_stream_->lowest_layer().close(ignored);
-    if (socket_) socket_->close(ignored);
+  void stop() {
+    if (link_) link_->cancel();
+    link_.reset();
+    timer_.cancel();
+    signals_.cancel();
+    if (stdin_) stdin_->cut();
+    io_.stop();
   }
 
   asio::io_context& io_;
-  const mcp_options& options_;
-  server_url url_;
+  parley::server_url url_;
   logger log_;
   parley::bridge bridge_;
   asio::steady_timer timer_;
   asio::signal_set signals_;
   asio::ssl::context tls_;
-  std::unique_ptr<tcp::socket> socket_;
-  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_stream_;
-  std::string socket_out_;
-  std::string in_write_;
-  std::uint64_t generation_ = 0;
-  bool connecting_ = false;
-  bool connected_ = false;
-  bool writing_ = false;
-  bool close_after_write_ = false;
-  std::thread stdin_thread_;
+  std::shared_ptr<server_link> link_;  // the transport the bridge knows of, from dial to ended
+  std::uint64_t last_link_ = 0;
+  std::uint64_t current_link_ = 0;
+  std::unique_ptr<stdin_reader> stdin_;
 };
 
 }  // namespace
 
 int run_mcp(const mcp_options& options) {
-  auto url = parse_server_url(options.server_url);
+  auto url = parley::parse_server_url(options.server_url);
   if (!url) {
-    logger(options.log).error("--server must be ws://host[:port][/path] or wss://...: " + options.server_url);
+    logger(options.log).error("--server " + options.server_url + ": " + url.error().message);
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);

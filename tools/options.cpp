@@ -3,6 +3,7 @@
 #include "options.hpp"
 
 #include <parley/origin.hpp>
+#include <parley/server_url.hpp>
 
 #include <asio/ip/address.hpp>
 
@@ -55,10 +56,10 @@ std::optional<std::string> validate(const server_options& o) {
 }
 
 std::optional<std::string> validate(const mcp_options& o) {
-  const bool tls = o.server_url.starts_with("wss://");
-  if (!tls && !o.server_url.starts_with("ws://")) return "--server must be a ws:// or wss:// URL";
+  const auto url = parley::parse_server_url(o.server_url);
+  if (!url) return "--server " + o.server_url + ": " + url.error().message;
   if (!o.ca_file.empty()) {
-    if (!tls) return "--ca-file only applies to a wss:// server";
+    if (!url->tls) return "--ca-file only applies to a wss:// server";
     if (auto problem = readable_file("--ca-file", o.ca_file)) return problem;
   }
   return std::nullopt;

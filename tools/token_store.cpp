@@ -15,7 +15,7 @@ namespace {
 constexpr std::size_t token_bytes = 32;
 constexpr std::size_t max_label_size = 64;
 
-std::optional<parley::time_point> optional_time(const statement& s, int column) {
+std::optional<parley::wall_time> optional_time(const statement& s, int column) {
   if (s.is_null(column)) return std::nullopt;
   return parley::from_unix_ms(s.int64(column));
 }
@@ -32,7 +32,7 @@ bool valid_token_label(std::string_view label) noexcept {
   return true;
 }
 
-parley::result<std::string> token_store::issue(std::string_view label, parley::time_point now) {
+parley::result<std::string> token_store::issue(std::string_view label, parley::wall_time now) {
   if (!valid_token_label(label))
     return parley::make_error(parley::error_code::invalid_argument,
                               "a token label is 1 to 64 characters of A-Z a-z 0-9 . _ -");
@@ -66,7 +66,7 @@ parley::result<std::vector<token_info>> token_store::list() const {
   }
 }
 
-parley::result<void> token_store::revoke(std::string_view label, parley::time_point now) {
+parley::result<void> token_store::revoke(std::string_view label, parley::wall_time now) {
   auto s = db_.prepare("UPDATE tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE label = ?1");
   if (!s) return tl::unexpected(s.error());
   s->bind(1, label).bind(2, parley::to_unix_ms(now));

@@ -23,9 +23,9 @@ inline constexpr std::string_view token_prefix = "parley_tok_";
 // What `token list` shows. There is no token in it: the store cannot know one.
 struct token_info {
   std::string label;
-  parley::time_point created_at;
-  std::optional<parley::time_point> last_used_at;  // last successful verify()
-  std::optional<parley::time_point> revoked_at;
+  parley::wall_time created_at;
+  std::optional<parley::wall_time> last_used_at;  // last successful hello, recorded by record_uses()
+  std::optional<parley::wall_time> revoked_at;
 
   [[nodiscard]] bool revoked() const noexcept { return revoked_at.has_value(); }
 };
@@ -40,13 +40,13 @@ class token_store {
 
   // A new token, "parley_tok_" + base64url of 32 random bytes. It is returned once
   // and never stored. A label in use, even by a revoked token, is invalid_argument.
-  [[nodiscard]] parley::result<std::string> issue(std::string_view label, parley::time_point now);
+  [[nodiscard]] parley::result<std::string> issue(std::string_view label, parley::wall_time now);
 
   // Every token ever issued, in label order.
   [[nodiscard]] parley::result<std::vector<token_info>> list() const;
 
   // Revoking twice is fine and keeps the first time; an unknown label is invalid_argument.
-  [[nodiscard]] parley::result<void> revoke(std::string_view label, parley::time_point now);
+  [[nodiscard]] parley::result<void> revoke(std::string_view label, parley::wall_time now);
 
   // What the store knows of a token: valid, unknown or revoked, each with its label
   // where there is one. An error is the database failing, never a verdict: the core

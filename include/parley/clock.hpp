@@ -85,7 +85,4 @@ template <class WallTime>
   return format_rfc3339_ms(to_unix_ms(t));
 }
 
-// Kept while the rest of the core moves to the two clocks; to be removed.
-using time_point = wall_time;
-
 }  // namespace parley

@@ -460,13 +460,31 @@ inline std::string base64_encode_with(std::string_view data, std::string_view al
 
 // ----- begin parley/bridge.hpp -----
 // SPDX-License-Identifier: MIT
-// The agent's bridge without I/O: MCP lines from the host on one side, a Parley WebSocket session on the other.
+// The agent's bridge without I/O: MCP lines from the host on one side, a parley::client session on the other.
 //
-// tools/mcp.cpp feeds it stdin bytes, socket bytes, connection events and `now`;
-// it answers with stdout lines, socket bytes, when to dial, and when to stop. It owns
-// the reconnect policy (backoff with jitter, resume, fresh session with rejoin and a
-// notice per room), message de-duplication, the read_messages buffer, and the rule
-// that a message is acked only after its notification reached stdout.
+// tools/mcp.cpp feeds it stdin bytes, socket bytes, connection events and `now`, and
+// after each asks poll(now) what to do: stdout lines, socket bytes, dial, close, when to
+// poll again, stop. The session itself (reconnects, resume, rejoin, de-duplication,
+// calls in flight) is basic_client's; the bridge maps tool calls onto it, pushes room
+// messages as channel notifications, keeps them for read_messages, tells the agent when
+// messages may have been missed, and acks a message only after the stdout line carrying
+// its notification is written: poll() hands the lines out as a numbered batch, and only
+// stdout_written(that batch) releases their acks.
+
+
+// ----- begin parley/client.hpp -----
+// SPDX-License-Identifier: MIT
+// A Parley client session without I/O: dial, upgrade, hello or resume, tool calls, room messages, acks, reconnects.
+//
+// The caller tells it what the transport did (connected, bytes, ended) and what the layer
+// above wants (call, ack, close), each with `now`; after each, poll(now) answers
+// everything the loop must do: dial, bytes to write, close the transport, when to poll
+// again, and the events for the layer above (room messages, call outcomes, session
+// changes). It owns the reconnect policy (backoff with equal jitter, connect and silence
+// timeouts), resume, and a fresh session when a resume is refused, rejoining every room
+// under the same nickname or name-2, name-3, ...; the de-duplication of room messages by
+// seq; calls in flight across a resume; and the request ids on the wire. It never acks
+// by itself: a message is acked when the layer above says it is safely passed on.
 
 
 // ----- begin parley/clock.hpp -----
@@ -555,9 +573,6 @@ template <class WallTime>
 [[nodiscard]] std::string format_rfc3339(WallTime t) {
   return format_rfc3339_ms(to_unix_ms(t));
 }
-
-// Kept while the rest of the core moves to the two clocks; to be removed.
-using time_point = wall_time;
 
 }  // namespace parley
 // ----- end parley/clock.hpp -----
@@ -1222,6 +1237,1788 @@ template <class Random>
 }  // namespace parley
 // ----- end parley/http.hpp -----
 
+// ----- begin parley/policy.hpp -----
+// SPDX-License-Identifier: MIT
+// Policies: the one struct naming the types a hub, server or client is built from, as basic_json's parameters do.
+//
+// A policy names
+//   monotonic_clock  the clock every deadline runs on;
+//   wall_clock       the clock of sentAt and UUIDv7 (its epoch is the Unix epoch);
+//   random           a callable void(unsigned char* out, std::size_t n), a CSPRNG in production;
+//   room_store       where rooms and seq blocks persist (see room_store.hpp);
+//   frame_encoding   how a hub stores a room.message frame: json_frames or websocket_frames;
+//   server_hooks     tokens, revocations and logging for a server (see server_hooks.hpp).
+// A test policy names simulated clocks and an in-memory store of its own clock, so
+// production and test wiring are different types and cannot be mixed by accident.
+
+
+// ----- begin parley/room_store.hpp -----
+// SPDX-License-Identifier: MIT
+// Where rooms and seq blocks live between restarts: what a store must do, and the in-memory store the core ships.
+
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace parley {
+
+template <class WallTime>
+struct basic_stored_room {
+  std::string name;
+  WallTime created_at;
+};
+using stored_room = basic_stored_room<wall_time>;
+
+// A policy's room_store is any type with these members (the hub calls them
+// synchronously and rarely: once when a room is first created and once per seq block
+// (hi/lo), never per message; bodies never reach a store):
+//
+//   result<std::vector<basic_stored_room<W>>> load_rooms();
+//       every room that ever existed, in name order;
+//   result<void> create_room(std::string_view name, W now);
+//       records a new room; creating one that exists is not an error;
+//   result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
+//       reserves `count` seqs for `room` and returns the first: [first, first + count)
+//       are the caller's, and no later call, in this process or after a restart, hands
+//       any of them out again. The first block of a room starts at 1.
+//
+// where W is the policy's wall-clock time. tools/ has the SQLite one.
+template <class WallClock>
+class basic_memory_room_store {
+ public:
+  using wall_time = clock_time<WallClock>;
+
+  result<std::vector<basic_stored_room<wall_time>>> load_rooms() {
+    std::vector<basic_stored_room<wall_time>> out;
+    out.reserve(rooms_.size());
+    for (const auto& [name, r] : rooms_) out.push_back({name, r.created_at});
+    return out;
+  }
+
+  result<void> create_room(std::string_view name, wall_time now) {
+    rooms_.try_emplace(std::string(name), entry{now, 1});
+    return {};
+  }
+
+  result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count) {
+    auto it = rooms_.find(room);
+    if (it == rooms_.end()) return make_error(error_code::internal, "seq block for unknown room " + std::string(room));
+    const std::uint64_t first = it->second.next_seq;
+    it->second.next_seq += count;
+    ++blocks_reserved_;
+    return first;
+  }
+
+  [[nodiscard]] std::uint64_t blocks_reserved() const noexcept { return blocks_reserved_; }
+
+ private:
+  struct entry {
+    wall_time created_at;
+    std::uint64_t next_seq;
+  };
+  std::map<std::string, entry, std::less<>> rooms_;
+  std::uint64_t blocks_reserved_ = 0;
+};
+
+using memory_room_store = basic_memory_room_store<std::chrono::system_clock>;
+
+}  // namespace parley
+// ----- end parley/room_store.hpp -----
+
+// ----- begin parley/server_hooks.hpp -----
+// SPDX-License-Identifier: MIT
+// What a server asks of its host: whether a token is good, which tokens were revoked, and where log lines go.
+//
+// The host (tools/, a test) answers questions of fact; the core decides what each
+// answer means on the wire. A hook never writes an error message or picks a code.
+
+
+// ----- begin parley/log_level.hpp -----
+// SPDX-License-Identifier: MIT
+// How much a log line matters: the one level type shared by the core's hooks and the tools' logger.
+
+namespace parley {
+
+enum class log_level { debug, info, warn, error };
+
+}  // namespace parley
+// ----- end parley/log_level.hpp -----
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace parley {
+
+// What the host knows of a bearer token.
+enum class token_status {
+  valid,        // issued and not revoked: `label` names it
+  unknown,      // never issued
+  revoked,      // issued, then revoked: `label` names it
+  unavailable,  // the host could not tell (its database failed): the client may retry later
+};
+
+struct token_verdict {
+  token_status status = token_status::unknown;
+  std::string label;  // for valid and revoked
+};
+
+// A policy's server_hooks is any type with these members:
+//
+//   bool tokens_required() const;
+//       false: every client is welcome without a token, as on a loopback bind;
+//   token_verdict check_token(std::string_view token);
+//       called only when tokens are required, once per fresh hello;
+//   std::vector<std::string> revoked_labels();
+//       every label revoked so far; polled while sessions hold a label, at
+//       server_config::revocation_poll_interval, so a revocation made by another
+//       process closes that label's sessions within the interval;
+//   void log(log_level, std::string_view line);
+//       one line per event; the core never passes a token or a message body.
+//
+// open_server_hooks is the loopback server's: no tokens, no log.
+struct open_server_hooks {
+  [[nodiscard]] bool tokens_required() const noexcept { return false; }
+  [[nodiscard]] token_verdict check_token(std::string_view) { return {token_status::unknown, {}}; }
+  [[nodiscard]] std::vector<std::string> revoked_labels() { return {}; }
+  void log(log_level, std::string_view) {}
+};
+
+}  // namespace parley
+// ----- end parley/server_hooks.hpp -----
+
+// ----- begin parley/simulated_clock.hpp -----
+// SPDX-License-Identifier: MIT
+// Clocks that only move when a test says so: distinct types from production's, for tests, fuzzers and simulations.
+
+
+#include <chrono>
+
+namespace parley {
+
+// Neither clock has now(): time is whatever the driver of the simulation sets.
+struct simulated_monotonic_clock {
+  using rep = std::int64_t;
+  using period = std::milli;
+  using duration = milliseconds;
+  using time_point = std::chrono::time_point<simulated_monotonic_clock, milliseconds>;
+  static constexpr bool is_steady = true;
+};
+
+struct simulated_wall_clock {
+  using rep = std::int64_t;
+  using period = std::milli;
+  using duration = milliseconds;
+  using time_point = std::chrono::time_point<simulated_wall_clock, milliseconds>;
+  static constexpr bool is_steady = false;
+};
+
+using simulated_moment = basic_moment<simulated_monotonic_clock, simulated_wall_clock>;
+
+// 2026-11-22T00:00:00.000Z on the wall clock; the monotonic clock starts elsewhere, as
+// a real one does, so a test cannot confuse the two.
+inline constexpr simulated_moment simulated_epoch{simulated_moment::monotonic_time(milliseconds(1'000'000)),
+                                                  simulated_moment::wall_time(milliseconds(1'795'305'600'000))};
+
+}  // namespace parley
+// ----- end parley/simulated_clock.hpp -----
+
+// ----- begin parley/websocket.hpp -----
+// SPDX-License-Identifier: MIT
+// RFC 6455 framing for both roles, sans-I/O: receive() bytes, next_event() messages, encode_*() frames to send.
+
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace parley {
+
+enum class role { server, client };
+
+enum class ws_opcode : std::uint8_t { continuation = 0x0, text = 0x1, binary = 0x2, close = 0x8, ping = 0x9, pong = 0xA };
+
+// Close status codes (RFC 6455 §7.4.1) that the codec itself produces or reports.
+namespace ws_status {
+inline constexpr std::uint16_t normal = 1000;
+inline constexpr std::uint16_t going_away = 1001;
+inline constexpr std::uint16_t protocol_error = 1002;
+inline constexpr std::uint16_t unsupported_data = 1003;
+inline constexpr std::uint16_t no_status = 1005;  // reported for a close frame without a body; never sent
+inline constexpr std::uint16_t abnormal = 1006;   // never sent: means the TCP connection just ended
+inline constexpr std::uint16_t invalid_payload = 1007;
+inline constexpr std::uint16_t policy_violation = 1008;
+inline constexpr std::uint16_t message_too_big = 1009;
+inline constexpr std::uint16_t internal_error = 1011;
+}  // namespace ws_status
+
+// Whether a code may appear in a close frame: 1000-1003 and 1007-1014 (the IANA-registered
+// ones), 3000-3999 (registered libraries) and 4000-4999 (private use, where parley's live).
+[[nodiscard]] constexpr bool is_valid_close_code(std::uint16_t code) noexcept {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+struct ws_text {
+  std::string data;  // complete and valid UTF-8
+  friend bool operator==(const ws_text& a, const ws_text& b) { return a.data == b.data; }
+};
+struct ws_binary {
+  std::string data;
+  friend bool operator==(const ws_binary& a, const ws_binary& b) { return a.data == b.data; }
+};
+struct ws_ping {
+  std::string payload;  // answer with encode_pong(payload)
+  friend bool operator==(const ws_ping& a, const ws_ping& b) { return a.payload == b.payload; }
+};
+struct ws_pong {
+  std::string payload;
+  friend bool operator==(const ws_pong& a, const ws_pong& b) { return a.payload == b.payload; }
+};
+// The peer's close frame. If close_sent() is still false, answer with encode_close(code)
+// (a 1005 is answered with an empty close frame, which encode_close does by itself).
+struct ws_close {
+  std::uint16_t code = ws_status::no_status;
+  std::string reason;
+  friend bool operator==(const ws_close& a, const ws_close& b) { return a.code == b.code && a.reason == b.reason; }
+};
+// The peer broke the protocol: send encode_close(close_code, reason) and drop the connection.
+// It is the last event the codec yields.
+struct ws_failure {
+  std::uint16_t close_code = ws_status::protocol_error;
+  std::string reason;
+  friend bool operator==(const ws_failure& a, const ws_failure& b) {
+    return a.close_code == b.close_code && a.reason == b.reason;
+  }
+};
+
+using ws_event = std::variant<ws_text, ws_binary, ws_ping, ws_pong, ws_close, ws_failure>;
+
+struct websocket_limits {
+  // Largest message accepted, summed over its fragments; larger fails with 1009 as soon
+  // as a frame header announces it, before any of its payload is buffered.
+  std::size_t max_message_bytes = 64 * 1024;
+};
+
+namespace detail {
+
+// XOR with the 4-byte key, eight bytes at a time; `data` starts at key phase 0.
+inline void apply_ws_mask(char* data, std::size_t n, const unsigned char key[4]) noexcept {
+  const unsigned char key8[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+  std::uint64_t k = 0;
+  std::memcpy(&k, key8, 8);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t v = 0;
+    std::memcpy(&v, data + i, 8);
+    v ^= k;
+    std::memcpy(data + i, &v, 8);
+  }
+  for (; i < n; ++i) data[i] = static_cast<char>(static_cast<unsigned char>(data[i]) ^ key[i & 3]);
+}
+
+// One FIN frame appended to `out`, masked when `mask_key` is given (the client role).
+inline void append_ws_frame(std::string& out, ws_opcode opcode, std::string_view payload,
+                            const unsigned char* mask_key) {
+  const std::size_t n = payload.size();
+  out.reserve(out.size() + 14 + n);
+  out += static_cast<char>(0x80 | static_cast<unsigned char>(opcode));
+  const unsigned char mask_bit = mask_key ? 0x80 : 0x00;
+  if (n <= 125) {
+    out += static_cast<char>(mask_bit | n);
+  } else if (n <= 0xFFFF) {
+    out += static_cast<char>(mask_bit | 126);
+    out += static_cast<char>(n >> 8);
+    out += static_cast<char>(n & 0xFF);
+  } else {
+    out += static_cast<char>(mask_bit | 127);
+    const auto n64 = static_cast<std::uint64_t>(n);
+    for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((n64 >> shift) & 0xFF);
+  }
+  if (mask_key) out.append(reinterpret_cast<const char*>(mask_key), 4);
+  const std::size_t start = out.size();
+  out.append(payload.data(), n);
+  if (mask_key) apply_ws_mask(&out[start], n, mask_key);
+}
+
+// The longest prefix of at most `max` bytes that ends on a character boundary, or
+// nothing if `text` is not UTF-8: a close reason the peer would refuse is worse than none.
+[[nodiscard]] inline std::string_view utf8_prefix(std::string_view text, std::size_t max) {
+  if (!is_valid_utf8(text)) return {};
+  if (text.size() <= max) return text;
+  std::size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return text.substr(0, cut);
+}
+
+}  // namespace detail
+
+// A server's frames are unmasked, so a message's frame is a pure function of its payload:
+// build it once and share it among every recipient.
+[[nodiscard]] inline std::string encode_server_text_frame(std::string_view payload) {
+  std::string out;
+  detail::append_ws_frame(out, ws_opcode::text, payload, nullptr);
+  return out;
+}
+
+// One end of a WebSocket connection after the opening handshake. It never touches a
+// socket: the caller passes received bytes to receive(), drains next_event(), and writes
+// whatever the encode_*() functions return.
+class websocket {
+ public:
+  // The client role masks every frame with a key drawn from `random`, which it requires;
+  // the server role never draws.
+  explicit websocket(role r, random_source random = {}, websocket_limits limits = {})
+      : role_(r), random_(std::move(random)), limits_(limits) {}
+
+  // Buffers bytes; nothing is parsed until next_event(). Ignored after a failure or a close frame.
+  void receive(std::string_view bytes) {
+    if (done_) return;
+    if (pos_ == buffer_.size()) {
+      buffer_.clear();
+      pos_ = 0;
+    } else if (pos_ >= 4096 && pos_ * 2 >= buffer_.size()) {
+      // Amortised O(1) per byte: we only shift once the consumed part is the larger half.
+      buffer_.erase(0, pos_);
+      pos_ = 0;
+    }
+    buffer_.append(bytes.data(), bytes.size());
+  }
+
+  // The next complete event, or nullopt when more bytes are needed. A ws_failure or
+  // ws_close is the last event; after it this returns nullopt for good.
+  [[nodiscard]] std::optional<ws_event> next_event() {
+    while (!done_) {
+      const std::size_t avail = buffer_.size() - pos_;
+      if (avail < 2) return std::nullopt;
+      const auto* p = reinterpret_cast<const unsigned char*>(buffer_.data() + pos_);
+
+      // Everything decidable from the first two bytes is checked before waiting for more,
+      // so a hostile header fails at once instead of parking buffered bytes.
+      const bool fin = (p[0] & 0x80) != 0;
+      const int opcode = p[0] & 0x0F;
+      const bool masked = (p[1] & 0x80) != 0;
+      const unsigned len7 = p[1] & 0x7F;
+      const bool control = (opcode & 0x8) != 0;
+      if ((p[0] & 0x70) != 0) return fail(ws_status::protocol_error, "reserved bits set without an extension");
+      if (opcode != 0x0 && opcode != 0x1 && opcode != 0x2 && opcode != 0x8 && opcode != 0x9 && opcode != 0xA)
+        return fail(ws_status::protocol_error, "unknown opcode");
+      if (control && !fin) return fail(ws_status::protocol_error, "fragmented control frame");
+      if (control && len7 > 125) return fail(ws_status::protocol_error, "control frame payload over 125 bytes");
+      if (role_ == role::server && !masked) return fail(ws_status::protocol_error, "client frame not masked");
+      if (role_ == role::client && masked) return fail(ws_status::protocol_error, "server frame masked");
+      if (!control && opcode == 0x0 && !in_message_)
+        return fail(ws_status::protocol_error, "continuation frame without a message in progress");
+      if (!control && opcode != 0x0 && in_message_)
+        return fail(ws_status::protocol_error, "new message before the previous one finished");
+
+      const std::size_t length_bytes = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+      if (avail < 2 + length_bytes) return std::nullopt;
+      std::uint64_t length = len7;
+      if (length_bytes != 0) {
+        length = 0;
+        for (std::size_t i = 0; i < length_bytes; ++i) length = (length << 8) | p[2 + i];
+        if (length_bytes == 8 && (length >> 63) != 0)
+          return fail(ws_status::protocol_error, "64-bit payload length with the top bit set");
+        // §5.2: "the minimal number of bytes MUST be used"; one spelling per length.
+        if ((length_bytes == 2 && length < 126) || (length_bytes == 8 && length <= 0xFFFF))
+          return fail(ws_status::protocol_error, "payload length not minimally encoded");
+      }
+      if (!control && length > limits_.max_message_bytes - message_.size())
+        return fail(ws_status::message_too_big, "message larger than " + std::to_string(limits_.max_message_bytes) +
+                                                    " bytes");
+
+      const std::size_t header = 2 + length_bytes + (masked ? 4 : 0);
+      if (avail < header || avail - header < length) return std::nullopt;
+      const auto n = static_cast<std::size_t>(length);
+      const char* payload = buffer_.data() + pos_ + header;
+      unsigned char key[4] = {};
+      if (masked) std::memcpy(key, p + 2 + length_bytes, 4);
+      pos_ += header + n;
+
+      if (control) {
+        std::string body(payload, n);
+        if (masked) detail::apply_ws_mask(body.data(), n, key);
+        if (opcode == 0x9) return ws_event{ws_ping{std::move(body)}};
+        if (opcode == 0xA) return ws_event{ws_pong{std::move(body)}};
+        return on_close(body);
+      }
+
+      // Data: the payload is copied once, from the receive buffer into the message.
+      if (opcode != 0x0) {
+        in_message_ = true;
+        message_is_text_ = opcode == 0x1;
+        utf8_ = utf8_validator{};
+      }
+      const std::size_t start = message_.size();
+      message_.append(payload, n);
+      if (masked) detail::apply_ws_mask(&message_[start], n, key);
+      // Validate each fragment as it lands, so bad text fails before the rest arrives.
+      if (message_is_text_ && !utf8_.feed(std::string_view(message_).substr(start)))
+        return fail(ws_status::invalid_payload, "text message is not valid UTF-8");
+      if (!fin) continue;
+      if (message_is_text_ && !utf8_.complete())
+        return fail(ws_status::invalid_payload, "text message ends inside a UTF-8 character");
+      in_message_ = false;
+      std::string data = std::move(message_);
+      message_ = std::string{};
+      if (message_is_text_) return ws_event{ws_text{std::move(data)}};
+      return ws_event{ws_binary{std::move(data)}};
+    }
+    return std::nullopt;
+  }
+
+  // ---- Sending. In the client role each call draws a fresh 4-byte mask key. After
+  // close_sent() no data frame may follow (§5.5.1); checking that is the caller's job.
+
+  [[nodiscard]] std::string encode_text(std::string_view payload) const { return encode(ws_opcode::text, payload); }
+  [[nodiscard]] std::string encode_binary(std::string_view payload) const {
+    return encode(ws_opcode::binary, payload);
+  }
+  // Control payloads are cut to 125 bytes, the most a control frame may carry.
+  [[nodiscard]] std::string encode_ping(std::string_view payload = {}) const {
+    return encode(ws_opcode::ping, payload.substr(0, 125));
+  }
+  [[nodiscard]] std::string encode_pong(std::string_view payload = {}) const {
+    return encode(ws_opcode::pong, payload.substr(0, 125));
+  }
+
+  // Marks the close as sent. A code that may not go on the wire (1005, 1006, 1015, ...)
+  // gives a close frame without a body; the reason is cut to 123 bytes on a character
+  // boundary, and dropped if it is not UTF-8, so the peer never fails us for it.
+  [[nodiscard]] std::string encode_close(std::uint16_t code = ws_status::no_status, std::string_view reason = {}) {
+    close_sent_ = true;
+    if (!is_valid_close_code(code)) return encode(ws_opcode::close, {});
+    const std::string_view cut = detail::utf8_prefix(reason, 123);
+    std::string body;
+    body.reserve(2 + cut.size());
+    body += static_cast<char>(code >> 8);
+    body += static_cast<char>(code & 0xFF);
+    body += cut;
+    return encode(ws_opcode::close, body);
+  }
+
+  // ---- State of the closing handshake (§7.1). Once both are true the caller closes TCP
+  // (the server first, §7.1.1); after failed() the caller sends a close and hangs up.
+
+  [[nodiscard]] bool close_sent() const noexcept { return close_sent_; }
+  [[nodiscard]] bool close_received() const noexcept { return close_received_; }
+  [[nodiscard]] bool closing_handshake_done() const noexcept { return close_sent_ && close_received_; }
+  [[nodiscard]] bool failed() const noexcept { return failed_; }
+  [[nodiscard]] role which_role() const noexcept { return role_; }
+  // Received bytes not yet turned into events, including a partly received message.
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept { return buffer_.size() - pos_ + message_.size(); }
+
+ private:
+  [[nodiscard]] std::string encode(ws_opcode opcode, std::string_view payload) const {
+    std::string out;
+    if (role_ == role::client) {
+      unsigned char key[4];
+      random_(key, sizeof key);
+      detail::append_ws_frame(out, opcode, payload, key);
+    } else {
+      detail::append_ws_frame(out, opcode, payload, nullptr);
+    }
+    return out;
+  }
+
+  std::optional<ws_event> on_close(std::string_view body) {
+    if (body.size() == 1) return fail(ws_status::protocol_error, "close frame with a one-byte body");
+    ws_close event;
+    if (body.size() >= 2) {
+      event.code = static_cast<std::uint16_t>((static_cast<unsigned char>(body[0]) << 8) |
+                                              static_cast<unsigned char>(body[1]));
+      if (!is_valid_close_code(event.code)) return fail(ws_status::protocol_error, "close code not allowed on the wire");
+      const std::string_view reason = body.substr(2);
+      if (!is_valid_utf8(reason)) return fail(ws_status::invalid_payload, "close reason is not valid UTF-8");
+      event.reason = std::string(reason);
+    }
+    close_received_ = true;
+    finish();  // §5.5.1: nothing after a close frame is data
+    return ws_event{std::move(event)};
+  }
+
+  std::optional<ws_event> fail(std::uint16_t code, std::string reason) {
+    failed_ = true;
+    finish();
+    return ws_event{ws_failure{code, std::move(reason)}};
+  }
+
+  void finish() {
+    done_ = true;
+    buffer_ = std::string{};
+    message_ = std::string{};
+    pos_ = 0;
+    in_message_ = false;
+  }
+
+  role role_;
+  random_source random_;
+  websocket_limits limits_;
+
+  std::string buffer_;  // received bytes; [pos_, size) not yet parsed
+  std::size_t pos_ = 0;
+
+  std::string message_;  // the fragments of the message in progress, unmasked
+  bool in_message_ = false;
+  bool message_is_text_ = false;
+  utf8_validator utf8_;
+
+  bool done_ = false;  // a failure or a close frame was yielded; no more events
+  bool failed_ = false;
+  bool close_sent_ = false;
+  bool close_received_ = false;
+};
+
+}  // namespace parley
+// ----- end parley/websocket.hpp -----
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace parley {
+
+// A hub that others read through drain(): each room.message is its JSON text.
+struct json_frames {
+  [[nodiscard]] static std::string encode(std::string json_text) { return json_text; }
+};
+
+// A hub behind a WebSocket server: each room.message is stored as its unmasked text
+// frame, built once and shared by every recipient's queue and replay ring.
+struct websocket_frames {
+  [[nodiscard]] static std::string encode(std::string_view json_text) { return encode_server_text_frame(json_text); }
+};
+
+struct default_policy {
+  using monotonic_clock = std::chrono::steady_clock;
+  using wall_clock = std::chrono::system_clock;
+  using random = random_source;
+  using room_store = memory_room_store;
+  using frame_encoding = json_frames;
+  using server_hooks = open_server_hooks;
+};
+
+// What parley::server is built from: the default policy with WebSocket frames.
+struct server_policy : default_policy {
+  using frame_encoding = websocket_frames;
+};
+
+// Tests, fuzzers and simulations: clocks that move only when told, and an in-memory
+// store on the simulated wall clock. Randomness stays a caller-seeded callable.
+struct simulated_policy {
+  using monotonic_clock = simulated_monotonic_clock;
+  using wall_clock = simulated_wall_clock;
+  using random = random_source;
+  using room_store = basic_memory_room_store<simulated_wall_clock>;
+  using frame_encoding = json_frames;
+  using server_hooks = open_server_hooks;
+};
+
+struct simulated_server_policy : simulated_policy {
+  using frame_encoding = websocket_frames;
+};
+
+// The moment type of a policy's two clocks.
+template <class Policy>
+using moment_of = basic_moment<typename Policy::monotonic_clock, typename Policy::wall_clock>;
+
+}  // namespace parley
+// ----- end parley/policy.hpp -----
+
+// ----- begin parley/uuid.hpp -----
+// SPDX-License-Identifier: MIT
+// UUIDs built from injected time and randomness: v7 for message ids (time-ordered), v4 for session ids.
+
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace parley {
+
+namespace detail {
+inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(36);
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    s.push_back(hex[b[i] >> 4]);
+    s.push_back(hex[b[i] & 0xF]);
+  }
+  return s;
+}
+}  // namespace detail
+
+// RFC 9562 UUIDv7: 48-bit Unix milliseconds, then 74 random bits.
+template <class WallTime, class Random>
+[[nodiscard]] std::string uuid_v7(WallTime now, Random&& random) {
+  std::array<unsigned char, 16> b{};
+  random(b.data() + 6, 10);
+  const auto ms = static_cast<std::uint64_t>(to_unix_ms(now));
+  for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+  b[6] = static_cast<unsigned char>(0x70 | (b[6] & 0x0F));
+  b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3F));
+  return detail::format_uuid(b);
+}
+
+// RFC 9562 UUIDv4: 122 random bits.
+template <class Random>
+[[nodiscard]] std::string uuid_v4(Random&& random) {
+  std::array<unsigned char, 16> b{};
+  random(b.data(), b.size());
+  b[6] = static_cast<unsigned char>(0x40 | (b[6] & 0x0F));
+  b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3F));
+  return detail::format_uuid(b);
+}
+
+// A secret of `bytes` random bytes in base64url without padding (32 bytes → 43 characters).
+template <class Random>
+[[nodiscard]] std::string random_token(Random&& random, std::size_t bytes = 32) {
+  std::string raw(bytes, '\0');
+  random(reinterpret_cast<unsigned char*>(raw.data()), raw.size());
+  return base64url_encode(raw);
+}
+
+}  // namespace parley
+// ----- end parley/uuid.hpp -----
+
+// ----- begin parley/version.hpp -----
+// SPDX-License-Identifier: MIT
+// parley's version, which is also the serverVersion in hello.ok.
+
+#include <string_view>
+
+// The one place the version is written. CMakeLists.txt, conanfile.py and
+// scripts/amalgamate.py read these three lines; tests/package/check_version.py
+// fails when anything else that states the version disagrees.
+#define PARLEY_VERSION_MAJOR 0
+#define PARLEY_VERSION_MINOR 1
+#define PARLEY_VERSION_PATCH 0
+
+#define PARLEY_VERSION_STR_(x) #x
+#define PARLEY_VERSION_STR(x) PARLEY_VERSION_STR_(x)
+
+namespace parley {
+
+inline constexpr std::string_view version_string =
+    PARLEY_VERSION_STR(PARLEY_VERSION_MAJOR) "." PARLEY_VERSION_STR(PARLEY_VERSION_MINOR) "." PARLEY_VERSION_STR(PARLEY_VERSION_PATCH);
+
+// Wire compatibility follows the major version: a client whose clientVersion has a
+// different major is refused with VersionMismatchError.
+inline constexpr unsigned protocol_major = PARLEY_VERSION_MAJOR;
+
+}  // namespace parley
+
+#undef PARLEY_VERSION_STR
+#undef PARLEY_VERSION_STR_
+// ----- end parley/version.hpp -----
+
+// ----- begin parley/wire.hpp -----
+// SPDX-License-Identifier: MIT
+// The JSON wire frames of the Parley protocol, both directions: typed structs, complete validation, encoding.
+//
+// One frame per WebSocket text message, a JSON object discriminated by `_tag`.
+// Unknown extra fields are ignored (as the reference's schemas do), so either side
+// may add fields; missing or mistyped known fields are errors. docs/protocol.md is
+// the normative description.
+
+
+#include <nlohmann/json.hpp>
+#include <tl/expected.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace parley {
+
+using json = nlohmann::json;
+
+// ---- client → server ------------------------------------------------------
+
+struct resume_block {
+  std::string session_id;
+  std::string reconnect_token;
+  std::map<std::string, std::uint64_t, std::less<>> last_acked_seq_by_room;
+};
+
+struct hello_frame {
+  std::string client_version;
+  std::optional<std::string> auth_token;
+  std::optional<resume_block> resume;
+};
+
+struct join_room_args {
+  std::string room;
+  std::optional<std::string> nickname;
+};
+struct leave_room_args {
+  std::string room;
+};
+struct list_rooms_args {};
+struct send_message_args {
+  std::string room;
+  std::string body;
+  std::optional<std::string> client_msg_id;  // parley's addition: the idempotency key
+};
+struct who_is_here_args {
+  std::string room;
+};
+
+using tool_args = std::variant<join_room_args, leave_room_args, list_rooms_args, send_message_args, who_is_here_args>;
+
+struct tool_request {
+  std::string request_id;
+  tool_args args;
+};
+
+struct ack_frame {
+  std::string room;
+  std::uint64_t seq = 0;
+};
+
+using client_frame = std::variant<tool_request, ack_frame>;
+
+// A client frame that cannot be served. With a request id it is answered by
+// `tool.err` under that id; without one, by `system.error`.
+struct frame_error {
+  error err;
+  std::optional<std::string> request_id;
+};
+
+// ---- tool results ---------------------------------------------------------
+
+struct join_room_result {
+  std::string room;
+  std::string nickname;
+  std::size_t members_count = 0;
+};
+struct leave_room_result {
+  std::string room;
+};
+struct joined_room {
+  std::string name;
+  std::string nickname;
+  std::size_t members_count = 0;
+};
+struct available_room {
+  std::string name;
+  std::size_t members_count = 0;
+};
+struct list_rooms_result {
+  std::vector<joined_room> joined;
+  std::vector<available_room> available;
+};
+struct send_message_result {
+  std::string room;
+  std::uint64_t seq = 0;
+  std::string message_id;
+  std::string sent_at;
+};
+struct who_is_here_result {
+  std::string room;
+  std::vector<std::string> nicknames;
+};
+
+inline void to_json(json& j, const join_room_result& r) {
+  j = json{{"room", r.room}, {"nickname", r.nickname}, {"membersCount", r.members_count}};
+}
+inline void to_json(json& j, const leave_room_result& r) { j = json{{"room", r.room}}; }
+inline void to_json(json& j, const list_rooms_result& r) {
+  json joined = json::array();
+  for (const auto& x : r.joined)
+    joined.push_back(json{{"name", x.name}, {"nickname", x.nickname}, {"membersCount", x.members_count}});
+  json available = json::array();
+  for (const auto& x : r.available) available.push_back(json{{"name", x.name}, {"membersCount", x.members_count}});
+  j = json{{"joined", std::move(joined)}, {"available", std::move(available)}};
+}
+inline void to_json(json& j, const send_message_result& r) {
+  j = json{{"room", r.room}, {"seq", r.seq}, {"messageId", r.message_id}, {"sentAt", r.sent_at}};
+}
+inline void to_json(json& j, const who_is_here_result& r) { j = json{{"room", r.room}, {"nicknames", r.nicknames}}; }
+
+// ---- server → client ------------------------------------------------------
+
+struct hello_ok_frame {
+  std::string session_id;
+  std::string reconnect_token;
+  std::string server_version;
+};
+struct hello_err_frame {
+  std::string code;  // a string, not error_code: a newer server may send codes we do not know
+  std::string message;
+};
+struct tool_ok_frame {
+  std::string request_id;
+  json result;
+};
+struct tool_err_frame {
+  std::string request_id;
+  std::string code;
+  std::string message;
+  json details;  // null when absent
+};
+struct room_message_frame {
+  std::string room;
+  std::uint64_t seq = 0;
+  std::string message_id;
+  std::string from_nickname;
+  std::string body;
+  std::string sent_at;
+};
+struct system_error_frame {
+  std::string code;
+  std::string message;
+};
+
+using server_frame = std::variant<hello_ok_frame, hello_err_frame, tool_ok_frame, tool_err_frame, room_message_frame,
+                                  system_error_frame>;
+
+// ---- decoding helpers -----------------------------------------------------
+
+namespace detail {
+
+// Seqs travel as JSON numbers; above 2^53 a JavaScript peer would lose precision.
+inline constexpr std::uint64_t max_wire_integer = (std::uint64_t{1} << 53) - 1;
+
+inline std::optional<json> parse_object(std::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  return j;
+}
+
+inline const std::string* tag_of(const json& j) {
+  auto it = j.find("_tag");
+  return it != j.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
+}
+
+// Reads fields of one frame and turns the first problem into an InvalidArgumentError.
+class field_reader {
+ public:
+  explicit field_reader(const json& object) : object_(object) {}
+
+  const json* find(std::string_view name) const {
+    auto it = object_.find(name);
+    return it == object_.end() ? nullptr : &*it;
+  }
+
+  result<std::string> string(std::string_view name) const {
+    const json* v = find(name);
+    if (!v) return tl::unexpected(invalid_argument(name, "required", std::string(name) + " is required"));
+    if (!v->is_string()) return tl::unexpected(invalid_argument(name, "type string", std::string(name) + " must be a string"));
+    return v->get<std::string>();
+  }
+
+  result<std::optional<std::string>> optional_string(std::string_view name) const {
+    const json* v = find(name);
+    if (!v) return std::optional<std::string>{};
+    if (!v->is_string()) return tl::unexpected(invalid_argument(name, "type string", std::string(name) + " must be a string"));
+    return std::optional<std::string>(v->get<std::string>());
+  }
+
+  result<std::uint64_t> seq(std::string_view name) const {
+    const json* v = find(name);
+    if (!v) return tl::unexpected(invalid_argument(name, "required", std::string(name) + " is required"));
+    return read_seq(name, *v);
+  }
+
+  static result<std::uint64_t> read_seq(std::string_view name, const json& v) {
+    if (v.is_number_unsigned() && v.get<std::uint64_t>() <= max_wire_integer) return v.get<std::uint64_t>();
+    return tl::unexpected(invalid_argument(name, "integer 0..2^53-1", std::string(name) + " must be a non-negative integer"));
+  }
+
+ private:
+  const json& object_;
+};
+
+inline result<tool_args> decode_tool_args(std::string_view tag, const field_reader& f, std::size_t max_body_bytes) {
+  auto room = [&]() -> result<std::string> {
+    auto r = f.string("room");
+    if (!r) return r;
+    if (auto ok = check_room_slug("room", *r); !ok) return tl::unexpected(ok.error());
+    return r;
+  };
+  if (tag == "tool.join_room") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto nick = f.optional_string("nickname");
+    if (!nick) return tl::unexpected(nick.error());
+    if (*nick)
+      if (auto ok = check_nickname("nickname", **nick); !ok) return tl::unexpected(ok.error());
+    return join_room_args{std::move(*r), std::move(*nick)};
+  }
+  if (tag == "tool.leave_room") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    return leave_room_args{std::move(*r)};
+  }
+  if (tag == "tool.list_rooms") return list_rooms_args{};
+  if (tag == "tool.send_message") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto body = f.string("body");
+    if (!body) return tl::unexpected(body.error());
+    if (auto ok = check_body(*body, max_body_bytes); !ok) return tl::unexpected(ok.error());
+    auto key = f.optional_string("clientMsgId");
+    if (!key) return tl::unexpected(key.error());
+    if (*key)
+      if (auto ok = check_client_msg_id(**key); !ok) return tl::unexpected(ok.error());
+    return send_message_args{std::move(*r), std::move(*body), std::move(*key)};
+  }
+  if (tag == "tool.who_is_here") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    return who_is_here_args{std::move(*r)};
+  }
+  return make_error(error_code::bad_frame, "unknown frame tag");
+}
+
+}  // namespace detail
+
+// ---- client frames: decode (server role) ----------------------------------
+
+inline constexpr std::size_t max_client_version_length = 64;
+inline constexpr std::size_t max_auth_token_length = 256;
+inline constexpr std::size_t max_session_id_length = 64;
+inline constexpr std::size_t min_reconnect_token_length = 32;
+inline constexpr std::size_t max_reconnect_token_length = 128;
+
+// The first frame of a connection. Any problem is a BadHandshakeFrameError whose
+// message says what was wrong.
+[[nodiscard]] inline result<hello_frame> decode_hello(std::string_view text) {
+  auto bad = [](std::string why) { return make_error(error_code::bad_handshake_frame, std::move(why)); };
+  auto parsed = detail::parse_object(text);
+  if (!parsed) return bad("the first frame must be a JSON object");
+  const json& j = *parsed;
+  const std::string* tag = detail::tag_of(j);
+  if (!tag || *tag != "hello") return bad("the first frame must be a hello frame (_tag \"hello\")");
+  detail::field_reader f(j);
+  hello_frame hello;
+  auto version = f.string("clientVersion");
+  if (!version) return bad(version.error().message);
+  if (version->empty() || version->size() > max_client_version_length)
+    return bad("clientVersion must be 1 to 64 characters");
+  hello.client_version = std::move(*version);
+  auto token = f.optional_string("authToken");
+  if (!token) return bad(token.error().message);
+  if (*token && ((*token)->empty() || (*token)->size() > max_auth_token_length))
+    return bad("authToken must be 1 to 256 characters");
+  hello.auth_token = std::move(*token);
+  if (const json* r = f.find("resume")) {
+    if (!r->is_object()) return bad("resume must be an object");
+    detail::field_reader rf(*r);
+    resume_block resume;
+    auto sid = rf.string("sessionId");
+    if (!sid) return bad("resume." + sid.error().message);
+    if (sid->empty() || sid->size() > max_session_id_length) return bad("resume.sessionId must be 1 to 64 characters");
+    auto rt = rf.string("reconnectToken");
+    if (!rt) return bad("resume." + rt.error().message);
+    if (rt->size() < min_reconnect_token_length || rt->size() > max_reconnect_token_length)
+      return bad("resume.reconnectToken must be 32 to 128 characters");
+    const json* acks = rf.find("lastAckedSeqByRoom");
+    if (!acks || !acks->is_object()) return bad("resume.lastAckedSeqByRoom must be an object");
+    for (const auto& [room, seq] : acks->items()) {
+      if (!validate_room_slug(room)) return bad("resume.lastAckedSeqByRoom has a key that is not a room slug");
+      auto s = detail::field_reader::read_seq("seq", seq);
+      if (!s) return bad("resume.lastAckedSeqByRoom values must be non-negative integers");
+      resume.last_acked_seq_by_room.emplace(room, *s);
+    }
+    resume.session_id = std::move(*sid);
+    resume.reconnect_token = std::move(*rt);
+    hello.resume = std::move(resume);
+  }
+  return hello;
+}
+
+// Every frame after hello. Bad arguments under a readable requestId come back with
+// that id (answer: tool.err InvalidArgumentError); anything else is BadFrameError
+// (answer: system.error). A body over `max_body_bytes` (hub_config::max_body_bytes on a
+// server) is such a bad argument.
+[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(
+    std::string_view text, std::size_t max_body_bytes = default_max_body_bytes) {
+  auto bad = [](std::string why) {
+    return tl::unexpected(frame_error{error{error_code::bad_frame, std::move(why), nullptr}, std::nullopt});
+  };
+  auto parsed = detail::parse_object(text);
+  if (!parsed) return bad("a frame must be a JSON object");
+  const json& j = *parsed;
+  const std::string* tag = detail::tag_of(j);
+  if (!tag) return bad("a frame must carry a string _tag");
+  detail::field_reader f(j);
+  if (*tag == "ack") {
+    auto room = f.string("room");
+    if (!room || !validate_room_slug(*room)) return bad("ack.room must be a room slug");
+    auto seq = f.seq("seq");
+    if (!seq) return bad("ack.seq must be a non-negative integer");
+    return ack_frame{std::move(*room), *seq};
+  }
+  if (tag->rfind("tool.", 0) != 0) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
+  auto id = f.string("requestId");
+  if (!id) return bad("a tool frame must carry a string requestId");
+  if (id->size() > max_request_id_length) return bad("requestId must be at most 128 characters");
+  auto args = detail::decode_tool_args(*tag, f, max_body_bytes);
+  if (!args) {
+    if (args.error().code == error_code::bad_frame) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
+    return tl::unexpected(frame_error{std::move(args.error()), std::move(*id)});
+  }
+  return tool_request{std::move(*id), std::move(*args)};
+}
+
+// ---- client frames: encode (client role) ----------------------------------
+
+[[nodiscard]] inline std::string encode_hello(const hello_frame& h) {
+  json j{{"_tag", "hello"}, {"clientVersion", h.client_version}};
+  if (h.auth_token) j["authToken"] = *h.auth_token;
+  if (h.resume) {
+    json acks = json::object();
+    for (const auto& [room, seq] : h.resume->last_acked_seq_by_room) acks[room] = seq;
+    j["resume"] = json{{"sessionId", h.resume->session_id},
+                       {"reconnectToken", h.resume->reconnect_token},
+                       {"lastAckedSeqByRoom", std::move(acks)}};
+  }
+  return j.dump();
+}
+
+[[nodiscard]] inline std::string encode_tool_request(const tool_request& r) {
+  json j = std::visit(
+      [](const auto& a) -> json {
+        using T = std::decay_t<decltype(a)>;
+        if constexpr (std::is_same_v<T, join_room_args>) {
+          json o{{"_tag", "tool.join_room"}, {"room", a.room}};
+          if (a.nickname) o["nickname"] = *a.nickname;
+          return o;
+        } else if constexpr (std::is_same_v<T, leave_room_args>) {
+          return json{{"_tag", "tool.leave_room"}, {"room", a.room}};
+        } else if constexpr (std::is_same_v<T, list_rooms_args>) {
+          return json{{"_tag", "tool.list_rooms"}};
+        } else if constexpr (std::is_same_v<T, send_message_args>) {
+          json o{{"_tag", "tool.send_message"}, {"room", a.room}, {"body", a.body}};
+          if (a.client_msg_id) o["clientMsgId"] = *a.client_msg_id;
+          return o;
+        } else {
+          return json{{"_tag", "tool.who_is_here"}, {"room", a.room}};
+        }
+      },
+      r.args);
+  j["requestId"] = r.request_id;
+  return j.dump();
+}
+
+[[nodiscard]] inline std::string encode_ack(const ack_frame& a) {
+  return json{{"_tag", "ack"}, {"room", a.room}, {"seq", a.seq}}.dump();
+}
+
+// ---- server frames: encode (server role) ----------------------------------
+
+[[nodiscard]] inline std::string encode_hello_ok(const hello_ok_frame& f) {
+  return json{{"_tag", "hello.ok"},
+              {"sessionId", f.session_id},
+              {"reconnectToken", f.reconnect_token},
+              {"serverVersion", f.server_version}}
+      .dump();
+}
+
+[[nodiscard]] inline std::string encode_hello_err(const error& e) {
+  return json{{"_tag", "hello.err"}, {"code", std::string(to_string(e.code))}, {"message", e.message}}.dump();
+}
+
+[[nodiscard]] inline std::string encode_tool_ok(std::string_view request_id, json result) {
+  return json{{"_tag", "tool.ok"}, {"requestId", std::string(request_id)}, {"result", std::move(result)}}.dump();
+}
+
+[[nodiscard]] inline std::string encode_tool_err(std::string_view request_id, const error& e) {
+  json j{{"_tag", "tool.err"},
+         {"requestId", std::string(request_id)},
+         {"code", std::string(to_string(e.code))},
+         {"message", e.message}};
+  if (!e.details.is_null()) j["details"] = e.details;
+  return j.dump();
+}
+
+[[nodiscard]] inline std::string encode_room_message(const room_message_frame& m) {
+  return json{{"_tag", "room.message"}, {"room", m.room},   {"seq", m.seq},        {"messageId", m.message_id},
+              {"fromNickname", m.from_nickname},         {"body", m.body}, {"sentAt", m.sent_at}}
+      .dump();
+}
+
+[[nodiscard]] inline std::string encode_system_error(const error& e) {
+  return json{{"_tag", "system.error"}, {"code", std::string(to_string(e.code))}, {"message", e.message}}.dump();
+}
+
+// ---- server frames: decode (client role) ----------------------------------
+
+[[nodiscard]] inline result<server_frame> decode_server_frame(std::string_view text) {
+  auto bad = [](std::string why) { return make_error(error_code::bad_frame, std::move(why)); };
+  auto parsed = detail::parse_object(text);
+  if (!parsed) return bad("a server frame must be a JSON object");
+  const json& j = *parsed;
+  const std::string* tag = detail::tag_of(j);
+  if (!tag) return bad("a server frame must carry a string _tag");
+  detail::field_reader f(j);
+  auto str = [&](std::string_view name, std::string& out) -> bool {
+    auto v = f.string(name);
+    if (!v) return false;
+    out = std::move(*v);
+    return true;
+  };
+  if (*tag == "room.message") {
+    room_message_frame m;
+    auto seq = f.seq("seq");
+    if (!seq || !str("room", m.room) || !str("messageId", m.message_id) || !str("fromNickname", m.from_nickname) ||
+        !str("body", m.body) || !str("sentAt", m.sent_at))
+      return bad("malformed room.message frame");
+    m.seq = *seq;
+    return m;
+  }
+  if (*tag == "tool.ok") {
+    tool_ok_frame t;
+    const json* res = f.find("result");
+    if (!str("requestId", t.request_id) || !res) return bad("malformed tool.ok frame");
+    t.result = *res;
+    return t;
+  }
+  if (*tag == "tool.err") {
+    tool_err_frame t;
+    if (!str("requestId", t.request_id) || !str("code", t.code) || !str("message", t.message))
+      return bad("malformed tool.err frame");
+    if (const json* d = f.find("details")) t.details = *d;
+    return t;
+  }
+  if (*tag == "hello.ok") {
+    hello_ok_frame h;
+    if (!str("sessionId", h.session_id) || !str("reconnectToken", h.reconnect_token) ||
+        !str("serverVersion", h.server_version))
+      return bad("malformed hello.ok frame");
+    return h;
+  }
+  if (*tag == "hello.err") {
+    hello_err_frame h;
+    if (!str("code", h.code) || !str("message", h.message)) return bad("malformed hello.err frame");
+    return h;
+  }
+  if (*tag == "system.error") {
+    system_error_frame s;
+    if (!str("code", s.code) || !str("message", s.message)) return bad("malformed system.error frame");
+    return s;
+  }
+  return bad("unknown server frame _tag \"" + tag->substr(0, 64) + "\"");
+}
+
+}  // namespace parley
+// ----- end parley/wire.hpp -----
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace parley {
+
+// What it takes to resume a session from elsewhere (another process, a reloaded page):
+// basic_client::snapshot() gives it, client_config::resume_from takes it.
+struct session_snapshot {
+  struct room {
+    std::string nickname;       // to rejoin under if the resume is refused; empty: any
+    std::uint64_t last_seq = 0;  // the highest seq passed on; the server replays what follows
+  };
+  std::string session_id;
+  std::string reconnect_token;
+  std::map<std::string, room, std::less<>> rooms;
+};
+
+struct client_config {
+  std::string host = "127.0.0.1:7539";  // the Host header: host[:port], as server_url::host_header gives it
+  std::string path = "/";
+  std::optional<std::string> token;     // sent as hello.authToken
+  http_headers headers;                 // more upgrade request fields, e.g. Authorization: Bearer
+  std::optional<session_snapshot> resume_from;  // the first hello resumes this session
+  std::string client_version = std::string(version_string);
+  // The nth retry in a row waits a uniformly drawn time in the upper half of the step
+  // backoff_min·2^(n-1), capped at backoff_max (equal jitter): 50–100 ms, 100–200 ms, ...
+  // 5–10 s. A session that opens starts the count again.
+  milliseconds backoff_min = std::chrono::milliseconds(100);
+  milliseconds backoff_max = std::chrono::seconds(10);
+  milliseconds connect_timeout = std::chrono::seconds(10);      // from dialing to hello.ok
+  milliseconds silence_timeout = std::chrono::seconds(90);      // the server pings every 30 s
+  milliseconds close_timeout = std::chrono::milliseconds(500);  // close(): how long the 1000 close may take to go out
+};
+
+// Names one call() for its outcome; never reused within a client.
+using call_id = std::uint64_t;
+
+// ---- events for the layer above ----------------------------------------------
+
+// hello.ok: the old session resumed (calls in flight were sent again), or a new one
+// started, in which case `rejoining` lists the rooms the old one was in: their joins are
+// under way, and messages sent there meanwhile may have been missed.
+struct session_opened {
+  bool resumed = false;
+  std::vector<std::string> rejoining;
+};
+
+// The connection is gone. `reason` says why when the client ended it (empty when the
+// transport ended by itself); `reconnecting` is false once close() was called.
+struct connection_closed {
+  std::string reason;
+  bool was_open = false;
+  bool reconnecting = true;
+  std::optional<std::uint16_t> close_code;  // the code of the server's close frame, if one came
+};
+
+// The server would not resume the session (it restarted, say); a fresh one follows as soon
+// as the server has closed this connection.
+struct resume_refused {
+  std::string code;
+};
+
+// The server refused the hello for a reason a retry may not cure (a bad token, say).
+struct hello_refused {
+  std::string code;
+  std::string message;
+};
+
+struct call_succeeded {
+  call_id call = 0;
+  json result;  // tool.ok's result
+};
+
+enum class call_failure {
+  refused,          // the server answered tool.err: code, message and details are its own
+  unreachable,      // no connection and none under way; code and message are the last hello.err's, if any
+  connection_lost,  // the connection dropped before the answer, and the call is not safe to send twice
+  session_reset,    // a new session replaced the one the call went out on: it may or may not have taken effect
+  closed,           // close() was called
+};
+
+struct call_failed {
+  call_id call = 0;
+  call_failure why = call_failure::refused;
+  std::string code;
+  std::string message;
+  json details;  // null when there are none
+};
+
+// A join made for a new session, and the nickname it got.
+struct room_rejoined {
+  std::string room;
+  std::string nickname;
+};
+
+// A room the new session could not rejoin; it is forgotten.
+struct rejoin_failed {
+  std::string room;
+  std::string code;
+  std::string message;
+};
+
+// A system.error frame: the server could not serve something we sent.
+struct server_error {
+  std::string code;
+  std::string message;
+};
+
+// A text frame that is not a server frame we know; skipped.
+struct frame_ignored {
+  std::string reason;
+};
+
+// Room messages arrive as room_message_frame, each seq once and in order per room.
+using client_event = std::variant<session_opened, connection_closed, resume_refused, hello_refused, call_succeeded,
+                                  call_failed, room_message_frame, room_rejoined, rejoin_failed, server_error,
+                                  frame_ignored>;
+
+// Everything the loop must do after an input, in this order: write `send` to the
+// transport, then close it if `close` (and call disconnected() once it is closed), then
+// dial if `dial` (and call connected() or disconnected()). Stop when `finished`. Poll
+// again at `deadline` at the latest, and after every input.
+template <class Time>
+struct client_actions {
+  std::string send;
+  bool close = false;
+  bool dial = false;
+  bool finished = false;
+  std::optional<Time> deadline;
+  std::vector<client_event> events;
+};
+
+// Policy names `monotonic_clock` (every deadline is a clock_time on it) and `random`, a
+// callable `void(unsigned char*, std::size_t)` drawn for WebSocket keys and masks,
+// clientMsgIds and the backoff's jitter.
+template <class Policy>
+class basic_client {
+ public:
+  using policy_type = Policy;
+  using time = clock_time<typename Policy::monotonic_clock>;
+  using random_type = typename Policy::random;
+  using actions = client_actions<time>;
+
+  basic_client(client_config config, random_type random) : config_(std::move(config)), random_(std::move(random)) {
+    if (config_.resume_from) {
+      session_ = hello_ok_frame{config_.resume_from->session_id, config_.resume_from->reconnect_token, {}};
+      for (const auto& [room, at] : config_.resume_from->rooms) {
+        rooms_[room] = at.nickname;
+        last_seq_[room] = at.last_seq;
+      }
+    }
+  }
+  // Its WebSocket draws masks from random_ by reference, so the client stays where it was built.
+  basic_client(const basic_client&) = delete;
+  basic_client& operator=(const basic_client&) = delete;
+
+  // ---- the transport --------------------------------------------------------
+
+  // The TCP (and TLS) connection that poll() asked for is up.
+  void connected(time now) {
+    if (stage_ != stage::dialing || closing_) return;
+    ws_key_ = make_websocket_key(random_);
+    refusal_.clear();
+    retry_now_ = false;
+    auto request = build_upgrade_request(config_.host, config_.path, ws_key_, config_.headers);
+    if (!request) return drop(now, "cannot build an upgrade request for host " + config_.host);
+    http_ = http_response_parser{};
+    ws_.emplace(role::client, random_source(std::ref(random_)));
+    out_ += *request;
+    stage_ = stage::upgrading;
+    last_heard_ = now;
+  }
+
+  void receive(std::string_view bytes, time now) {
+    last_heard_ = now;
+    if (stage_ == stage::upgrading) {
+      auto parsed = http_.feed(bytes);
+      if (parsed.status == http_parse_status::need_more) return;
+      if (parsed.status == http_parse_status::failed) return drop(now, "the server's upgrade answer is not HTTP");
+      if (auto ok = check_upgrade_response(http_.take_response(), ws_key_); !ok) return drop(now, ok.error());
+      bytes.remove_prefix(parsed.consumed);
+      stage_ = stage::hello_sent;
+      send_hello();
+    }
+    if (!ws_) return;
+    ws_->receive(bytes);
+    while (ws_ && stage_ != stage::idle) {
+      auto event = ws_->next_event();
+      if (!event) break;
+      std::visit([&](auto& e) { on_event(e, now); }, *event);
+    }
+  }
+
+  // The transport ended, could not be made, or was closed as asked.
+  void disconnected(time now) {
+    transport_ = false;
+    close_transport_ = false;  // nothing left to close
+    if (closing_) finished_ = true;
+    if (stage_ == stage::idle) return;
+    out_.clear();  // nowhere to write it
+    const bool retry_now = std::exchange(retry_now_, false);
+    go_idle(now, std::exchange(refusal_, {}));
+    if (retry_now) retry_at_ = now;
+    else fail_waiting_calls();
+  }
+
+  // ---- the layer above --------------------------------------------------------
+
+  // Sends a tool request; its outcome comes back as call_succeeded or call_failed with
+  // the returned id. A send_message without a clientMsgId gets a fresh one, so a retry
+  // after a resume is never delivered twice. With no connection open, the call waits for
+  // one under way, and fails at once when there is none.
+  call_id call(tool_args args) {
+    const call_id id = ++last_call_;
+    if (auto* send = std::get_if<send_message_args>(&args); send && !send->client_msg_id)
+      send->client_msg_id = random_token(random_, 16);
+    if (closing_) fail(id, call_failure::closed);
+    else if (stage_ == stage::open) send_request(std::move(args), id);
+    else if (stage_ == stage::idle) fail_unreachable(id);
+    else waiting_.push_back({id, std::move(args)});
+    return id;
+  }
+
+  // Tells the server that everything in `room` up to `seq` is passed on, so it leaves the
+  // replay ring. Without an open connection there is nothing to do: a resume says the
+  // same with the last seq delivered.
+  void ack(const std::string& room, std::uint64_t seq) {
+    if (stage_ == stage::open && !closing_) out_ += ws_->encode_text(encode_ack({room, seq}));
+  }
+
+  // Ends the session with a 1000 close, on which the server forgets it at once and
+  // answers with its own close. Answers to calls that arrive before that still complete
+  // them; calls left without one fail with call_failure::closed. Finished when the
+  // server's close came or the transport ended, or after close_timeout (and then poll()
+  // asks for the transport to be closed).
+  void close(time now) {
+    if (closing_) return;
+    closing_ = true;
+    close_deadline_ = now + config_.close_timeout;
+    if (stage_ == stage::open) out_ += ws_->encode_close(ws_status::normal, "agent left");
+    else if (!transport_) finished_ = true;
+    else if (stage_ != stage::idle) close_transport_ = true;  // an attempt under way is given up; when idle, its
+                                                              // transport's close was asked for already
+    for (auto& call : std::exchange(waiting_, {})) fail(call.id, call_failure::closed);
+    if (stage_ == stage::idle) fail_in_flight(call_failure::closed);
+  }
+
+  // ---- what to do ---------------------------------------------------------------
+
+  [[nodiscard]] actions poll(time now) {
+    if (closing_ && !finished_ && now >= close_deadline_) {
+      if (stage_ != stage::idle) drop(now, "the server did not answer the close in time");
+      finished_ = true;
+    }
+    if (handshaking() && now >= stage_deadline_)
+      drop(now, refusal_.empty() ? "the server did not complete the handshake in time" : std::exchange(refusal_, {}),
+           std::exchange(retry_now_, false));
+    if (stage_ == stage::open && now - last_heard_ >= config_.silence_timeout) drop(now, "the server went silent");
+    actions a;
+    if (!finished_ && !closing_ && stage_ == stage::idle && !transport_ && (!retry_at_ || now >= *retry_at_)) {
+      stage_ = stage::dialing;
+      stage_deadline_ = now + config_.connect_timeout;
+      transport_ = true;
+      a.dial = true;
+    }
+    a.send = std::exchange(out_, {});
+    a.close = std::exchange(close_transport_, false);
+    a.finished = finished_;
+    a.events = std::exchange(events_, {});
+    a.deadline = next_deadline();
+    return a;
+  }
+
+  // ---- state, for display and tests -------------------------------------------
+
+  [[nodiscard]] bool session_open() const noexcept { return stage_ == stage::open; }
+  [[nodiscard]] bool finished() const noexcept { return finished_; }
+  // Rooms joined, with our nickname in each (kept across a new session's rejoin).
+  [[nodiscard]] const std::map<std::string, std::string, std::less<>>& rooms() const noexcept { return rooms_; }
+  // The highest seq passed on per room: what a resume asks the server to start after.
+  [[nodiscard]] std::uint64_t last_seq(std::string_view room) const {
+    auto it = last_seq_.find(room);
+    return it == last_seq_.end() ? 0 : it->second;
+  }
+  // hello.ok of the current (or last) session.
+  [[nodiscard]] const std::optional<hello_ok_frame>& session() const noexcept { return session_; }
+  // What resume_from needs to pick this session up elsewhere; none before the first hello.ok.
+  [[nodiscard]] std::optional<session_snapshot> snapshot() const {
+    if (!session_) return std::nullopt;
+    session_snapshot s{session_->session_id, session_->reconnect_token, {}};
+    for (const auto& [room, nickname] : rooms_) s.rooms[room] = {nickname, last_seq(room)};
+    return s;
+  }
+
+ private:
+  enum class stage { idle, dialing, upgrading, hello_sent, open };
+
+  struct in_flight_request {
+    std::optional<call_id> call;  // none for the client's own rejoins
+    tool_request frame;
+    bool retry_on_resume;
+    std::string rejoin_room;  // for a rejoin
+  };
+
+  struct waiting_call {
+    call_id id;
+    tool_args args;
+  };
+
+  [[nodiscard]] bool handshaking() const noexcept {
+    return stage_ == stage::dialing || stage_ == stage::upgrading || stage_ == stage::hello_sent;
+  }
+
+  [[nodiscard]] std::optional<time> next_deadline() const {
+    std::optional<time> next;
+    auto consider = [&](time t) {
+      if (!next || t < *next) next = t;
+    };
+    if (finished_) return next;
+    if (closing_) consider(close_deadline_);
+    if (stage_ == stage::idle && !closing_ && !transport_ && retry_at_) consider(*retry_at_);
+    if (handshaking()) consider(stage_deadline_);
+    if (stage_ == stage::open) consider(last_heard_ + config_.silence_timeout);
+    return next;
+  }
+
+  // The connection is over for us; schedule the next dial.
+  void go_idle(time now, std::string reason, std::optional<std::uint16_t> close_code = std::nullopt) {
+    const bool was_open = stage_ == stage::open;
+    stage_ = stage::idle;
+    ws_.reset();
+    events_.push_back(connection_closed{std::move(reason), was_open, !closing_, close_code});
+    if (closing_) {
+      finished_ = true;
+      fail_in_flight(call_failure::closed);
+      return;
+    }
+    // Equal jitter: half of the exponential step is fixed and half drawn, so clients that
+    // lost the same server spread out, yet none retries sooner than half the step.
+    const auto step = std::min<std::int64_t>(config_.backoff_max.count(),
+                                             config_.backoff_min.count() << std::min(attempts_, 16));
+    ++attempts_;
+    const auto delay =
+        step / 2 + static_cast<std::int64_t>(random_below(random_, static_cast<std::uint64_t>(step / 2 + 1)));
+    retry_at_ = now + milliseconds(delay);
+    // Requests that may be sent twice wait for the next connection; the others fail now.
+    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+      if (it->second.retry_on_resume) {
+        ++it;
+      } else {
+        if (it->second.call) fail(*it->second.call, call_failure::connection_lost);
+        it = in_flight_.erase(it);
+      }
+    }
+  }
+
+  // We end the connection: what is queued (a close frame, say) is still written, then the
+  // caller closes the transport.
+  void drop(time now, std::string why, bool retry_now = false, std::optional<std::uint16_t> close_code = std::nullopt) {
+    if (transport_) close_transport_ = true;
+    go_idle(now, std::move(why), close_code);
+    if (retry_now) retry_at_ = now;  // calls waiting for a connection wait for this next one
+    else fail_waiting_calls();
+  }
+
+  void send_hello() {
+    hello_frame hello{config_.client_version, config_.token, std::nullopt};
+    if (session_) {
+      resume_block resume{session_->session_id, session_->reconnect_token, {}};
+      for (const auto& [room, nickname] : rooms_) resume.last_acked_seq_by_room[room] = last_seq(room);
+      hello.resume = std::move(resume);
+    }
+    out_ += ws_->encode_text(encode_hello(hello));
+  }
+
+  // ---- WebSocket events ------------------------------------------------------
+
+  void on_event(ws_text& e, time now) { on_frame(e.data, now); }
+  void on_event(ws_binary& e, time now) { on_frame(e.data, now); }
+  void on_event(ws_ping& e, time) { out_ += ws_->encode_pong(e.payload); }
+  void on_event(ws_pong&, time) {}
+  void on_event(ws_close& e, time now) {
+    if (!ws_->close_sent()) out_ += ws_->encode_close(e.code);
+    std::string why;  // nothing to say when it answers our own close
+    if (!refusal_.empty()) why = std::exchange(refusal_, {});
+    else if (!closing_)
+      why = "the server closed the connection (" + std::to_string(e.code) + (e.reason.empty() ? "" : " " + e.reason) + ")";
+    drop(now, std::move(why), std::exchange(retry_now_, false), e.code);
+  }
+  void on_event(ws_failure& e, time now) {
+    out_ += ws_->encode_close(e.close_code, e.reason);
+    drop(now, "protocol error from the server: " + e.reason);
+  }
+
+  void on_frame(std::string_view text, time now) {
+    auto frame = decode_server_frame(text);
+    if (!frame) {
+      events_.push_back(frame_ignored{frame.error().message});
+      return;
+    }
+    std::visit([&](auto& f) { on_server_frame(f, now); }, *frame);
+  }
+
+  void on_server_frame(hello_ok_frame& ok, time now) {
+    const bool resumed = session_ && session_->session_id == ok.session_id;
+    session_ = ok;
+    stage_ = stage::open;
+    attempts_ = 0;
+    last_heard_ = now;
+    last_hello_error_.reset();
+    if (resumed) {
+      events_.push_back(session_opened{true, {}});
+      for (auto& [number, request] : in_flight_) out_ += ws_->encode_text(encode_tool_request(request.frame));
+    } else {
+      session_opened opened{false, {}};
+      for (const auto& [room, nickname] : rooms_) opened.rejoining.push_back(room);
+      events_.push_back(std::move(opened));
+      // A send retried in a new session could be delivered twice, so it fails instead.
+      fail_in_flight(call_failure::session_reset);
+      rejoin_tries_.clear();
+      rejoin_base_.clear();
+      for (const auto& [room, nickname] : rooms_) send_rejoin(room, nickname);
+    }
+    for (auto& call : std::exchange(waiting_, {})) send_request(std::move(call.args), call.id);
+  }
+
+  void on_server_frame(hello_err_frame& err, time) {
+    const bool refused_resume = session_ && (err.code == to_string(error_code::unknown_session) ||
+                                             err.code == to_string(error_code::bad_reconnect_token) ||
+                                             err.code == to_string(error_code::replay_buffer_overflow));
+    // The server closes the connection next, with the code that goes with the error; the
+    // connection ends with its close frame (or the handshake deadline, if none comes).
+    if (refused_resume) {
+      events_.push_back(resume_refused{err.code});
+      session_.reset();
+      refusal_ = "resume refused";
+      retry_now_ = true;  // a fresh hello right away, not after a backoff
+      return;
+    }
+    last_hello_error_ = err;
+    events_.push_back(hello_refused{err.code, err.message});
+    refusal_ = "hello refused";
+  }
+
+  void on_server_frame(tool_ok_frame& ok, time) {
+    auto it = in_flight_.find(request_number(ok.request_id));
+    if (it == in_flight_.end()) return;
+    in_flight_request request = std::move(it->second);
+    in_flight_.erase(it);
+    std::optional<std::string> nickname;
+    if (auto n = ok.result.find("nickname"); n != ok.result.end() && n->is_string()) nickname = n->get<std::string>();
+    if (!request.call) {
+      if (nickname) rooms_[request.rejoin_room] = *nickname;
+      events_.push_back(room_rejoined{request.rejoin_room, rooms_[request.rejoin_room]});
+      return;
+    }
+    if (const auto* join = std::get_if<join_room_args>(&request.frame.args)) {
+      if (nickname) rooms_[join->room] = *nickname;
+      last_seq_.try_emplace(join->room, 0);
+    } else if (const auto* leave = std::get_if<leave_room_args>(&request.frame.args)) {
+      rooms_.erase(leave->room);
+    }
+    events_.push_back(call_succeeded{*request.call, std::move(ok.result)});
+  }
+
+  void on_server_frame(tool_err_frame& err, time) {
+    auto it = in_flight_.find(request_number(err.request_id));
+    if (it == in_flight_.end()) return;
+    in_flight_request request = std::move(it->second);
+    in_flight_.erase(it);
+    if (!request.call) return rejoin_with_next_nickname(request.rejoin_room, err);
+    if (err.code == to_string(error_code::not_in_room))
+      if (const auto* leave = std::get_if<leave_room_args>(&request.frame.args)) rooms_.erase(leave->room);
+    events_.push_back(call_failed{*request.call, call_failure::refused, err.code, err.message, err.details});
+  }
+
+  // The old nickname was taken while we were away: name-2, name-3, ... then any.
+  void rejoin_with_next_nickname(const std::string& room, const tool_err_frame& err) {
+    if (err.code != to_string(error_code::nickname_taken)) {
+      events_.push_back(rejoin_failed{room, err.code, err.message});
+      rooms_.erase(room);
+      return;
+    }
+    const std::string& base = rejoin_base_.try_emplace(room, rooms_[room]).first->second;
+    int& tries = rejoin_tries_[room];
+    std::optional<std::string> next;
+    if (++tries < 10) {
+      std::string candidate = base + "-" + std::to_string(tries + 1);
+      if (validate_nickname(candidate)) next = candidate;
+    }
+    if (next) rooms_[room] = *next;
+    send_rejoin(room, next);
+  }
+
+  void on_server_frame(room_message_frame& m, time) {
+    // Replays after a resume may repeat what we already passed on: seqs only grow per room.
+    auto& last = last_seq_[m.room];
+    if (m.seq <= last) return;
+    last = m.seq;
+    events_.push_back(std::move(m));
+  }
+
+  void on_server_frame(system_error_frame& e, time) { events_.push_back(server_error{e.code, e.message}); }
+
+  // ---- requests ------------------------------------------------------------------
+
+  // Request ids on the wire are "c" and a number that only grows, so in_flight_, keyed by
+  // the number, resends in the order the requests were first sent.
+  static std::uint64_t request_number(std::string_view request_id) {
+    if (request_id.size() < 2 || request_id.size() > 21 || request_id.front() != 'c') return 0;
+    std::uint64_t n = 0;
+    for (char c : request_id.substr(1)) {
+      if (c < '0' || c > '9') return 0;
+      n = n * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return n;
+  }
+
+  void send_frame(tool_args args, std::optional<call_id> call, bool retry_on_resume, std::string rejoin_room = {}) {
+    const std::uint64_t number = ++last_request_;
+    tool_request frame{"c" + std::to_string(number), std::move(args)};
+    out_ += ws_->encode_text(encode_tool_request(frame));
+    in_flight_.emplace(number, in_flight_request{call, std::move(frame), retry_on_resume, std::move(rejoin_room)});
+  }
+
+  // A leave sent twice would fail the second time; everything else is safe to repeat.
+  void send_request(tool_args args, call_id id) {
+    const bool retry = !std::holds_alternative<leave_room_args>(args);
+    send_frame(std::move(args), id, retry);
+  }
+
+  // A join for a new session. Joining twice is harmless, so it is sent again after a resume.
+  void send_rejoin(const std::string& room, std::optional<std::string> nickname) {
+    if (nickname && nickname->empty()) nickname.reset();  // a snapshot that did not know it
+    send_frame(join_room_args{room, std::move(nickname)}, std::nullopt, true, room);
+  }
+
+  void fail(call_id id, call_failure why, std::string code = {}, std::string message = {}) {
+    events_.push_back(call_failed{id, why, std::move(code), std::move(message), nullptr});
+  }
+
+  void fail_unreachable(call_id id) {
+    if (last_hello_error_) fail(id, call_failure::unreachable, last_hello_error_->code, last_hello_error_->message);
+    else fail(id, call_failure::unreachable);
+  }
+
+  void fail_in_flight(call_failure why) {
+    for (auto& [number, request] : std::exchange(in_flight_, {}))
+      if (request.call) fail(*request.call, why);
+  }
+
+  void fail_waiting_calls() {
+    for (const auto& call : std::exchange(waiting_, {})) fail_unreachable(call.id);
+  }
+
+  client_config config_;
+  random_type random_;
+  stage stage_ = stage::idle;
+  bool transport_ = false;        // dialing, connected, or asked to close and not yet closed
+  bool close_transport_ = false;  // the next poll tells the caller to close it
+  bool closing_ = false;          // close() was called
+  bool finished_ = false;
+  std::optional<time> retry_at_;  // none: dial at the first poll
+  time stage_deadline_{};
+  time last_heard_{};
+  time close_deadline_{};
+  int attempts_ = 0;
+  http_response_parser http_;
+  std::optional<websocket> ws_;
+  std::string ws_key_;
+  std::string out_;
+  std::vector<client_event> events_;
+  std::optional<hello_ok_frame> session_;
+  std::optional<hello_err_frame> last_hello_error_;
+  std::string refusal_;     // hello.err came: why the connection ends, once the server closes it
+  bool retry_now_ = false;  // ... and that the next dial need not wait (a refused resume)
+  std::map<std::string, std::string, std::less<>> rooms_;        // room → our nickname there
+  std::map<std::string, std::uint64_t, std::less<>> last_seq_;   // room → highest seq passed on
+  std::map<std::string, int> rejoin_tries_;                      // room → nicknames tried since the new session
+  std::map<std::string, std::string> rejoin_base_;               // room → the nickname it had before
+  std::map<std::uint64_t, in_flight_request> in_flight_;        // by request number
+  std::vector<waiting_call> waiting_;                            // calls made while a connection is under way
+  call_id last_call_ = 0;
+  std::uint64_t last_request_ = 0;
+};
+
+using client = basic_client<default_policy>;
+
+}  // namespace parley
+// ----- end parley/client.hpp -----
+
 // ----- begin parley/mcp_server.hpp -----
 // SPDX-License-Identifier: MIT
 // The MCP side of parley's stdio bridge as a sans-I/O state machine: host lines in, one ordered stream of reply lines out, tool calls surfaced as events.
@@ -1865,37 +3662,6 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
 }  // namespace parley::mcp
 // ----- end parley/mcp_tools.hpp -----
 
-// ----- begin parley/version.hpp -----
-// SPDX-License-Identifier: MIT
-// parley's version, which is also the serverVersion in hello.ok.
-
-#include <string_view>
-
-// The one place the version is written. CMakeLists.txt, conanfile.py and
-// scripts/amalgamate.py read these three lines; tests/package/check_version.py
-// fails when anything else that states the version disagrees.
-#define PARLEY_VERSION_MAJOR 0
-#define PARLEY_VERSION_MINOR 1
-#define PARLEY_VERSION_PATCH 0
-
-#define PARLEY_VERSION_STR_(x) #x
-#define PARLEY_VERSION_STR(x) PARLEY_VERSION_STR_(x)
-
-namespace parley {
-
-inline constexpr std::string_view version_string =
-    PARLEY_VERSION_STR(PARLEY_VERSION_MAJOR) "." PARLEY_VERSION_STR(PARLEY_VERSION_MINOR) "." PARLEY_VERSION_STR(PARLEY_VERSION_PATCH);
-
-// Wire compatibility follows the major version: a client whose clientVersion has a
-// different major is refused with VersionMismatchError.
-inline constexpr unsigned protocol_major = PARLEY_VERSION_MAJOR;
-
-}  // namespace parley
-
-#undef PARLEY_VERSION_STR
-#undef PARLEY_VERSION_STR_
-// ----- end parley/version.hpp -----
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -2262,916 +4028,6 @@ class mcp_server {
 }  // namespace parley::mcp
 // ----- end parley/mcp_server.hpp -----
 
-// ----- begin parley/uuid.hpp -----
-// SPDX-License-Identifier: MIT
-// UUIDs built from injected time and randomness: v7 for message ids (time-ordered), v4 for session ids.
-
-
-#include <array>
-#include <cstdint>
-#include <string>
-
-namespace parley {
-
-namespace detail {
-inline std::string format_uuid(const std::array<unsigned char, 16>& b) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string s;
-  s.reserve(36);
-  for (std::size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
-    s.push_back(hex[b[i] >> 4]);
-    s.push_back(hex[b[i] & 0xF]);
-  }
-  return s;
-}
-}  // namespace detail
-
-// RFC 9562 UUIDv7: 48-bit Unix milliseconds, then 74 random bits.
-template <class WallTime, class Random>
-[[nodiscard]] std::string uuid_v7(WallTime now, Random&& random) {
-  std::array<unsigned char, 16> b{};
-  random(b.data() + 6, 10);
-  const auto ms = static_cast<std::uint64_t>(to_unix_ms(now));
-  for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
-  b[6] = static_cast<unsigned char>(0x70 | (b[6] & 0x0F));
-  b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3F));
-  return detail::format_uuid(b);
-}
-
-// RFC 9562 UUIDv4: 122 random bits.
-template <class Random>
-[[nodiscard]] std::string uuid_v4(Random&& random) {
-  std::array<unsigned char, 16> b{};
-  random(b.data(), b.size());
-  b[6] = static_cast<unsigned char>(0x40 | (b[6] & 0x0F));
-  b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3F));
-  return detail::format_uuid(b);
-}
-
-// A secret of `bytes` random bytes in base64url without padding (32 bytes → 43 characters).
-template <class Random>
-[[nodiscard]] std::string random_token(Random&& random, std::size_t bytes = 32) {
-  std::string raw(bytes, '\0');
-  random(reinterpret_cast<unsigned char*>(raw.data()), raw.size());
-  return base64url_encode(raw);
-}
-
-}  // namespace parley
-// ----- end parley/uuid.hpp -----
-
-// ----- begin parley/websocket.hpp -----
-// SPDX-License-Identifier: MIT
-// RFC 6455 framing for both roles, sans-I/O: receive() bytes, next_event() messages, encode_*() frames to send.
-
-
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <variant>
-
-namespace parley {
-
-enum class role { server, client };
-
-enum class ws_opcode : std::uint8_t { continuation = 0x0, text = 0x1, binary = 0x2, close = 0x8, ping = 0x9, pong = 0xA };
-
-// Close status codes (RFC 6455 §7.4.1) that the codec itself produces or reports.
-namespace ws_status {
-inline constexpr std::uint16_t normal = 1000;
-inline constexpr std::uint16_t going_away = 1001;
-inline constexpr std::uint16_t protocol_error = 1002;
-inline constexpr std::uint16_t unsupported_data = 1003;
-inline constexpr std::uint16_t no_status = 1005;  // reported for a close frame without a body; never sent
-inline constexpr std::uint16_t abnormal = 1006;   // never sent: means the TCP connection just ended
-inline constexpr std::uint16_t invalid_payload = 1007;
-inline constexpr std::uint16_t policy_violation = 1008;
-inline constexpr std::uint16_t message_too_big = 1009;
-inline constexpr std::uint16_t internal_error = 1011;
-}  // namespace ws_status
-
-// Whether a code may appear in a close frame: 1000-1003 and 1007-1014 (the IANA-registered
-// ones), 3000-3999 (registered libraries) and 4000-4999 (private use, where parley's live).
-[[nodiscard]] constexpr bool is_valid_close_code(std::uint16_t code) noexcept {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
-}
-
-struct ws_text {
-  std::string data;  // complete and valid UTF-8
-  friend bool operator==(const ws_text& a, const ws_text& b) { return a.data == b.data; }
-};
-struct ws_binary {
-  std::string data;
-  friend bool operator==(const ws_binary& a, const ws_binary& b) { return a.data == b.data; }
-};
-struct ws_ping {
-  std::string payload;  // answer with encode_pong(payload)
-  friend bool operator==(const ws_ping& a, const ws_ping& b) { return a.payload == b.payload; }
-};
-struct ws_pong {
-  std::string payload;
-  friend bool operator==(const ws_pong& a, const ws_pong& b) { return a.payload == b.payload; }
-};
-// The peer's close frame. If close_sent() is still false, answer with encode_close(code)
-// (a 1005 is answered with an empty close frame, which encode_close does by itself).
-struct ws_close {
-  std::uint16_t code = ws_status::no_status;
-  std::string reason;
-  friend bool operator==(const ws_close& a, const ws_close& b) { return a.code == b.code && a.reason == b.reason; }
-};
-// The peer broke the protocol: send encode_close(close_code, reason) and drop the connection.
-// It is the last event the codec yields.
-struct ws_failure {
-  std::uint16_t close_code = ws_status::protocol_error;
-  std::string reason;
-  friend bool operator==(const ws_failure& a, const ws_failure& b) {
-    return a.close_code == b.close_code && a.reason == b.reason;
-  }
-};
-
-using ws_event = std::variant<ws_text, ws_binary, ws_ping, ws_pong, ws_close, ws_failure>;
-
-struct websocket_limits {
-  // Largest message accepted, summed over its fragments; larger fails with 1009 as soon
-  // as a frame header announces it, before any of its payload is buffered.
-  std::size_t max_message_bytes = 64 * 1024;
-};
-
-namespace detail {
-
-// XOR with the 4-byte key, eight bytes at a time; `data` starts at key phase 0.
-inline void apply_ws_mask(char* data, std::size_t n, const unsigned char key[4]) noexcept {
-  const unsigned char key8[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
-  std::uint64_t k = 0;
-  std::memcpy(&k, key8, 8);
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t v = 0;
-    std::memcpy(&v, data + i, 8);
-    v ^= k;
-    std::memcpy(data + i, &v, 8);
-  }
-  for (; i < n; ++i) data[i] = static_cast<char>(static_cast<unsigned char>(data[i]) ^ key[i & 3]);
-}
-
-// One FIN frame appended to `out`, masked when `mask_key` is given (the client role).
-inline void append_ws_frame(std::string& out, ws_opcode opcode, std::string_view payload,
-                            const unsigned char* mask_key) {
-  const std::size_t n = payload.size();
-  out.reserve(out.size() + 14 + n);
-  out += static_cast<char>(0x80 | static_cast<unsigned char>(opcode));
-  const unsigned char mask_bit = mask_key ? 0x80 : 0x00;
-  if (n <= 125) {
-    out += static_cast<char>(mask_bit | n);
-  } else if (n <= 0xFFFF) {
-    out += static_cast<char>(mask_bit | 126);
-    out += static_cast<char>(n >> 8);
-    out += static_cast<char>(n & 0xFF);
-  } else {
-    out += static_cast<char>(mask_bit | 127);
-    const auto n64 = static_cast<std::uint64_t>(n);
-    for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((n64 >> shift) & 0xFF);
-  }
-  if (mask_key) out.append(reinterpret_cast<const char*>(mask_key), 4);
-  const std::size_t start = out.size();
-  out.append(payload.data(), n);
-  if (mask_key) apply_ws_mask(&out[start], n, mask_key);
-}
-
-// The longest prefix of at most `max` bytes that ends on a character boundary, or
-// nothing if `text` is not UTF-8: a close reason the peer would refuse is worse than none.
-[[nodiscard]] inline std::string_view utf8_prefix(std::string_view text, std::size_t max) {
-  if (!is_valid_utf8(text)) return {};
-  if (text.size() <= max) return text;
-  std::size_t cut = max;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return text.substr(0, cut);
-}
-
-}  // namespace detail
-
-// A server's frames are unmasked, so a message's frame is a pure function of its payload:
-// build it once and share it among every recipient.
-[[nodiscard]] inline std::string encode_server_text_frame(std::string_view payload) {
-  std::string out;
-  detail::append_ws_frame(out, ws_opcode::text, payload, nullptr);
-  return out;
-}
-
-// One end of a WebSocket connection after the opening handshake. It never touches a
-// socket: the caller passes received bytes to receive(), drains next_event(), and writes
-// whatever the encode_*() functions return.
-class websocket {
- public:
-  // The client role masks every frame with a key drawn from `random`, which it requires;
-  // the server role never draws.
-  explicit websocket(role r, random_source random = {}, websocket_limits limits = {})
-      : role_(r), random_(std::move(random)), limits_(limits) {}
-
-  // Buffers bytes; nothing is parsed until next_event(). Ignored after a failure or a close frame.
-  void receive(std::string_view bytes) {
-    if (done_) return;
-    if (pos_ == buffer_.size()) {
-      buffer_.clear();
-      pos_ = 0;
-    } else if (pos_ >= 4096 && pos_ * 2 >= buffer_.size()) {
-      // Amortised O(1) per byte: we only shift once the consumed part is the larger half.
-      buffer_.erase(0, pos_);
-      pos_ = 0;
-    }
-    buffer_.append(bytes.data(), bytes.size());
-  }
-
-  // The next complete event, or nullopt when more bytes are needed. A ws_failure or
-  // ws_close is the last event; after it this returns nullopt for good.
-  [[nodiscard]] std::optional<ws_event> next_event() {
-    while (!done_) {
-      const std::size_t avail = buffer_.size() - pos_;
-      if (avail < 2) return std::nullopt;
-      const auto* p = reinterpret_cast<const unsigned char*>(buffer_.data() + pos_);
-
-      // Everything decidable from the first two bytes is checked before waiting for more,
-      // so a hostile header fails at once instead of parking buffered bytes.
-      const bool fin = (p[0] & 0x80) != 0;
-      const int opcode = p[0] & 0x0F;
-      const bool masked = (p[1] & 0x80) != 0;
-      const unsigned len7 = p[1] & 0x7F;
-      const bool control = (opcode & 0x8) != 0;
-      if ((p[0] & 0x70) != 0) return fail(ws_status::protocol_error, "reserved bits set without an extension");
-      if (opcode != 0x0 && opcode != 0x1 && opcode != 0x2 && opcode != 0x8 && opcode != 0x9 && opcode != 0xA)
-        return fail(ws_status::protocol_error, "unknown opcode");
-      if (control && !fin) return fail(ws_status::protocol_error, "fragmented control frame");
-      if (control && len7 > 125) return fail(ws_status::protocol_error, "control frame payload over 125 bytes");
-      if (role_ == role::server && !masked) return fail(ws_status::protocol_error, "client frame not masked");
-      if (role_ == role::client && masked) return fail(ws_status::protocol_error, "server frame masked");
-      if (!control && opcode == 0x0 && !in_message_)
-        return fail(ws_status::protocol_error, "continuation frame without a message in progress");
-      if (!control && opcode != 0x0 && in_message_)
-        return fail(ws_status::protocol_error, "new message before the previous one finished");
-
-      const std::size_t length_bytes = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
-      if (avail < 2 + length_bytes) return std::nullopt;
-      std::uint64_t length = len7;
-      if (length_bytes != 0) {
-        length = 0;
-        for (std::size_t i = 0; i < length_bytes; ++i) length = (length << 8) | p[2 + i];
-        if (length_bytes == 8 && (length >> 63) != 0)
-          return fail(ws_status::protocol_error, "64-bit payload length with the top bit set");
-        // §5.2: "the minimal number of bytes MUST be used"; one spelling per length.
-        if ((length_bytes == 2 && length < 126) || (length_bytes == 8 && length <= 0xFFFF))
-          return fail(ws_status::protocol_error, "payload length not minimally encoded");
-      }
-      if (!control && length > limits_.max_message_bytes - message_.size())
-        return fail(ws_status::message_too_big, "message larger than " + std::to_string(limits_.max_message_bytes) +
-                                                    " bytes");
-
-      const std::size_t header = 2 + length_bytes + (masked ? 4 : 0);
-      if (avail < header || avail - header < length) return std::nullopt;
-      const auto n = static_cast<std::size_t>(length);
-      const char* payload = buffer_.data() + pos_ + header;
-      unsigned char key[4] = {};
-      if (masked) std::memcpy(key, p + 2 + length_bytes, 4);
-      pos_ += header + n;
-
-      if (control) {
-        std::string body(payload, n);
-        if (masked) detail::apply_ws_mask(body.data(), n, key);
-        if (opcode == 0x9) return ws_event{ws_ping{std::move(body)}};
-        if (opcode == 0xA) return ws_event{ws_pong{std::move(body)}};
-        return on_close(body);
-      }
-
-      // Data: the payload is copied once, from the receive buffer into the message.
-      if (opcode != 0x0) {
-        in_message_ = true;
-        message_is_text_ = opcode == 0x1;
-        utf8_ = utf8_validator{};
-      }
-      const std::size_t start = message_.size();
-      message_.append(payload, n);
-      if (masked) detail::apply_ws_mask(&message_[start], n, key);
-      // Validate each fragment as it lands, so bad text fails before the rest arrives.
-      if (message_is_text_ && !utf8_.feed(std::string_view(message_).substr(start)))
-        return fail(ws_status::invalid_payload, "text message is not valid UTF-8");
-      if (!fin) continue;
-      if (message_is_text_ && !utf8_.complete())
-        return fail(ws_status::invalid_payload, "text message ends inside a UTF-8 character");
-      in_message_ = false;
-      std::string data = std::move(message_);
-      message_ = std::string{};
-      if (message_is_text_) return ws_event{ws_text{std::move(data)}};
-      return ws_event{ws_binary{std::move(data)}};
-    }
-    return std::nullopt;
-  }
-
-  // ---- Sending. In the client role each call draws a fresh 4-byte mask key. After
-  // close_sent() no data frame may follow (§5.5.1); checking that is the caller's job.
-
-  [[nodiscard]] std::string encode_text(std::string_view payload) const { return encode(ws_opcode::text, payload); }
-  [[nodiscard]] std::string encode_binary(std::string_view payload) const {
-    return encode(ws_opcode::binary, payload);
-  }
-  // Control payloads are cut to 125 bytes, the most a control frame may carry.
-  [[nodiscard]] std::string encode_ping(std::string_view payload = {}) const {
-    return encode(ws_opcode::ping, payload.substr(0, 125));
-  }
-  [[nodiscard]] std::string encode_pong(std::string_view payload = {}) const {
-    return encode(ws_opcode::pong, payload.substr(0, 125));
-  }
-
-  // Marks the close as sent. A code that may not go on the wire (1005, 1006, 1015, ...)
-  // gives a close frame without a body; the reason is cut to 123 bytes on a character
-  // boundary, and dropped if it is not UTF-8, so the peer never fails us for it.
-  [[nodiscard]] std::string encode_close(std::uint16_t code = ws_status::no_status, std::string_view reason = {}) {
-    close_sent_ = true;
-    if (!is_valid_close_code(code)) return encode(ws_opcode::close, {});
-    const std::string_view cut = detail::utf8_prefix(reason, 123);
-    std::string body;
-    body.reserve(2 + cut.size());
-    body += static_cast<char>(code >> 8);
-    body += static_cast<char>(code & 0xFF);
-    body += cut;
-    return encode(ws_opcode::close, body);
-  }
-
-  // ---- State of the closing handshake (§7.1). Once both are true the caller closes TCP
-  // (the server first, §7.1.1); after failed() the caller sends a close and hangs up.
-
-  [[nodiscard]] bool close_sent() const noexcept { return close_sent_; }
-  [[nodiscard]] bool close_received() const noexcept { return close_received_; }
-  [[nodiscard]] bool closing_handshake_done() const noexcept { return close_sent_ && close_received_; }
-  [[nodiscard]] bool failed() const noexcept { return failed_; }
-  [[nodiscard]] role which_role() const noexcept { return role_; }
-  // Received bytes not yet turned into events, including a partly received message.
-  [[nodiscard]] std::size_t buffered_bytes() const noexcept { return buffer_.size() - pos_ + message_.size(); }
-
- private:
-  [[nodiscard]] std::string encode(ws_opcode opcode, std::string_view payload) const {
-    std::string out;
-    if (role_ == role::client) {
-      unsigned char key[4];
-      random_(key, sizeof key);
-      detail::append_ws_frame(out, opcode, payload, key);
-    } else {
-      detail::append_ws_frame(out, opcode, payload, nullptr);
-    }
-    return out;
-  }
-
-  std::optional<ws_event> on_close(std::string_view body) {
-    if (body.size() == 1) return fail(ws_status::protocol_error, "close frame with a one-byte body");
-    ws_close event;
-    if (body.size() >= 2) {
-      event.code = static_cast<std::uint16_t>((static_cast<unsigned char>(body[0]) << 8) |
-                                              static_cast<unsigned char>(body[1]));
-      if (!is_valid_close_code(event.code)) return fail(ws_status::protocol_error, "close code not allowed on the wire");
-      const std::string_view reason = body.substr(2);
-      if (!is_valid_utf8(reason)) return fail(ws_status::invalid_payload, "close reason is not valid UTF-8");
-      event.reason = std::string(reason);
-    }
-    close_received_ = true;
-    finish();  // §5.5.1: nothing after a close frame is data
-    return ws_event{std::move(event)};
-  }
-
-  std::optional<ws_event> fail(std::uint16_t code, std::string reason) {
-    failed_ = true;
-    finish();
-    return ws_event{ws_failure{code, std::move(reason)}};
-  }
-
-  void finish() {
-    done_ = true;
-    buffer_ = std::string{};
-    message_ = std::string{};
-    pos_ = 0;
-    in_message_ = false;
-  }
-
-  role role_;
-  random_source random_;
-  websocket_limits limits_;
-
-  std::string buffer_;  // received bytes; [pos_, size) not yet parsed
-  std::size_t pos_ = 0;
-
-  std::string message_;  // the fragments of the message in progress, unmasked
-  bool in_message_ = false;
-  bool message_is_text_ = false;
-  utf8_validator utf8_;
-
-  bool done_ = false;  // a failure or a close frame was yielded; no more events
-  bool failed_ = false;
-  bool close_sent_ = false;
-  bool close_received_ = false;
-};
-
-}  // namespace parley
-// ----- end parley/websocket.hpp -----
-
-// ----- begin parley/wire.hpp -----
-// SPDX-License-Identifier: MIT
-// The JSON wire frames of the Parley protocol, both directions: typed structs, complete validation, encoding.
-//
-// One frame per WebSocket text message, a JSON object discriminated by `_tag`.
-// Unknown extra fields are ignored (as the reference's schemas do), so either side
-// may add fields; missing or mistyped known fields are errors. docs/protocol.md is
-// the normative description.
-
-
-#include <nlohmann/json.hpp>
-#include <tl/expected.hpp>
-
-#include <cstdint>
-#include <map>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <variant>
-#include <vector>
-
-namespace parley {
-
-using json = nlohmann::json;
-
-// ---- client → server ------------------------------------------------------
-
-struct resume_block {
-  std::string session_id;
-  std::string reconnect_token;
-  std::map<std::string, std::uint64_t, std::less<>> last_acked_seq_by_room;
-};
-
-struct hello_frame {
-  std::string client_version;
-  std::optional<std::string> auth_token;
-  std::optional<resume_block> resume;
-};
-
-struct join_room_args {
-  std::string room;
-  std::optional<std::string> nickname;
-};
-struct leave_room_args {
-  std::string room;
-};
-struct list_rooms_args {};
-struct send_message_args {
-  std::string room;
-  std::string body;
-  std::optional<std::string> client_msg_id;  // parley's addition: the idempotency key
-};
-struct who_is_here_args {
-  std::string room;
-};
-
-using tool_args = std::variant<join_room_args, leave_room_args, list_rooms_args, send_message_args, who_is_here_args>;
-
-struct tool_request {
-  std::string request_id;
-  tool_args args;
-};
-
-struct ack_frame {
-  std::string room;
-  std::uint64_t seq = 0;
-};
-
-using client_frame = std::variant<tool_request, ack_frame>;
-
-// A client frame that cannot be served. With a request id it is answered by
-// `tool.err` under that id; without one, by `system.error`.
-struct frame_error {
-  error err;
-  std::optional<std::string> request_id;
-};
-
-// ---- tool results ---------------------------------------------------------
-
-struct join_room_result {
-  std::string room;
-  std::string nickname;
-  std::size_t members_count = 0;
-};
-struct leave_room_result {
-  std::string room;
-};
-struct joined_room {
-  std::string name;
-  std::string nickname;
-  std::size_t members_count = 0;
-};
-struct available_room {
-  std::string name;
-  std::size_t members_count = 0;
-};
-struct list_rooms_result {
-  std::vector<joined_room> joined;
-  std::vector<available_room> available;
-};
-struct send_message_result {
-  std::string room;
-  std::uint64_t seq = 0;
-  std::string message_id;
-  std::string sent_at;
-};
-struct who_is_here_result {
-  std::string room;
-  std::vector<std::string> nicknames;
-};
-
-inline void to_json(json& j, const join_room_result& r) {
-  j = json{{"room", r.room}, {"nickname", r.nickname}, {"membersCount", r.members_count}};
-}
-inline void to_json(json& j, const leave_room_result& r) { j = json{{"room", r.room}}; }
-inline void to_json(json& j, const list_rooms_result& r) {
-  json joined = json::array();
-  for (const auto& x : r.joined)
-    joined.push_back(json{{"name", x.name}, {"nickname", x.nickname}, {"membersCount", x.members_count}});
-  json available = json::array();
-  for (const auto& x : r.available) available.push_back(json{{"name", x.name}, {"membersCount", x.members_count}});
-  j = json{{"joined", std::move(joined)}, {"available", std::move(available)}};
-}
-inline void to_json(json& j, const send_message_result& r) {
-  j = json{{"room", r.room}, {"seq", r.seq}, {"messageId", r.message_id}, {"sentAt", r.sent_at}};
-}
-inline void to_json(json& j, const who_is_here_result& r) { j = json{{"room", r.room}, {"nicknames", r.nicknames}}; }
-
-// ---- server → client ------------------------------------------------------
-
-struct hello_ok_frame {
-  std::string session_id;
-  std::string reconnect_token;
-  std::string server_version;
-};
-struct hello_err_frame {
-  std::string code;  // a string, not error_code: a newer server may send codes we do not know
-  std::string message;
-};
-struct tool_ok_frame {
-  std::string request_id;
-  json result;
-};
-struct tool_err_frame {
-  std::string request_id;
-  std::string code;
-  std::string message;
-  json details;  // null when absent
-};
-struct room_message_frame {
-  std::string room;
-  std::uint64_t seq = 0;
-  std::string message_id;
-  std::string from_nickname;
-  std::string body;
-  std::string sent_at;
-};
-struct system_error_frame {
-  std::string code;
-  std::string message;
-};
-
-using server_frame = std::variant<hello_ok_frame, hello_err_frame, tool_ok_frame, tool_err_frame, room_message_frame,
-                                  system_error_frame>;
-
-// ---- decoding helpers -----------------------------------------------------
-
-namespace detail {
-
-// Seqs travel as JSON numbers; above 2^53 a JavaScript peer would lose precision.
-inline constexpr std::uint64_t max_wire_integer = (std::uint64_t{1} << 53) - 1;
-
-inline std::optional<json> parse_object(std::string_view text) {
-  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return std::nullopt;
-  return j;
-}
-
-inline const std::string* tag_of(const json& j) {
-  auto it = j.find("_tag");
-  return it != j.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
-}
-
-// Reads fields of one frame and turns the first problem into an InvalidArgumentError.
-class field_reader {
- public:
-  explicit field_reader(const json& object) : object_(object) {}
-
-  const json* find(std::string_view name) const {
-    auto it = object_.find(name);
-    return it == object_.end() ? nullptr : &*it;
-  }
-
-  result<std::string> string(std::string_view name) const {
-    const json* v = find(name);
-    if (!v) return tl::unexpected(invalid_argument(name, "required", std::string(name) + " is required"));
-    if (!v->is_string()) return tl::unexpected(invalid_argument(name, "type string", std::string(name) + " must be a string"));
-    return v->get<std::string>();
-  }
-
-  result<std::optional<std::string>> optional_string(std::string_view name) const {
-    const json* v = find(name);
-    if (!v) return std::optional<std::string>{};
-    if (!v->is_string()) return tl::unexpected(invalid_argument(name, "type string", std::string(name) + " must be a string"));
-    return std::optional<std::string>(v->get<std::string>());
-  }
-
-  result<std::uint64_t> seq(std::string_view name) const {
-    const json* v = find(name);
-    if (!v) return tl::unexpected(invalid_argument(name, "required", std::string(name) + " is required"));
-    return read_seq(name, *v);
-  }
-
-  static result<std::uint64_t> read_seq(std::string_view name, const json& v) {
-    if (v.is_number_unsigned() && v.get<std::uint64_t>() <= max_wire_integer) return v.get<std::uint64_t>();
-    return tl::unexpected(invalid_argument(name, "integer 0..2^53-1", std::string(name) + " must be a non-negative integer"));
-  }
-
- private:
-  const json& object_;
-};
-
-inline result<tool_args> decode_tool_args(std::string_view tag, const field_reader& f, std::size_t max_body_bytes) {
-  auto room = [&]() -> result<std::string> {
-    auto r = f.string("room");
-    if (!r) return r;
-    if (auto ok = check_room_slug("room", *r); !ok) return tl::unexpected(ok.error());
-    return r;
-  };
-  if (tag == "tool.join_room") {
-    auto r = room();
-    if (!r) return tl::unexpected(r.error());
-    auto nick = f.optional_string("nickname");
-    if (!nick) return tl::unexpected(nick.error());
-    if (*nick)
-      if (auto ok = check_nickname("nickname", **nick); !ok) return tl::unexpected(ok.error());
-    return join_room_args{std::move(*r), std::move(*nick)};
-  }
-  if (tag == "tool.leave_room") {
-    auto r = room();
-    if (!r) return tl::unexpected(r.error());
-    return leave_room_args{std::move(*r)};
-  }
-  if (tag == "tool.list_rooms") return list_rooms_args{};
-  if (tag == "tool.send_message") {
-    auto r = room();
-    if (!r) return tl::unexpected(r.error());
-    auto body = f.string("body");
-    if (!body) return tl::unexpected(body.error());
-    if (auto ok = check_body(*body, max_body_bytes); !ok) return tl::unexpected(ok.error());
-    auto key = f.optional_string("clientMsgId");
-    if (!key) return tl::unexpected(key.error());
-    if (*key)
-      if (auto ok = check_client_msg_id(**key); !ok) return tl::unexpected(ok.error());
-    return send_message_args{std::move(*r), std::move(*body), std::move(*key)};
-  }
-  if (tag == "tool.who_is_here") {
-    auto r = room();
-    if (!r) return tl::unexpected(r.error());
-    return who_is_here_args{std::move(*r)};
-  }
-  return make_error(error_code::bad_frame, "unknown frame tag");
-}
-
-}  // namespace detail
-
-// ---- client frames: decode (server role) ----------------------------------
-
-inline constexpr std::size_t max_client_version_length = 64;
-inline constexpr std::size_t max_auth_token_length = 256;
-inline constexpr std::size_t max_session_id_length = 64;
-inline constexpr std::size_t min_reconnect_token_length = 32;
-inline constexpr std::size_t max_reconnect_token_length = 128;
-
-// The first frame of a connection. Any problem is a BadHandshakeFrameError whose
-// message says what was wrong.
-[[nodiscard]] inline result<hello_frame> decode_hello(std::string_view text) {
-  auto bad = [](std::string why) { return make_error(error_code::bad_handshake_frame, std::move(why)); };
-  auto parsed = detail::parse_object(text);
-  if (!parsed) return bad("the first frame must be a JSON object");
-  const json& j = *parsed;
-  const std::string* tag = detail::tag_of(j);
-  if (!tag || *tag != "hello") return bad("the first frame must be a hello frame (_tag \"hello\")");
-  detail::field_reader f(j);
-  hello_frame hello;
-  auto version = f.string("clientVersion");
-  if (!version) return bad(version.error().message);
-  if (version->empty() || version->size() > max_client_version_length)
-    return bad("clientVersion must be 1 to 64 characters");
-  hello.client_version = std::move(*version);
-  auto token = f.optional_string("authToken");
-  if (!token) return bad(token.error().message);
-  if (*token && ((*token)->empty() || (*token)->size() > max_auth_token_length))
-    return bad("authToken must be 1 to 256 characters");
-  hello.auth_token = std::move(*token);
-  if (const json* r = f.find("resume")) {
-    if (!r->is_object()) return bad("resume must be an object");
-    detail::field_reader rf(*r);
-    resume_block resume;
-    auto sid = rf.string("sessionId");
-    if (!sid) return bad("resume." + sid.error().message);
-    if (sid->empty() || sid->size() > max_session_id_length) return bad("resume.sessionId must be 1 to 64 characters");
-    auto rt = rf.string("reconnectToken");
-    if (!rt) return bad("resume." + rt.error().message);
-    if (rt->size() < min_reconnect_token_length || rt->size() > max_reconnect_token_length)
-      return bad("resume.reconnectToken must be 32 to 128 characters");
-    const json* acks = rf.find("lastAckedSeqByRoom");
-    if (!acks || !acks->is_object()) return bad("resume.lastAckedSeqByRoom must be an object");
-    for (const auto& [room, seq] : acks->items()) {
-      if (!validate_room_slug(room)) return bad("resume.lastAckedSeqByRoom has a key that is not a room slug");
-      auto s = detail::field_reader::read_seq("seq", seq);
-      if (!s) return bad("resume.lastAckedSeqByRoom values must be non-negative integers");
-      resume.last_acked_seq_by_room.emplace(room, *s);
-    }
-    resume.session_id = std::move(*sid);
-    resume.reconnect_token = std::move(*rt);
-    hello.resume = std::move(resume);
-  }
-  return hello;
-}
-
-// Every frame after hello. Bad arguments under a readable requestId come back with
-// that id (answer: tool.err InvalidArgumentError); anything else is BadFrameError
-// (answer: system.error). A body over `max_body_bytes` (hub_config::max_body_bytes on a
-// server) is such a bad argument.
-[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(
-    std::string_view text, std::size_t max_body_bytes = default_max_body_bytes) {
-  auto bad = [](std::string why) {
-    return tl::unexpected(frame_error{error{error_code::bad_frame, std::move(why), nullptr}, std::nullopt});
-  };
-  auto parsed = detail::parse_object(text);
-  if (!parsed) return bad("a frame must be a JSON object");
-  const json& j = *parsed;
-  const std::string* tag = detail::tag_of(j);
-  if (!tag) return bad("a frame must carry a string _tag");
-  detail::field_reader f(j);
-  if (*tag == "ack") {
-    auto room = f.string("room");
-    if (!room || !validate_room_slug(*room)) return bad("ack.room must be a room slug");
-    auto seq = f.seq("seq");
-    if (!seq) return bad("ack.seq must be a non-negative integer");
-    return ack_frame{std::move(*room), *seq};
-  }
-  if (tag->rfind("tool.", 0) != 0) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
-  auto id = f.string("requestId");
-  if (!id) return bad("a tool frame must carry a string requestId");
-  if (id->size() > max_request_id_length) return bad("requestId must be at most 128 characters");
-  auto args = detail::decode_tool_args(*tag, f, max_body_bytes);
-  if (!args) {
-    if (args.error().code == error_code::bad_frame) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
-    return tl::unexpected(frame_error{std::move(args.error()), std::move(*id)});
-  }
-  return tool_request{std::move(*id), std::move(*args)};
-}
-
-// ---- client frames: encode (client role) ----------------------------------
-
-[[nodiscard]] inline std::string encode_hello(const hello_frame& h) {
-  json j{{"_tag", "hello"}, {"clientVersion", h.client_version}};
-  if (h.auth_token) j["authToken"] = *h.auth_token;
-  if (h.resume) {
-    json acks = json::object();
-    for (const auto& [room, seq] : h.resume->last_acked_seq_by_room) acks[room] = seq;
-    j["resume"] = json{{"sessionId", h.resume->session_id},
-                       {"reconnectToken", h.resume->reconnect_token},
-                       {"lastAckedSeqByRoom", std::move(acks)}};
-  }
-  return j.dump();
-}
-
-[[nodiscard]] inline std::string encode_tool_request(const tool_request& r) {
-  json j = std::visit(
-      [](const auto& a) -> json {
-        using T = std::decay_t<decltype(a)>;
-        if constexpr (std::is_same_v<T, join_room_args>) {
-          json o{{"_tag", "tool.join_room"}, {"room", a.room}};
-          if (a.nickname) o["nickname"] = *a.nickname;
-          return o;
-        } else if constexpr (std::is_same_v<T, leave_room_args>) {
-          return json{{"_tag", "tool.leave_room"}, {"room", a.room}};
-        } else if constexpr (std::is_same_v<T, list_rooms_args>) {
-          return json{{"_tag", "tool.list_rooms"}};
-        } else if constexpr (std::is_same_v<T, send_message_args>) {
-          json o{{"_tag", "tool.send_message"}, {"room", a.room}, {"body", a.body}};
-          if (a.client_msg_id) o["clientMsgId"] = *a.client_msg_id;
-          return o;
-        } else {
-          return json{{"_tag", "tool.who_is_here"}, {"room", a.room}};
-        }
-      },
-      r.args);
-  j["requestId"] = r.request_id;
-  return j.dump();
-}
-
-[[nodiscard]] inline std::string encode_ack(const ack_frame& a) {
-  return json{{"_tag", "ack"}, {"room", a.room}, {"seq", a.seq}}.dump();
-}
-
-// ---- server frames: encode (server role) ----------------------------------
-
-[[nodiscard]] inline std::string encode_hello_ok(const hello_ok_frame& f) {
-  return json{{"_tag", "hello.ok"},
-              {"sessionId", f.session_id},
-              {"reconnectToken", f.reconnect_token},
-              {"serverVersion", f.server_version}}
-      .dump();
-}
-
-[[nodiscard]] inline std::string encode_hello_err(const error& e) {
-  return json{{"_tag", "hello.err"}, {"code", std::string(to_string(e.code))}, {"message", e.message}}.dump();
-}
-
-[[nodiscard]] inline std::string encode_tool_ok(std::string_view request_id, json result) {
-  return json{{"_tag", "tool.ok"}, {"requestId", std::string(request_id)}, {"result", std::move(result)}}.dump();
-}
-
-[[nodiscard]] inline std::string encode_tool_err(std::string_view request_id, const error& e) {
-  json j{{"_tag", "tool.err"},
-         {"requestId", std::string(request_id)},
-         {"code", std::string(to_string(e.code))},
-         {"message", e.message}};
-  if (!e.details.is_null()) j["details"] = e.details;
-  return j.dump();
-}
-
-[[nodiscard]] inline std::string encode_room_message(const room_message_frame& m) {
-  return json{{"_tag", "room.message"}, {"room", m.room},   {"seq", m.seq},        {"messageId", m.message_id},
-              {"fromNickname", m.from_nickname},         {"body", m.body}, {"sentAt", m.sent_at}}
-      .dump();
-}
-
-[[nodiscard]] inline std::string encode_system_error(const error& e) {
-  return json{{"_tag", "system.error"}, {"code", std::string(to_string(e.code))}, {"message", e.message}}.dump();
-}
-
-// ---- server frames: decode (client role) ----------------------------------
-
-[[nodiscard]] inline result<server_frame> decode_server_frame(std::string_view text) {
-  auto bad = [](std::string why) { return make_error(error_code::bad_frame, std::move(why)); };
-  auto parsed = detail::parse_object(text);
-  if (!parsed) return bad("a server frame must be a JSON object");
-  const json& j = *parsed;
-  const std::string* tag = detail::tag_of(j);
-  if (!tag) return bad("a server frame must carry a string _tag");
-  detail::field_reader f(j);
-  auto str = [&](std::string_view name, std::string& out) -> bool {
-    auto v = f.string(name);
-    if (!v) return false;
-    out = std::move(*v);
-    return true;
-  };
-  if (*tag == "room.message") {
-    room_message_frame m;
-    auto seq = f.seq("seq");
-    if (!seq || !str("room", m.room) || !str("messageId", m.message_id) || !str("fromNickname", m.from_nickname) ||
-        !str("body", m.body) || !str("sentAt", m.sent_at))
-      return bad("malformed room.message frame");
-    m.seq = *seq;
-    return m;
-  }
-  if (*tag == "tool.ok") {
-    tool_ok_frame t;
-    const json* res = f.find("result");
-    if (!str("requestId", t.request_id) || !res) return bad("malformed tool.ok frame");
-    t.result = *res;
-    return t;
-  }
-  if (*tag == "tool.err") {
-    tool_err_frame t;
-    if (!str("requestId", t.request_id) || !str("code", t.code) || !str("message", t.message))
-      return bad("malformed tool.err frame");
-    if (const json* d = f.find("details")) t.details = *d;
-    return t;
-  }
-  if (*tag == "hello.ok") {
-    hello_ok_frame h;
-    if (!str("sessionId", h.session_id) || !str("reconnectToken", h.reconnect_token) ||
-        !str("serverVersion", h.server_version))
-      return bad("malformed hello.ok frame");
-    return h;
-  }
-  if (*tag == "hello.err") {
-    hello_err_frame h;
-    if (!str("code", h.code) || !str("message", h.message)) return bad("malformed hello.err frame");
-    return h;
-  }
-  if (*tag == "system.error") {
-    system_error_frame s;
-    if (!str("code", s.code) || !str("message", s.message)) return bad("malformed system.error frame");
-    return s;
-  }
-  return bad("unknown server frame _tag \"" + tag->substr(0, 64) + "\"");
-}
-
-}  // namespace parley
-// ----- end parley/wire.hpp -----
-
 #include <algorithm>
 #include <cstdint>
 #include <deque>
@@ -3179,135 +4035,83 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace parley {
 
 struct bridge_config {
-  std::string host = "127.0.0.1:7539";  // the Host header: host[:port]
-  std::string path = "/";
-  std::optional<std::string> token;     // sent as hello.authToken
-  std::string client_version = std::string(version_string);
-  milliseconds backoff_min = std::chrono::milliseconds(100);
-  milliseconds backoff_max = std::chrono::seconds(10);
-  milliseconds connect_timeout = std::chrono::seconds(10);  // dial to hello.ok
-  milliseconds silence_timeout = std::chrono::seconds(90);  // the server pings every 30 s
-  milliseconds close_timeout = std::chrono::milliseconds(500);  // stdin EOF: wait this long for the close to go out
+  client_config client{};
   std::size_t read_buffer_messages = 1000;  // kept for read_messages; older ones are dropped and flagged
   mcp::server_options mcp{};
 };
 
-class bridge {
+// Names a batch of stdout lines handed out by poll(); batches are numbered in the order
+// they must be written. `none` is the id of an empty batch.
+enum class stdout_batch : std::uint64_t { none = 0 };
+
+// Everything the loop must do after an input, in this order: write stdout_lines (each
+// followed by '\n') and then call stdout_written(batch); write `send` to the transport,
+// close it if `close` (and call disconnected() once it is closed), dial if `dial` (and
+// call connected() or disconnected()). Stop when `finished`. Poll again at `deadline` at
+// the latest, after every input, and after stdout_written().
+template <class Time>
+struct bridge_actions {
+  std::vector<std::string> stdout_lines;
+  stdout_batch batch = stdout_batch::none;
+  std::string send;
+  bool close = false;
+  bool dial = false;
+  bool finished = false;
+  std::optional<Time> deadline;
+};
+
+template <class Policy>
+class basic_bridge {
  public:
-  bridge(bridge_config config, random_source random, time_point now)
-      : config_(std::move(config)), random_(std::move(random)), mcp_(config_.mcp), retry_at_(now) {}
+  using policy_type = Policy;
+  using client_type = basic_client<Policy>;
+  using time = typename client_type::time;
+  using random_type = typename Policy::random;
+  using actions = bridge_actions<time>;
+
+  basic_bridge(bridge_config config, random_type random)
+      : config_(std::move(config)), client_(config_.client, std::move(random)), mcp_(config_.mcp) {}
 
   // ---- the MCP side (stdin/stdout) ----------------------------------------
 
-  void receive_stdin(std::string_view bytes, time_point now) {
+  void receive_stdin(std::string_view bytes, time now) {
     mcp_.receive_bytes(bytes);
     serve_calls(now);
   }
 
-  // stdin EOF (or SIGTERM): end the session cleanly with a 1000 close, then finish.
-  void shutdown(time_point now) {
+  // stdin EOF, SIGTERM or SIGINT: serve what is left of stdin, then end the session with a
+  // 1000 close, which the server acts on at once.
+  void shutdown(time now) {
     mcp_.receive_eof();
     serve_calls(now);
-    if (shutting_down_) return;
-    shutting_down_ = true;
-    shutdown_deadline_ = now + config_.close_timeout;
-    // The server reads the close frame before our FIN, and ends the session at once.
-    if (stage_ == stage::open) socket_out_ += ws_->encode_close(1000, "agent left");
-    if (stage_ == stage::idle) finished_ = true;
-    else close_socket_ = true;
+    client_.close(now);
   }
 
-  // Lines for stdout, each without its newline. Acks for the messages among them are
-  // sent once stdout_written() says they are out.
-  [[nodiscard]] std::vector<std::string> take_stdout() {
-    auto lines = mcp_.take_output();
-    if (mcp_.ready()) {
-      acks_after_write_.insert(acks_after_write_.end(), acks_unwritten_.begin(), acks_unwritten_.end());
-      acks_unwritten_.clear();
+  // The lines of `batch`, and every batch before it, are written: their messages are acked.
+  void stdout_written(stdout_batch batch) {
+    while (!unwritten_.empty() && unwritten_.front().batch <= batch) {
+      for (const auto& [room, seq] : unwritten_.front().acks) client_.ack(room, seq);
+      unwritten_.pop_front();
     }
-    return lines;
-  }
-
-  void stdout_written() {
-    for (const auto& [room, seq] : acks_after_write_)
-      if (stage_ == stage::open) socket_out_ += ws_->encode_text(encode_ack({room, seq}));
-    acks_after_write_.clear();
   }
 
   // ---- the transport side (TCP or TLS to the server) -------------------------
 
-  // True when the caller should dial now (no connection, and the backoff has passed).
-  [[nodiscard]] bool wants_connection(time_point now) const {
-    return stage_ == stage::idle && !shutting_down_ && now >= retry_at_;
-  }
+  void connected(time now) { client_.connected(now); }
+  void receive_socket(std::string_view bytes, time now) { client_.receive(bytes, now); }
+  void disconnected(time now) { client_.disconnected(now); }
 
-  void dialing(time_point now) {
-    close_socket_ = false;  // a close asked for the previous connection is not this one's
-    stage_ = stage::dialing;
-    stage_deadline_ = now + config_.connect_timeout;
-  }
+  // ---- what to do ------------------------------------------------------------------
 
-  // The TCP (and TLS) connection is up: send the upgrade request.
-  void connected(time_point now) {
-    ws_key_ = make_websocket_key(random_);
-    auto request = build_upgrade_request(config_.host, config_.path, ws_key_);
-    if (!request) {
-      log(mcp::log_level::error, "cannot build an upgrade request for host " + config_.host);
-      return disconnected(now);
-    }
-    http_ = http_response_parser{};
-    ws_.emplace(role::client, random_);
-    socket_out_ += *request;
-    stage_ = stage::upgrading;
-    last_heard_ = now;
-  }
-
-  void receive_socket(std::string_view bytes, time_point now) {
-    last_heard_ = now;
-    if (stage_ == stage::upgrading) {
-      auto parsed = http_.feed(bytes);
-      if (parsed.status == http_parse_status::need_more) return;
-      if (parsed.status == http_parse_status::failed) return drop(now, "the server's upgrade answer is not HTTP");
-      if (auto ok = check_upgrade_response(http_.take_response(), ws_key_); !ok) return drop(now, ok.error());
-      bytes.remove_prefix(parsed.consumed);
-      stage_ = stage::hello_sent;
-      send_hello();
-    }
-    if (!ws_) return;
-    ws_->receive(bytes);
-    while (ws_ && stage_ != stage::idle) {
-      auto event = ws_->next_event();
-      if (!event) break;
-      std::visit([&](auto& e) { on_event(e, now); }, *event);
-    }
-    serve_calls(now);
-  }
-
-  // The connection ended or could not be made; retry after a backoff.
-  void disconnected(time_point now) {
-    if (shutting_down_) finished_ = true;
-    if (stage_ == stage::idle) return;
-    socket_out_.clear();  // nowhere to write it
-    go_idle(now);
-    fail_waiting_calls();
-  }
-
-  [[nodiscard]] std::string take_socket_output() { return std::exchange(socket_out_, {}); }
-  // True once per connection the bridge wants closed, after its last output is written.
-  [[nodiscard]] bool take_close_request() noexcept { return std::exchange(close_socket_, false); }
-
-  void on_timer(time_point now) {
-    if (shutting_down_ && now >= shutdown_deadline_) finished_ = true;
-    if ((stage_ == stage::dialing || stage_ == stage::upgrading || stage_ == stage::hello_sent) && now >= stage_deadline_)
-      drop(now, "the server did not complete the handshake in time");
-    if (stage_ == stage::open && now - last_heard_ >= config_.silence_timeout) drop(now, "the server went silent");
+  [[nodiscard]] actions poll(time now) {
+    auto c = client_.poll(now);
+    for (auto& event : c.events) std::visit([&](auto& e) { on_client_event(e, now); }, event);
     for (auto it = waiting_reads_.begin(); it != waiting_reads_.end();) {
       if (now >= it->deadline) {
         complete_read(it->id, it->room, it->limit);
@@ -3316,227 +4120,113 @@ class bridge {
         ++it;
       }
     }
-  }
-
- private:
-  // Schedules the next dial with exponential backoff and full jitter (100 ms .. 10 s).
-  void go_idle(time_point now) {
-    const bool was_open = stage_ == stage::open;
-    stage_ = stage::idle;
-    ws_.reset();
-    if (shutting_down_) {
-      finished_ = true;
-      return;
+    actions a;
+    a.stdout_lines = mcp_.take_output();
+    if (!a.stdout_lines.empty()) {
+      a.batch = stdout_batch{++last_batch_};
+      // Held pushes are flushed into the output when the host sends notifications/initialized,
+      // so once the MCP session is ready every pending ack's line is in this batch; before,
+      // none is.
+      if (mcp_.ready() && !acks_pending_.empty()) unwritten_.push_back({a.batch, std::exchange(acks_pending_, {})});
     }
-    if (was_open) log(mcp::log_level::warning, "lost the connection to the parley server; reconnecting");
-    const auto base = std::min<std::int64_t>(config_.backoff_max.count(),
-                                             config_.backoff_min.count() << std::min(attempts_, 16));
-    ++attempts_;
-    // Full jitter over the upper half, so many bridges restarting together spread out.
-    const auto delay = base / 2 + static_cast<std::int64_t>(random_below(random_, static_cast<std::uint64_t>(base / 2 + 1)));
-    retry_at_ = now + milliseconds(delay);
-    // Calls waiting on this connection: replayable ones wait for the next; others fail now.
-    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-      if (it->second.retry_on_reconnect) {
-        ++it;
-      } else {
-        fail(it->second.mcp_id, "The connection to the parley server dropped before it answered; try again.");
-        it = in_flight_.erase(it);
-      }
-    }
+    a.send = std::move(c.send);
+    a.close = c.close;
+    a.dial = c.dial;
+    a.finished = c.finished;
+    a.deadline = c.deadline;
+    for (const auto& w : waiting_reads_)
+      if (!a.deadline || w.deadline < *a.deadline) a.deadline = w.deadline;
+    return a;
   }
 
- public:
-  [[nodiscard]] std::optional<time_point> next_deadline() const {
-    std::optional<time_point> next;
-    auto consider = [&](time_point t) {
-      if (!next || t < *next) next = t;
-    };
-    if (shutting_down_ && !finished_) consider(shutdown_deadline_);
-    if (stage_ == stage::idle && !shutting_down_) consider(retry_at_);
-    if (stage_ == stage::dialing || stage_ == stage::upgrading || stage_ == stage::hello_sent) consider(stage_deadline_);
-    if (stage_ == stage::open) consider(last_heard_ + config_.silence_timeout);
-    for (const auto& w : waiting_reads_) consider(w.deadline);
-    return next;
-  }
-
-  [[nodiscard]] bool finished() const noexcept { return finished_; }
-  [[nodiscard]] bool session_open() const noexcept { return stage_ == stage::open; }
+  [[nodiscard]] bool finished() const noexcept { return client_.finished(); }
+  [[nodiscard]] bool session_open() const noexcept { return client_.session_open(); }
+  [[nodiscard]] const client_type& client() const noexcept { return client_; }
   [[nodiscard]] const mcp::mcp_server& mcp() const noexcept { return mcp_; }
 
  private:
-  enum class stage { idle, dialing, upgrading, hello_sent, open };
-
-  struct in_flight_call {
-    nlohmann::json mcp_id;
-    tool_request frame;
-    bool retry_on_reconnect;  // sends carry a clientMsgId, so a retry after a resume is never delivered twice
-  };
-
   struct waiting_read {
     nlohmann::json id;
     std::optional<std::string> room;
     int limit;
-    time_point deadline;
+    time deadline;
+  };
+
+  using ack = std::pair<std::string, std::uint64_t>;
+
+  struct unwritten_batch {
+    stdout_batch batch;
+    std::vector<ack> acks;
   };
 
   void log(mcp::log_level level, std::string message) { mcp_.log(level, std::move(message)); }
 
-  void fail(const nlohmann::json& id, std::string sentence, nlohmann::json details = nullptr) {
-    mcp_.fail_tool_call(id, std::move(sentence), std::move(details));
-  }
+  // ---- the session's events -----------------------------------------------------
 
-  // We end the connection: what is queued (a close frame, say) is still written, then
-  // the caller closes the socket.
-  void drop(time_point now, const std::string& why, bool retry_now = false) {
-    log(mcp::log_level::warning, "parley connection: " + why);
-    close_socket_ = true;
-    go_idle(now);
-    if (retry_now) retry_at_ = now;  // calls waiting for a connection wait for this next one
-    else fail_waiting_calls();
-  }
-
-  void send_hello() {
-    hello_frame hello{config_.client_version, config_.token, std::nullopt};
-    if (session_) {
-      resume_block resume{session_->session_id, session_->reconnect_token, {}};
-      for (const auto& [room, nickname] : joined_) resume.last_acked_seq_by_room[room] = last_seq_[room];
-      hello.resume = std::move(resume);
-    }
-    socket_out_ += ws_->encode_text(encode_hello(hello));
-  }
-
-  // ---- WebSocket events ------------------------------------------------------
-
-  void on_event(ws_text& e, time_point now) { on_frame(e.data, now); }
-  void on_event(ws_binary& e, time_point now) { on_frame(e.data, now); }
-  void on_event(ws_ping& e, time_point) { socket_out_ += ws_->encode_pong(e.payload); }
-  void on_event(ws_pong&, time_point) {}
-  void on_event(ws_close& e, time_point now) {
-    if (!ws_->close_sent()) socket_out_ += ws_->encode_close(e.code);
-    if (shutting_down_) finished_ = true;
-    drop(now, "the server closed the connection (" + std::to_string(e.code) + (e.reason.empty() ? "" : " " + e.reason) + ")");
-  }
-  void on_event(ws_failure& e, time_point now) {
-    socket_out_ += ws_->encode_close(e.close_code, e.reason);
-    drop(now, "protocol error from the server: " + e.reason);
-  }
-
-  void on_frame(std::string_view text, time_point now) {
-    auto frame = decode_server_frame(text);
-    if (!frame) {
-      log(mcp::log_level::warning, "ignored a frame from the server: " + frame.error().message);
-      return;
-    }
-    std::visit([&](auto& f) { on_server_frame(f, now); }, *frame);
-  }
-
-  void on_server_frame(hello_ok_frame& ok, time_point now) {
-    const bool resumed = session_ && session_->session_id == ok.session_id;
-    session_ = ok;
-    stage_ = stage::open;
-    attempts_ = 0;
-    last_heard_ = now;
-    if (resumed) {
-      for (auto& [rid, call] : in_flight_) socket_out_ += ws_->encode_text(encode_tool_request(call.frame));
-      log(mcp::log_level::info, "resumed the parley session");
-      serve_waiting_calls(now);
-      return;
-    }
+  void on_client_event(session_opened& e, time) {
+    if (e.resumed) return log(mcp::log_level::info, "resumed the parley session");
     log(mcp::log_level::info, "connected to parley");
-    // A new session: the old one's rooms are rejoined under the same nicknames where
-    // free, and the agent hears that messages may have been missed in each.
-    for (auto& [rid, call] : in_flight_)  // a send retried in a new session could be delivered twice
-      fail(call.mcp_id, "The connection to the parley server was reset before it answered; the message may or may not "
-                        "have been delivered. Check with the room before resending.");
-    in_flight_.clear();
-    rejoin_tries_.clear();
-    rejoin_base_.clear();
-    for (const auto& [room, nickname] : joined_) {
-      rejoining_[request_for(join_room_args{room, nickname})] = room;
+    for (const auto& room : e.rejoining)
       mcp_.push_channel("Reconnected to parley with a new session; messages sent to " + room +
                             " while this agent was disconnected may have been missed.",
                         {{"room", room}, {"event", "reconnected"}});
-    }
-    serve_waiting_calls(now);
   }
 
-  void serve_waiting_calls(time_point now) {
-    for (auto& call : std::exchange(waiting_for_connection_, {})) serve(std::move(call), now);
+  void on_client_event(connection_closed& e, time) {
+    if (!e.reason.empty()) log(mcp::log_level::warning, "parley connection: " + e.reason);
+    if (e.was_open && e.reconnecting)
+      log(mcp::log_level::warning, "lost the connection to the parley server; reconnecting");
   }
 
-  void on_server_frame(hello_err_frame& err, time_point now) {
-    const bool resume_refused = session_ && (err.code == to_string(error_code::unknown_session) ||
-                                             err.code == to_string(error_code::bad_reconnect_token) ||
-                                             err.code == to_string(error_code::replay_buffer_overflow));
-    if (resume_refused) {
-      log(mcp::log_level::warning, "the server could not resume the session (" + err.code + "); starting a new one");
-      session_.reset();
-      drop(now, "resume refused", /*retry_now=*/true);  // a fresh hello right away, not after a backoff
-      return;
-    }
-    last_hello_error_ = err.code + ": " + err.message;
-    log(mcp::log_level::error, "the parley server refused the connection: " + last_hello_error_);
-    drop(now, "hello refused");
+  void on_client_event(resume_refused& e, time) {
+    log(mcp::log_level::warning, "the server could not resume the session (" + e.code + "); starting a new one");
   }
 
-  void on_server_frame(tool_ok_frame& ok, time_point now) {
-    if (auto r = rejoining_.find(ok.request_id); r != rejoining_.end()) {
-      if (ok.result.contains("nickname") && ok.result["nickname"].is_string()) joined_[r->second] = ok.result["nickname"];
-      rejoining_.erase(r);
-      return;
-    }
-    auto it = in_flight_.find(ok.request_id);
-    if (it == in_flight_.end()) return;
-    in_flight_call call = std::move(it->second);
-    in_flight_.erase(it);
-    if (const auto* join = std::get_if<join_room_args>(&call.frame.args)) {
-      if (ok.result.contains("nickname") && ok.result["nickname"].is_string()) joined_[join->room] = ok.result["nickname"];
-      last_seq_.try_emplace(join->room, 0);
-    } else if (const auto* leave = std::get_if<leave_room_args>(&call.frame.args)) {
-      joined_.erase(leave->room);
-    }
-    (void)now;
-    mcp_.complete_tool_call(call.mcp_id, std::move(ok.result));
+  void on_client_event(hello_refused& e, time) {
+    log(mcp::log_level::error, "the parley server refused the connection: " + e.code + ": " + e.message);
   }
 
-  void on_server_frame(tool_err_frame& err, time_point) {
-    if (auto r = rejoining_.find(err.request_id); r != rejoining_.end()) {
-      rejoin_with_next_nickname(r->second, err);
-      rejoining_.erase(r);
-      return;
-    }
-    auto it = in_flight_.find(err.request_id);
-    if (it == in_flight_.end()) return;
-    in_flight_call call = std::move(it->second);
-    in_flight_.erase(it);
-    if (err.code == to_string(error_code::not_in_room))
-      if (const auto* leave = std::get_if<leave_room_args>(&call.frame.args)) joined_.erase(leave->room);
-    nlohmann::json details = {{"code", err.code}};
-    if (err.details.is_object())
-      for (auto d = err.details.begin(); d != err.details.end(); ++d) details[d.key()] = *d;
-    fail(call.mcp_id, sentence_for(err), std::move(details));
+  void on_client_event(call_succeeded& e, time) {
+    auto it = calls_.find(e.call);
+    if (it == calls_.end()) return;
+    mcp_.complete_tool_call(it->second, std::move(e.result));
+    calls_.erase(it);
   }
 
-  // The old nickname was taken while we were away: `name-2`, `name-3`, ... then any.
-  void rejoin_with_next_nickname(const std::string& room, const tool_err_frame& err) {
-    if (err.code != to_string(error_code::nickname_taken)) {
-      log(mcp::log_level::error, "could not rejoin " + room + ": " + err.message);
-      joined_.erase(room);
-      return;
+  void on_client_event(call_failed& e, time) {
+    auto it = calls_.find(e.call);
+    if (it == calls_.end()) return;
+    const nlohmann::json id = std::move(it->second);
+    calls_.erase(it);
+    switch (e.why) {
+      case call_failure::refused: {
+        nlohmann::json details = {{"code", e.code}};
+        if (e.details.is_object())
+          for (auto d = e.details.begin(); d != e.details.end(); ++d) details[d.key()] = *d;
+        mcp_.fail_tool_call(id, sentence_for(e), std::move(details));
+        return;
+      }
+      case call_failure::unreachable:
+        mcp_.fail_tool_call(id,
+                            e.code.empty() ? "The parley server is unreachable; retrying in the background. Try again shortly."
+                                           : "The parley server refused this agent (" + e.code + ": " + e.message +
+                                                 "); retrying.",
+                            {{"code", "ServerUnreachableError"}});
+        return;
+      case call_failure::connection_lost:
+        mcp_.fail_tool_call(id, "The connection to the parley server dropped before it answered; try again.");
+        return;
+      case call_failure::session_reset:
+        mcp_.fail_tool_call(id, "The connection to the parley server was reset before it answered; the message may or "
+                                "may not have been delivered. Check with the room before resending.");
+        return;
+      case call_failure::closed:
+        mcp_.fail_tool_call(id, "parley-tools mcp is shutting down; the parley server did not answer this call.");
+        return;
     }
-    const std::string& base = rejoin_base_.try_emplace(room, joined_[room]).first->second;
-    int& tries = rejoin_tries_[room];
-    std::optional<std::string> next;
-    if (++tries < 10) {
-      std::string candidate = base + "-" + std::to_string(tries + 1);
-      if (validate_nickname(candidate)) next = candidate;
-    }
-    if (next) joined_[room] = *next;
-    rejoining_[request_for(join_room_args{room, next})] = room;
   }
 
-  static std::string sentence_for(const tool_err_frame& err) {
+  static std::string sentence_for(const call_failed& err) {
     if (err.code == to_string(error_code::rate_limited)) {
       const auto wait = err.details.is_object() ? err.details.value("retryAfterMs", 0) : 0;
       return "Rate limited: wait " + std::to_string(wait) + " ms before sending again.";
@@ -3547,55 +4237,48 @@ class bridge {
     return err.message;
   }
 
-  void on_server_frame(room_message_frame& m, time_point now) {
-    // Replays after a resume may repeat what we already passed on: seqs only grow per room.
-    auto& last = last_seq_[m.room];
-    if (m.seq <= last) return;
-    last = m.seq;
+  void on_client_event(room_message_frame& m, time) {
     mcp_.push_channel(m.body, {{"room", m.room},
                                {"from_nickname", m.from_nickname},
                                {"seq", std::to_string(m.seq)},
                                {"message_id", m.message_id},
                                {"sent_at", m.sent_at}});
-    acks_unwritten_.emplace_back(m.room, m.seq);
+    acks_pending_.emplace_back(m.room, m.seq);
     buffer_.push_back(std::move(m));
     if (buffer_.size() > config_.read_buffer_messages) {
       buffer_.pop_front();
       dropped_since_read_ = true;
     }
-    wake_reads(now);
+    wake_reads();
   }
 
-  void on_server_frame(system_error_frame& e, time_point) {
+  void on_client_event(room_rejoined&, time) {}
+
+  void on_client_event(rejoin_failed& e, time) {
+    log(mcp::log_level::error, "could not rejoin " + e.room + ": " + e.message);
+  }
+
+  void on_client_event(server_error& e, time) {
     log(mcp::log_level::warning, "parley server: " + e.code + ": " + e.message);
     mcp_.push_channel(e.message, {{"code", e.code}});
   }
 
-  // ---- tool calls --------------------------------------------------------------
-
-  std::string request_for(tool_args args) {
-    const std::string id = "b" + std::to_string(++last_request_);
-    tool_request frame{id, std::move(args)};
-    if (stage_ == stage::open) socket_out_ += ws_->encode_text(encode_tool_request(frame));
-    return id;
+  void on_client_event(frame_ignored& e, time) {
+    log(mcp::log_level::warning, "ignored a frame from the server: " + e.reason);
   }
 
-  void serve_calls(time_point now) {
+  // ---- tool calls --------------------------------------------------------------
+
+  void serve_calls(time now) {
     while (auto call = mcp_.next_tool_call()) serve(std::move(*call), now);
   }
 
-  void serve(mcp::tool_call call, time_point now) {
+  void serve(mcp::tool_call call, time now) {
     if (auto* read = std::get_if<mcp::read_messages_request>(&call.request)) {
       if (read->wait_ms > 0 && !has_messages(read->room))
         waiting_reads_.push_back({call.id, read->room, read->limit, now + milliseconds(read->wait_ms)});
       else
         complete_read(call.id, read->room, read->limit);
-      return;
-    }
-    if (stage_ != stage::open) {
-      // A connection attempt under way decides the call; with none, it fails at once.
-      if (stage_ == stage::idle) fail_unreachable(call.id);
-      else waiting_for_connection_.push_back(std::move(call));
       return;
     }
     tool_args args = std::visit(
@@ -3604,39 +4287,19 @@ class bridge {
           if constexpr (std::is_same_v<T, mcp::join_room_request>) return join_room_args{r.room, r.nickname};
           else if constexpr (std::is_same_v<T, mcp::leave_room_request>) return leave_room_args{r.room};
           else if constexpr (std::is_same_v<T, mcp::list_rooms_request>) return list_rooms_args{};
-          else if constexpr (std::is_same_v<T, mcp::send_message_request>)
-            return send_message_args{r.room, r.body, uuid_key()};
+          else if constexpr (std::is_same_v<T, mcp::send_message_request>) return send_message_args{r.room, r.body, std::nullopt};
           else return who_is_here_args{std::get<mcp::who_is_here_request>(call.request).room};
         },
         call.request);
-    const bool retry = std::holds_alternative<send_message_args>(args) || std::holds_alternative<list_rooms_args>(args) ||
-                       std::holds_alternative<who_is_here_args>(args) || std::holds_alternative<join_room_args>(args);
-    const std::string id = "b" + std::to_string(++last_request_);
-    tool_request frame{id, std::move(args)};
-    socket_out_ += ws_->encode_text(encode_tool_request(frame));
-    in_flight_.emplace(id, in_flight_call{std::move(call.id), std::move(frame), retry});
+    calls_.emplace(client_.call(std::move(args)), std::move(call.id));
   }
-
-  void fail_unreachable(const nlohmann::json& id) {
-    std::string why = "The parley server is unreachable; retrying in the background. Try again shortly.";
-    if (!last_hello_error_.empty()) why = "The parley server refused this agent (" + last_hello_error_ + "); retrying.";
-    fail(id, why, {{"code", "ServerUnreachableError"}});
-  }
-
-  void fail_waiting_calls() {
-    for (const auto& call : waiting_for_connection_) fail_unreachable(call.id);
-    waiting_for_connection_.clear();
-  }
-
-  // Each send_message call gets its own key: a retry after a resume is deduplicated by the server.
-  std::string uuid_key() { return random_token(random_, 16); }
 
   bool has_messages(const std::optional<std::string>& room) const {
     if (!room) return !buffer_.empty();
     return std::any_of(buffer_.begin(), buffer_.end(), [&](const room_message_frame& m) { return m.room == *room; });
   }
 
-  void wake_reads(time_point) {
+  void wake_reads() {
     for (auto it = waiting_reads_.begin(); it != waiting_reads_.end();) {
       if (has_messages(it->room)) {
         complete_read(it->id, it->room, it->limit);
@@ -3668,37 +4331,18 @@ class bridge {
   }
 
   bridge_config config_;
-  random_source random_;
+  client_type client_;
   mcp::mcp_server mcp_;
-  stage stage_ = stage::idle;
-  time_point retry_at_;
-  time_point stage_deadline_{};
-  time_point last_heard_{};
-  time_point shutdown_deadline_{};
-  int attempts_ = 0;
-  http_response_parser http_;
-  std::optional<websocket> ws_;
-  std::string ws_key_;
-  std::string socket_out_;
-  bool close_socket_ = false;
-  bool shutting_down_ = false;
-  bool finished_ = false;
-  std::optional<hello_ok_frame> session_;
-  std::string last_hello_error_;
-  std::map<std::string, std::string> joined_;           // room → our nickname, for rejoining
-  std::map<std::string, std::uint64_t> last_seq_;       // room → highest seq passed on
-  std::map<std::string, int> rejoin_tries_;       // room → nicknames tried since the last fresh session
-  std::map<std::string, std::string> rejoin_base_;  // room → the nickname we had before it
-  std::unordered_map<std::string, in_flight_call> in_flight_;
-  std::unordered_map<std::string, std::string> rejoining_;  // request id → room
-  std::vector<std::pair<std::string, std::uint64_t>> acks_unwritten_;
-  std::vector<std::pair<std::string, std::uint64_t>> acks_after_write_;
+  std::map<call_id, nlohmann::json> calls_;  // the client's call → the MCP request id
+  std::vector<ack> acks_pending_;           // pushed, and not in any batch handed out yet
+  std::deque<unwritten_batch> unwritten_;   // handed out, and not confirmed written yet
+  std::uint64_t last_batch_ = 0;
   std::deque<room_message_frame> buffer_;
   bool dropped_since_read_ = false;
   std::vector<waiting_read> waiting_reads_;
-  std::vector<mcp::tool_call> waiting_for_connection_;  // calls made while a connection attempt is under way
-  std::uint64_t last_request_ = 0;
 };
+
+using bridge = basic_bridge<default_policy>;
 
 }  // namespace parley
 // ----- end parley/bridge.hpp -----
@@ -3828,248 +4472,6 @@ template <class Random, class IsTaken>
 
 }  // namespace parley
 // ----- end parley/nickname_generator.hpp -----
-
-// ----- begin parley/policy.hpp -----
-// SPDX-License-Identifier: MIT
-// Policies: the one struct naming the types a hub, server or client is built from, as basic_json's parameters do.
-//
-// A policy names
-//   monotonic_clock  the clock every deadline runs on;
-//   wall_clock       the clock of sentAt and UUIDv7 (its epoch is the Unix epoch);
-//   random           a callable void(unsigned char* out, std::size_t n), a CSPRNG in production;
-//   room_store       where rooms and seq blocks persist (see room_store.hpp);
-//   frame_encoding   how a hub stores a room.message frame: json_frames or websocket_frames;
-//   server_hooks     tokens, revocations and logging for a server (see server_hooks.hpp).
-// A test policy names simulated clocks and an in-memory store of its own clock, so
-// production and test wiring are different types and cannot be mixed by accident.
-
-
-// ----- begin parley/room_store.hpp -----
-// SPDX-License-Identifier: MIT
-// Where rooms and seq blocks live between restarts: what a store must do, and the in-memory store the core ships.
-
-
-#include <cstdint>
-#include <map>
-#include <string>
-#include <string_view>
-#include <vector>
-
-namespace parley {
-
-template <class WallTime>
-struct basic_stored_room {
-  std::string name;
-  WallTime created_at;
-};
-using stored_room = basic_stored_room<wall_time>;
-
-// A policy's room_store is any type with these members (the hub calls them
-// synchronously and rarely: once when a room is first created and once per seq block
-// (hi/lo), never per message; bodies never reach a store):
-//
-//   result<std::vector<basic_stored_room<W>>> load_rooms();
-//       every room that ever existed, in name order;
-//   result<void> create_room(std::string_view name, W now);
-//       records a new room; creating one that exists is not an error;
-//   result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
-//       reserves `count` seqs for `room` and returns the first: [first, first + count)
-//       are the caller's, and no later call, in this process or after a restart, hands
-//       any of them out again. The first block of a room starts at 1.
-//
-// where W is the policy's wall-clock time. tools/ has the SQLite one.
-template <class WallClock>
-class basic_memory_room_store {
- public:
-  using wall_time = clock_time<WallClock>;
-
-  result<std::vector<basic_stored_room<wall_time>>> load_rooms() {
-    std::vector<basic_stored_room<wall_time>> out;
-    out.reserve(rooms_.size());
-    for (const auto& [name, r] : rooms_) out.push_back({name, r.created_at});
-    return out;
-  }
-
-  result<void> create_room(std::string_view name, wall_time now) {
-    rooms_.try_emplace(std::string(name), entry{now, 1});
-    return {};
-  }
-
-  result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count) {
-    auto it = rooms_.find(room);
-    if (it == rooms_.end()) return make_error(error_code::internal, "seq block for unknown room " + std::string(room));
-    const std::uint64_t first = it->second.next_seq;
-    it->second.next_seq += count;
-    ++blocks_reserved_;
-    return first;
-  }
-
-  [[nodiscard]] std::uint64_t blocks_reserved() const noexcept { return blocks_reserved_; }
-
- private:
-  struct entry {
-    wall_time created_at;
-    std::uint64_t next_seq;
-  };
-  std::map<std::string, entry, std::less<>> rooms_;
-  std::uint64_t blocks_reserved_ = 0;
-};
-
-using memory_room_store = basic_memory_room_store<std::chrono::system_clock>;
-
-}  // namespace parley
-// ----- end parley/room_store.hpp -----
-
-// ----- begin parley/server_hooks.hpp -----
-// SPDX-License-Identifier: MIT
-// What a server asks of its host: whether a token is good, which tokens were revoked, and where log lines go.
-//
-// The host (tools/, a test) answers questions of fact; the core decides what each
-// answer means on the wire. A hook never writes an error message or picks a code.
-
-
-// ----- begin parley/log_level.hpp -----
-// SPDX-License-Identifier: MIT
-// How much a log line matters: the one level type shared by the core's hooks and the tools' logger.
-
-namespace parley {
-
-enum class log_level { debug, info, warn, error };
-
-}  // namespace parley
-// ----- end parley/log_level.hpp -----
-
-#include <string>
-#include <string_view>
-#include <vector>
-
-namespace parley {
-
-// What the host knows of a bearer token.
-enum class token_status {
-  valid,        // issued and not revoked: `label` names it
-  unknown,      // never issued
-  revoked,      // issued, then revoked: `label` names it
-  unavailable,  // the host could not tell (its database failed): the client may retry later
-};
-
-struct token_verdict {
-  token_status status = token_status::unknown;
-  std::string label;  // for valid and revoked
-};
-
-// A policy's server_hooks is any type with these members:
-//
-//   bool tokens_required() const;
-//       false: every client is welcome without a token, as on a loopback bind;
-//   token_verdict check_token(std::string_view token);
-//       called only when tokens are required, once per fresh hello;
-//   std::vector<std::string> revoked_labels();
-//       every label revoked so far; polled while sessions hold a label, at
-//       server_config::revocation_poll_interval, so a revocation made by another
-//       process closes that label's sessions within the interval;
-//   void log(log_level, std::string_view line);
-//       one line per event; the core never passes a token or a message body.
-//
-// open_server_hooks is the loopback server's: no tokens, no log.
-struct open_server_hooks {
-  [[nodiscard]] bool tokens_required() const noexcept { return false; }
-  [[nodiscard]] token_verdict check_token(std::string_view) { return {token_status::unknown, {}}; }
-  [[nodiscard]] std::vector<std::string> revoked_labels() { return {}; }
-  void log(log_level, std::string_view) {}
-};
-
-}  // namespace parley
-// ----- end parley/server_hooks.hpp -----
-
-// ----- begin parley/simulated_clock.hpp -----
-// SPDX-License-Identifier: MIT
-// Clocks that only move when a test says so: distinct types from production's, for tests, fuzzers and simulations.
-
-
-#include <chrono>
-
-namespace parley {
-
-// Neither clock has now(): time is whatever the driver of the simulation sets.
-struct simulated_monotonic_clock {
-  using rep = std::int64_t;
-  using period = std::milli;
-  using duration = milliseconds;
-  using time_point = std::chrono::time_point<simulated_monotonic_clock, milliseconds>;
-  static constexpr bool is_steady = true;
-};
-
-struct simulated_wall_clock {
-  using rep = std::int64_t;
-  using period = std::milli;
-  using duration = milliseconds;
-  using time_point = std::chrono::time_point<simulated_wall_clock, milliseconds>;
-  static constexpr bool is_steady = false;
-};
-
-using simulated_moment = basic_moment<simulated_monotonic_clock, simulated_wall_clock>;
-
-// 2026-11-22T00:00:00.000Z on the wall clock; the monotonic clock starts elsewhere, as
-// a real one does, so a test cannot confuse the two.
-inline constexpr simulated_moment simulated_epoch{simulated_moment::monotonic_time(milliseconds(1'000'000)),
-                                                  simulated_moment::wall_time(milliseconds(1'795'305'600'000))};
-
-}  // namespace parley
-// ----- end parley/simulated_clock.hpp -----
-
-#include <chrono>
-#include <string>
-#include <string_view>
-
-namespace parley {
-
-// A hub that others read through drain(): each room.message is its JSON text.
-struct json_frames {
-  [[nodiscard]] static std::string encode(std::string json_text) { return json_text; }
-};
-
-// A hub behind a WebSocket server: each room.message is stored as its unmasked text
-// frame, built once and shared by every recipient's queue and replay ring.
-struct websocket_frames {
-  [[nodiscard]] static std::string encode(std::string_view json_text) { return encode_server_text_frame(json_text); }
-};
-
-struct default_policy {
-  using monotonic_clock = std::chrono::steady_clock;
-  using wall_clock = std::chrono::system_clock;
-  using random = random_source;
-  using room_store = memory_room_store;
-  using frame_encoding = json_frames;
-  using server_hooks = open_server_hooks;
-};
-
-// What parley::server is built from: the default policy with WebSocket frames.
-struct server_policy : default_policy {
-  using frame_encoding = websocket_frames;
-};
-
-// Tests, fuzzers and simulations: clocks that move only when told, and an in-memory
-// store on the simulated wall clock. Randomness stays a caller-seeded callable.
-struct simulated_policy {
-  using monotonic_clock = simulated_monotonic_clock;
-  using wall_clock = simulated_wall_clock;
-  using random = random_source;
-  using room_store = basic_memory_room_store<simulated_wall_clock>;
-  using frame_encoding = json_frames;
-  using server_hooks = open_server_hooks;
-};
-
-struct simulated_server_policy : simulated_policy {
-  using frame_encoding = websocket_frames;
-};
-
-// The moment type of a policy's two clocks.
-template <class Policy>
-using moment_of = basic_moment<typename Policy::monotonic_clock, typename Policy::wall_clock>;
-
-}  // namespace parley
-// ----- end parley/policy.hpp -----
 
 // ----- begin parley/replay_ring.hpp -----
 // SPDX-License-Identifier: MIT
@@ -4880,7 +5282,7 @@ template <class Hub>
 template <class Hub>
 [[nodiscard]] std::optional<std::string> serve_client_text(Hub& h, session_handle session, std::string_view text,
                                                            const typename Hub::moment_type& now) {
-  auto frame = decode_client_frame(text);
+  auto frame = decode_client_frame(text, h.config().max_body_bytes);
   if (!frame) {
     if (frame.error().request_id) return encode_tool_err(*frame.error().request_id, frame.error().err);
     return encode_system_error(frame.error().err);
@@ -5487,4 +5889,140 @@ using server = basic_server<server_policy>;
 
 }  // namespace parley
 // ----- end parley/server.hpp -----
+
+// ----- begin parley/server_url.hpp -----
+// SPDX-License-Identifier: MIT
+// Where a client connects: a ws:// or wss:// URL taken apart into what the dialer and the upgrade request need.
+
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace parley {
+
+struct server_url {
+  bool tls = false;         // wss://
+  std::string host;         // what to resolve and, for TLS, verify: a name or an address, IPv6 without brackets
+  std::uint16_t port = 0;   // as written, else 80 for ws:// and 443 for wss://
+  std::string path = "/";   // the request target: the path and any ?query
+  std::string host_header;  // the authority as written, for the Host header: IPv6 in brackets, the port only if given
+};
+
+namespace detail {
+
+inline tl::unexpected<error> url_error(std::string_view part, std::string sentence) {
+  return make_error(error_code::invalid_argument, std::move(sentence), {{"field", "url"}, {"part", part}});
+}
+
+[[nodiscard]] inline bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) noexcept {
+  if (text.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    char c = text[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+[[nodiscard]] constexpr bool is_host_name_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_';
+}
+
+[[nodiscard]] constexpr bool is_ipv6_char(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+}
+
+}  // namespace detail
+
+// ws://host[:port][/path][?query] or wss://..., with IPv6 hosts in brackets (ws://[::1]:7539).
+// Refused, each with a sentence saying what to fix: another scheme, spaces or control
+// characters (they would end up in the request line or the Host header), a #fragment
+// (RFC 6455 forbids one), user:password@ (the token has its own channel), an empty or
+// malformed host, an IPv6 address without brackets or with an unclosed one, and a port
+// that is empty, not a number, 0 or above 65535.
+[[nodiscard]] inline result<server_url> parse_server_url(std::string_view url) {
+  server_url out;
+  if (detail::starts_with_ignoring_case(url, "ws://")) {
+    url.remove_prefix(5);
+  } else if (detail::starts_with_ignoring_case(url, "wss://")) {
+    out.tls = true;
+    url.remove_prefix(6);
+  } else {
+    return detail::url_error("scheme", "the server URL must start with ws:// or wss://");
+  }
+  for (char c : url) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7F) return detail::url_error("characters", "the server URL contains a space or a control character");
+  }
+  if (url.find('#') != std::string_view::npos)
+    return detail::url_error("fragment", "a WebSocket URL cannot have a #fragment");
+
+  const auto authority_end = url.find_first_of("/?");
+  std::string_view authority = url.substr(0, authority_end);
+  if (authority_end != std::string_view::npos) {
+    const std::string_view target = url.substr(authority_end);
+    out.path = target.front() == '?' ? "/" : "";
+    out.path.append(target);
+  }
+  if (authority.find('@') != std::string_view::npos)
+    return detail::url_error("userinfo",
+                             "the server URL cannot carry credentials; pass the token in PARLEY_TOKEN or --token-file");
+  if (authority.empty()) return detail::url_error("host", "the server URL has no host");
+  out.host_header = std::string(authority);
+
+  std::string_view port;
+  bool has_port = false;
+  if (authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return detail::url_error("host", "the IPv6 address has no closing ']'");
+    const std::string_view address = authority.substr(1, close - 1);
+    if (address.empty()) return detail::url_error("host", "the brackets hold no IPv6 address");
+    for (char c : address)
+      if (!detail::is_ipv6_char(c))
+        return detail::url_error("host", "the brackets must hold an IPv6 address: hex digits, ':' and '.'");
+    if (address.find(':') == std::string_view::npos)
+      return detail::url_error("host", "the brackets must hold an IPv6 address, which has at least one ':'");
+    out.host = std::string(address);
+    const std::string_view rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return detail::url_error("host", "only ':port' may follow the IPv6 address's ']'");
+      port = rest.substr(1);
+      has_port = true;
+    }
+  } else {
+    const auto colon = authority.find(':');
+    if (colon != std::string_view::npos && authority.find(':', colon + 1) != std::string_view::npos)
+      return detail::url_error("host", "an IPv6 address must be in brackets, as in ws://[::1]:7539");
+    const std::string_view name = authority.substr(0, colon);
+    if (name.empty()) return detail::url_error("host", "the server URL has no host before the ':'");
+    for (char c : name)
+      if (!detail::is_host_name_char(c))
+        return detail::url_error("host", "the host may hold letters, digits, '-', '.' and '_' only");
+    out.host = std::string(name);
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      has_port = true;
+    }
+  }
+
+  if (!has_port) {
+    out.port = out.tls ? 443 : 80;
+    return out;
+  }
+  if (port.empty()) return detail::url_error("port", "the port after ':' is empty");
+  std::uint32_t value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return detail::url_error("port", "the port must be a number from 1 to 65535");
+    value = value * 10 + static_cast<std::uint32_t>(c - '0');
+    if (value > 65535) return detail::url_error("port", "the port must be a number from 1 to 65535");
+  }
+  if (value == 0) return detail::url_error("port", "the port must be a number from 1 to 65535");
+  out.port = static_cast<std::uint16_t>(value);
+  return out;
+}
+
+}  // namespace parley
+// ----- end parley/server_url.hpp -----
 // ----- end parley/parley.hpp -----

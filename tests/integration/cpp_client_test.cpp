@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
-// The real parley-tools server driven by parley's own client codec (http.hpp, websocket.hpp in role::client, wire.hpp) over POSIX sockets.
+// The real parley-tools server driven by parley::client (include/parley/client.hpp) over POSIX sockets.
 //
 // PARLEY_TOOLS names the executable (ctest sets it). Every wait is bounded by poll()
 // timeouts and every server is killed by its destructor, so nothing here can hang CI.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <parley/client.hpp>
 #include <parley/http.hpp>
-#include <parley/websocket.hpp>
-#include <parley/wire.hpp>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -20,12 +19,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -284,158 +285,165 @@ parley::random_source test_random() {
   };
 }
 
-// A Parley client made of the core's codecs. Frames that arrive while waiting for
-// something else are kept in order for later.
+// parley::client over a POSIX socket: the loop a real program runs (poll the client, do
+// what it says, wait for the socket or the client's deadline), bounded by io_timeout.
+// Events that arrive while waiting for something else are kept in order for later.
 class client {
  public:
-  explicit client(std::uint16_t port, const parley::http_headers& extra = {})
-      : random_(test_random()), ws_(parley::role::client, random_) {
-    fd_ = connect_tcp(port);
-    const std::string key = parley::make_websocket_key(random_);
-    const auto request = parley::build_upgrade_request("127.0.0.1:" + std::to_string(port), "/", key, extra);
-    REQUIRE(request);
-    write_all(fd_, *request);
-    parley::http_response_parser parser;
-    const auto deadline = clock_type::now() + io_timeout;
-    for (;;) {
-      bool eof = false;
-      const std::string bytes = read_some(fd_, deadline, eof);
-      if (bytes.empty()) fail_with("no upgrade answer");
-      const auto r = parser.feed(bytes);
-      if (r.status == parley::http_parse_status::failed) fail_with("bad upgrade answer");
-      if (r.status == parley::http_parse_status::need_more) continue;
-      const parley::http_response response = parser.take_response();
-      status_ = response.status;
-      if (auto ok = parley::check_upgrade_response(response, key); !ok) fail_with(ok.error());
-      ws_.receive(std::string_view(bytes).substr(r.consumed));
-      break;
-    }
-  }
+  explicit client(std::uint16_t port, parley::client_config config = {})
+      : port_(port), client_(with_host(std::move(config), port), test_random()) {}
   ~client() { drop(); }
   client(const client&) = delete;
   client& operator=(const client&) = delete;
 
-  void send_text(std::string_view text) { write_all(fd_, ws_.encode_text(text)); }
-
-  parley::server_frame hello(parley::hello_frame h = {"0.1.0", std::nullopt, std::nullopt}) {
-    send_text(parley::encode_hello(h));
-    return next([](const parley::server_frame& f) {
-      return std::holds_alternative<parley::hello_ok_frame>(f) || std::holds_alternative<parley::hello_err_frame>(f);
+  // hello.ok of the first session this client opens.
+  parley::hello_ok_frame hello_ok() {
+    next([](const parley::client_event& e) {
+      if (auto* refused = std::get_if<parley::hello_refused>(&e)) fail_with("hello refused: " + refused->code);
+      return std::holds_alternative<parley::session_opened>(e);
     });
+    return *client_.session();
   }
 
-  parley::hello_ok_frame hello_ok(parley::hello_frame h = {"0.1.0", std::nullopt, std::nullopt}) {
-    auto f = hello(std::move(h));
-    if (auto* err = std::get_if<parley::hello_err_frame>(&f)) fail_with("hello refused: " + err->code + " " + err->message);
-    session_ = std::get<parley::hello_ok_frame>(f);
-    return session_;
+  // The code of a refused hello (or of a refused resume).
+  std::string refused() {
+    auto e = next([](const parley::client_event& e) {
+      return std::holds_alternative<parley::hello_refused>(e) || std::holds_alternative<parley::resume_refused>(e);
+    });
+    if (auto* r = std::get_if<parley::hello_refused>(&e)) return r->code;
+    return std::get<parley::resume_refused>(e).code;
   }
 
-  // A tool call and its answer: tool.ok's result, or tool.err.
-  parley::server_frame call(parley::tool_args args) {
-    const std::string id = "cpp-" + std::to_string(++requests_);
-    send_text(parley::encode_tool_request(parley::tool_request{id, std::move(args)}));
-    return next([&](const parley::server_frame& f) {
-      if (auto* ok = std::get_if<parley::tool_ok_frame>(&f)) return ok->request_id == id;
-      if (auto* err = std::get_if<parley::tool_err_frame>(&f)) return err->request_id == id;
+  // A tool call and its outcome.
+  parley::client_event call(parley::tool_args args) {
+    const parley::call_id id = client_.call(std::move(args));
+    return next([&](const parley::client_event& e) {
+      if (auto* ok = std::get_if<parley::call_succeeded>(&e)) return ok->call == id;
+      if (auto* failed = std::get_if<parley::call_failed>(&e)) return failed->call == id;
       return false;
     });
   }
 
   parley::json ok(parley::tool_args args) {
-    auto f = call(std::move(args));
-    if (auto* err = std::get_if<parley::tool_err_frame>(&f)) fail_with("tool.err " + err->code + ": " + err->message);
-    return std::get<parley::tool_ok_frame>(f).result;
+    auto e = call(std::move(args));
+    if (auto* failed = std::get_if<parley::call_failed>(&e)) fail_with("tool.err " + failed->code + ": " + failed->message);
+    return std::get<parley::call_succeeded>(e).result;
   }
 
-  parley::tool_err_frame err(parley::tool_args args) {
-    auto f = call(std::move(args));
-    REQUIRE(std::holds_alternative<parley::tool_err_frame>(f));
-    return std::get<parley::tool_err_frame>(f);
+  parley::call_failed err(parley::tool_args args) {
+    auto e = call(std::move(args));
+    REQUIRE(std::holds_alternative<parley::call_failed>(e));
+    const auto failed = std::get<parley::call_failed>(e);
+    REQUIRE(failed.why == parley::call_failure::refused);
+    return failed;
   }
 
   parley::room_message_frame message() {
     return std::get<parley::room_message_frame>(
-        next([](const parley::server_frame& f) { return std::holds_alternative<parley::room_message_frame>(f); }));
+        next([](const parley::client_event& e) { return std::holds_alternative<parley::room_message_frame>(e); }));
   }
 
-  void ack(const std::string& room, std::uint64_t seq) { send_text(parley::encode_ack({room, seq})); }
+  void ack(const std::string& room, std::uint64_t seq) { client_.ack(room, seq); }
 
-  // Sends a close frame and waits for the server's; returns the server's code.
-  std::uint16_t close(std::uint16_t code = parley::ws_status::normal) {
-    write_all(fd_, ws_.encode_close(code));
+  // Ends the session with 1000 and returns the code of the server's answering close.
+  std::uint16_t close() {
+    client_.close(now());
     return wait_close();
   }
 
-  // Reads until the server's close frame (or EOF) and returns its code (1006 for a bare EOF).
+  // Runs until the connection ends; the code of the server's close frame, 1006 without one.
   std::uint16_t wait_close() {
-    const auto deadline = clock_type::now() + io_timeout;
-    while (!close_code_) {
-      if (!pump(deadline)) break;
-    }
+    auto e = next([](const parley::client_event& e) { return std::holds_alternative<parley::connection_closed>(e); });
     drop();
-    return close_code_.value_or(parley::ws_status::abnormal);
+    return std::get<parley::connection_closed>(e).close_code.value_or(parley::ws_status::abnormal);
   }
 
-  // The TCP connection ends without a close frame.
+  // The TCP connection ends without a close frame, and nothing more is driven.
   void drop() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
+    dropped_ = true;
   }
 
-  [[nodiscard]] std::size_t queued() const { return queue_.size(); }
-  [[nodiscard]] const parley::hello_ok_frame& session() const { return session_; }
-  [[nodiscard]] std::optional<std::uint16_t> close_code() const { return close_code_; }
+  // Messages (and system errors) received and not taken.
+  [[nodiscard]] std::size_t queued() const {
+    return static_cast<std::size_t>(std::count_if(queue_.begin(), queue_.end(), [](const parley::client_event& e) {
+      return std::holds_alternative<parley::room_message_frame>(e) || std::holds_alternative<parley::server_error>(e);
+    }));
+  }
+  [[nodiscard]] std::optional<parley::session_snapshot> snapshot() const { return client_.snapshot(); }
 
  private:
+  static parley::client_config with_host(parley::client_config config, std::uint16_t port) {
+    config.host = "127.0.0.1:" + std::to_string(port);
+    return config;
+  }
+
+  static parley::steady_time now() {
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now());
+  }
+
   template <class Pred>
-  parley::server_frame next(Pred pred) {
+  parley::client_event next(Pred pred) {
     const auto deadline = clock_type::now() + io_timeout;
-    for (;;) {
+    for (bool more = true;;) {
       for (auto it = queue_.begin(); it != queue_.end(); ++it) {
         if (pred(*it)) {
-          parley::server_frame f = std::move(*it);
+          parley::client_event e = std::move(*it);
           queue_.erase(it);
-          return f;
+          return e;
         }
       }
-      if (close_code_) fail_with("closed with " + std::to_string(*close_code_) + " while waiting for a frame");
-      if (!pump(deadline)) fail_with("timed out or EOF while waiting for a frame");
+      if (dropped_) fail_with("the connection was dropped while waiting for an event");
+      if (!more) fail_with("timed out waiting for an event");
+      more = step(deadline);
     }
   }
 
-  // Reads once and turns bytes into queued frames; false on timeout or EOF.
-  bool pump(clock_type::time_point deadline) {
-    if (fd_ < 0) return false;
-    bool eof = false;
-    const std::string bytes = read_some(fd_, deadline, eof);
-    if (bytes.empty()) return false;
-    ws_.receive(bytes);
-    while (auto event = ws_.next_event()) {
-      if (auto* text = std::get_if<parley::ws_text>(&*event)) {
-        auto frame = parley::decode_server_frame(text->data);
-        if (!frame) fail_with("undecodable server frame: " + text->data.substr(0, 200));
-        queue_.push_back(std::move(*frame));
-      } else if (auto* ping = std::get_if<parley::ws_ping>(&*event)) {
-        write_all(fd_, ws_.encode_pong(ping->payload));
-      } else if (auto* close = std::get_if<parley::ws_close>(&*event)) {
-        close_code_ = close->code;
-        if (!ws_.close_sent()) write_all(fd_, ws_.encode_close(close->code));
-      } else if (auto* failure = std::get_if<parley::ws_failure>(&*event)) {
-        fail_with("the server broke RFC 6455: " + failure->reason);
+  void lost() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    client_.disconnected(now());
+  }
+
+  // One round of the loop; false once the deadline has passed or the client finished.
+  bool step(clock_type::time_point deadline) {
+    auto a = client_.poll(now());
+    for (auto& e : a.events) queue_.push_back(std::move(e));
+    if (!a.send.empty() && fd_ >= 0) {
+      std::string_view bytes = a.send;
+      while (!bytes.empty()) {
+        const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n <= 0) break;
+        bytes.remove_prefix(static_cast<std::size_t>(n));
       }
+      if (!bytes.empty()) lost();
     }
-    return true;
+    if (a.close) lost();
+    if (a.dial) {
+      fd_ = connect_tcp(port_);
+      client_.connected(now());
+    }
+    if (a.finished) return false;
+    if (!a.events.empty() || a.dial || a.close || !a.send.empty()) return true;  // poll again before waiting
+    auto until = deadline;
+    if (a.deadline) until = std::min(until, clock_type::now() + (*a.deadline - now()));
+    if (fd_ < 0) {
+      std::this_thread::sleep_until(until);
+    } else {
+      bool eof = false;
+      const std::string bytes = read_some(fd_, until, eof);
+      if (eof) lost();
+      else if (!bytes.empty()) client_.receive(bytes, now());
+    }
+    return clock_type::now() < deadline;
   }
 
-  parley::random_source random_;
-  parley::websocket ws_;
+  std::uint16_t port_;
+  parley::client client_;
   int fd_ = -1;
-  int status_ = 0;
-  int requests_ = 0;
-  std::deque<parley::server_frame> queue_;
-  std::optional<std::uint16_t> close_code_;
-  parley::hello_ok_frame session_;
+  bool dropped_ = false;
+  std::deque<parley::client_event> queue_;
 };
 
 parley::join_room_args join(std::string room, std::optional<std::string> nickname = std::nullopt) {
@@ -444,13 +452,17 @@ parley::join_room_args join(std::string room, std::optional<std::string> nicknam
 parley::send_message_args say(std::string room, std::string body, std::optional<std::string> key = std::nullopt) {
   return parley::send_message_args{std::move(room), std::move(body), std::move(key)};
 }
-parley::hello_frame resume_hello(const parley::hello_ok_frame& s, std::map<std::string, std::uint64_t, std::less<>> acks) {
-  return parley::hello_frame{"0.1.0", std::nullopt, parley::resume_block{s.session_id, s.reconnect_token, std::move(acks)}};
+// A client that begins by resuming `s`, having passed on `last_seqs` in its rooms.
+parley::client_config resuming(const parley::session_snapshot& s, std::map<std::string, std::uint64_t> last_seqs) {
+  parley::client_config config;
+  config.resume_from = parley::session_snapshot{s.session_id, s.reconnect_token, {}};
+  for (const auto& [room, seq] : last_seqs) config.resume_from->rooms[room] = {"", seq};
+  return config;
 }
 
 }  // namespace
 
-TEST_CASE("the codec's upgrade and hello get hello.ok; /healthz and /metrics answer") {
+TEST_CASE("parley::client's upgrade and hello get hello.ok; /healthz and /metrics answer") {
   temp_dir dir;
   server_process server(dir);
   client c(server.port());
@@ -534,44 +546,41 @@ TEST_CASE("an abrupt drop then resume replays exactly what was not acked; 1000 e
   client alice(server.port());
   alice.hello_ok();
   alice.ok(join("r", "alice"));
-  parley::hello_ok_frame bob_session;
+  parley::session_snapshot bob_session;
   {
     client bob(server.port());
-    bob_session = bob.hello_ok();
+    bob.hello_ok();
     bob.ok(join("r", "bob"));
     for (const char* body : {"1", "2"}) alice.ok(say("r", body));
     CHECK(bob.message().seq == 1);
     CHECK(bob.message().seq == 2);
     bob.ack("r", 1);
     bob.ok(parley::list_rooms_args{});
+    bob_session = *bob.snapshot();
     bob.drop();  // no close frame
   }
   for (const char* body : {"3", "4"}) alice.ok(say("r", body));
 
   {
-    client wrong(server.port());
-    auto token = bob_session.reconnect_token;
-    token[0] = token[0] == 'a' ? 'b' : 'a';
-    auto h = wrong.hello({"0.1.0", std::nullopt, parley::resume_block{bob_session.session_id, token, {}}});
-    REQUIRE(std::holds_alternative<parley::hello_err_frame>(h));
-    CHECK(std::get<parley::hello_err_frame>(h).code == "BadReconnectTokenError");
+    auto wrong_token = bob_session;
+    wrong_token.reconnect_token[0] = wrong_token.reconnect_token[0] == 'a' ? 'b' : 'a';
+    client wrong(server.port(), resuming(wrong_token, {}));
+    CHECK(wrong.refused() == "BadReconnectTokenError");
     CHECK(wrong.wait_close() == 4002);
   }
-  client bob(server.port());
-  const auto resumed = bob.hello_ok(resume_hello(bob_session, {{"r", 1}}));
+  client bob(server.port(), resuming(bob_session, {{"r", 1}}));
+  const auto resumed = bob.hello_ok();
   CHECK(resumed.session_id == bob_session.session_id);
   for (std::uint64_t want = 2; want <= 4; ++want) CHECK(bob.message().seq == want);
   bob.ok(parley::list_rooms_args{});
   CHECK(bob.queued() == 0);
 
-  CHECK(bob.close(parley::ws_status::normal) == parley::ws_status::normal);
+  CHECK(bob.close() == parley::ws_status::normal);
   // Ended at once: gone from the room and not resumable.
   const auto who = alice.ok(parley::who_is_here_args{"r"});
   CHECK(who["nicknames"] == parley::json::array({"alice"}));
-  client late(server.port());
-  auto h = late.hello(resume_hello(bob_session, {}));
-  REQUIRE(std::holds_alternative<parley::hello_err_frame>(h));
-  CHECK(std::get<parley::hello_err_frame>(h).code == "UnknownSessionError");
+  client late(server.port(), resuming(bob_session, {}));
+  CHECK(late.refused() == "UnknownSessionError");
   CHECK(late.wait_close() == 4001);
   alice.close();
 }
@@ -586,14 +595,16 @@ TEST_CASE("a public bind: no token is 4000, the token in hello or in Authorizati
   server_process server(dir, {"--bind", "0.0.0.0"});
 
   client none(server.port());
-  auto h = none.hello();
-  REQUIRE(std::holds_alternative<parley::hello_err_frame>(h));
-  CHECK(std::get<parley::hello_err_frame>(h).code == "AuthRequiredError");
+  CHECK(none.refused() == "AuthRequiredError");
   CHECK(none.wait_close() == 4000);
 
-  client in_hello(server.port());
-  in_hello.hello_ok({"0.1.0", token, std::nullopt});
-  client in_header(server.port(), parley::http_headers{{"Authorization", "Bearer " + token}});
+  parley::client_config with_token;
+  with_token.token = token;
+  client in_hello(server.port(), with_token);
+  in_hello.hello_ok();
+  parley::client_config with_header;
+  with_header.headers = parley::http_headers{{"Authorization", "Bearer " + token}};
+  client in_header(server.port(), with_header);
   in_header.hello_ok();
   in_hello.close();
   in_header.close();

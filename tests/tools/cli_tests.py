@@ -4,12 +4,17 @@
 
 Usage: cli_tests.py PATH/TO/parley-tools [unittest args...]
 """
+import json
 import os
 import re
+import signal
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 
 BINARY = None
@@ -205,6 +210,90 @@ class mcp_start_up(cli_test):
         r = self.run_tool("mcp", "--token-file", os.path.join(self.dir, "missing"))
         self.assertEqual(r.returncode, 2)
         self.assertIn("missing", r.stderr)
+
+    def test_a_bad_url_says_what_is_wrong_with_it(self):
+        cases = {
+            "http://127.0.0.1:7539": "must start with ws:// or wss://",
+            "ws://[::1:7539": "no closing ']'",
+            "ws://127.0.0.1:99999": "from 1 to 65535",
+            "ws://user:pw@127.0.0.1": "cannot carry credentials",
+        }
+        for url, sentence in cases.items():
+            with self.subTest(url=url):
+                r = self.run_tool("mcp", "--server", url, env={"PARLEY_SERVER": ""})
+                self.assertEqual(r.returncode, 2)
+                self.assertIn(sentence, r.stderr)
+                self.assertEqual(r.stdout, "")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class mcp_shutdown(cli_test):
+    """A SIGTERM while the host keeps writing: the stdin reader must not outlive the loop it feeds."""
+
+    ROUNDS = int(os.environ.get("PARLEY_STRESS_ROUNDS", "20"))
+    SANITIZERS = ("ThreadSanitizer", "AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+    def drain(self, stream, into):
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            into.append(chunk)
+
+    def one_round(self, url):
+        proc = subprocess.Popen([BINARY, "mcp", "--server", url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=self.env)
+        out, err = [], []
+        readers = [threading.Thread(target=self.drain, args=(proc.stdout, out), daemon=True),
+                   threading.Thread(target=self.drain, args=(proc.stderr, err), daemon=True)]
+        for t in readers:
+            t.start()
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        os.write(proc.stdin.fileno(), (json.dumps(init) + "\n").encode())
+        deadline = time.monotonic() + TIMEOUT
+        while b'"id":1' not in b"".join(out):  # the loop is running
+            self.assertLess(time.monotonic(), deadline, "no answer to initialize")
+            time.sleep(0.005)
+
+        stop = threading.Event()
+        ping = (json.dumps({"jsonrpc": "2.0", "id": 2, "method": "ping"}) + "\n").encode() * 4
+
+        def flood():  # lines before, during and after the signal, until the pipe closes
+            while not stop.is_set():
+                try:
+                    os.write(proc.stdin.fileno(), ping)
+                except OSError:
+                    return
+                time.sleep(0.0005)  # a steady stream the bridge keeps up with, not a backlog
+
+        writer = threading.Thread(target=flood, daemon=True)
+        writer.start()
+        time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=TIMEOUT)
+        finally:
+            stop.set()
+            proc.kill()
+            writer.join()
+            for t in readers:
+                t.join()
+            proc.stdin.close()
+            proc.stdout.close()
+            proc.stderr.close()
+        return code, b"".join(err).decode(errors="replace")
+
+    def test_stdin_lines_after_sigterm_end_in_a_clean_exit(self):
+        url = f"ws://127.0.0.1:{free_port()}"  # nothing listens: the bridge is between dials
+        for n in range(self.ROUNDS):
+            code, stderr = self.one_round(url)
+            with self.subTest(round=n):
+                self.assertEqual(code, 0, stderr[-4000:])
+                for name in self.SANITIZERS:
+                    self.assertNotIn(name, stderr)
 
 
 if __name__ == "__main__":
