@@ -4,7 +4,7 @@
 #include "crypto.hpp"
 #include "database.hpp"
 #include "log.hpp"
-#include "mcp.hpp"
+#include "bridge_loop.hpp"
 #include "options.hpp"
 #include "server_loop.hpp"
 #include "sqlite_store.hpp"

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The agent's bridge without I/O: MCP lines from the host on one side, a parley::client session on the other.
 //
-// tools/mcp.cpp feeds it stdin bytes, socket bytes, connection events and `now`, and
+// tools/bridge_loop.cpp feeds it stdin bytes, socket bytes, connection events and `now`, and
 // after each asks poll(now) what to do: stdout lines, socket bytes, dial, close, when to
 // poll again, stop. The session itself (reconnects, resume, rejoin, de-duplication,
 // calls in flight) is basic_client's; the bridge maps tool calls onto it, pushes room

@@ -5,7 +5,7 @@
 // bridge's: after each event the loop asks bridge.poll(now) and does what it says.
 // stdin is read on a thread of its own (it may be a pipe, a file or a terminal; see
 // stdin_reader.hpp); everything else runs on one io_context thread.
-#include "mcp.hpp"
+#include "bridge_loop.hpp"
 
 #include "crypto.hpp"
 #include "log.hpp"
