@@ -65,14 +65,15 @@ CLI::Option* add_count(CLI::App& app, const std::string& name, Unsigned& target,
   return app.add_option(name, target, description)->check(digits_only)->capture_default_str();
 }
 
-// CLI11 2.1 has no std::chrono support; seconds are read as an integer.
-CLI::Option* add_seconds(CLI::App& app, const std::string& name, std::chrono::seconds& target,
+// CLI11 2.1 has no std::chrono support; seconds are read as an integer into the
+// core's millisecond setting, whose default is shown.
+CLI::Option* add_seconds(CLI::App& app, const std::string& name, parley::milliseconds& target,
                          const std::string& description) {
   return app
       .add_option_function<std::int64_t>(
           name, [&target](std::int64_t s) { target = std::chrono::seconds(s); }, description)
       ->type_name("SECONDS")
-      ->default_str(std::to_string(target.count()));
+      ->default_str(std::to_string(std::chrono::duration_cast<std::chrono::seconds>(target).count()));
 }
 
 CLI::Option* add_db(CLI::App& app, std::filesystem::path& target) {
@@ -212,7 +213,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   add_db(*server_cmd, server.db_file);
   add_log_level(*server_cmd, server.log);
-  add_seconds(*server_cmd, "--session-grace", server.session_grace, "How long a dropped session may resume")
+  add_seconds(*server_cmd, "--session-grace", server.hub.session_grace, "How long a dropped session may resume")
       ->envname("PARLEY_SESSION_GRACE");
   server_cmd->add_option("--tls-cert", server.tls_cert, "TLS certificate chain (PEM); needs --tls-key")
       ->envname("PARLEY_TLS_CERT")
@@ -220,24 +221,24 @@ int main(int argc, char** argv) {
   server_cmd->add_option("--tls-key", server.tls_key, "TLS private key (PEM); needs --tls-cert")
       ->envname("PARLEY_TLS_KEY")
       ->type_name("PATH");
-  add_count(*server_cmd, "--max-connections", server.max_connections, "Open connections at most")
+  add_count(*server_cmd, "--max-connections", server.core.max_connections, "Open connections at most")
       ->envname("PARLEY_MAX_CONNECTIONS");
-  add_seconds(*server_cmd, "--handshake-timeout", server.handshake_timeout, "From TCP accept to a completed hello")
+  add_seconds(*server_cmd, "--handshake-timeout", server.core.handshake_timeout, "From TCP accept to a completed hello")
       ->envname("PARLEY_HANDSHAKE_TIMEOUT");
-  add_seconds(*server_cmd, "--ping-interval", server.ping_interval, "Seconds between pings to each connection: periodic, not after idle time")
+  add_seconds(*server_cmd, "--ping-interval", server.core.ping_interval, "Seconds between pings to each connection: periodic, not after idle time")
       ->envname("PARLEY_PING_INTERVAL");
-  add_seconds(*server_cmd, "--pong-timeout", server.pong_timeout, "Close a connection that has sent nothing (not even a pong) for this long")
+  add_seconds(*server_cmd, "--pong-timeout", server.core.pong_timeout, "Close a connection that has sent nothing (not even a pong) for this long")
       ->envname("PARLEY_PONG_TIMEOUT");
-  add_count(*server_cmd, "--max-queue-bytes", server.max_queue_bytes,
+  add_count(*server_cmd, "--max-queue-bytes", server.core.max_queue_bytes,
             "Outgoing bytes queued per connection before a slow consumer is disconnected")
       ->envname("PARLEY_MAX_QUEUE_BYTES");
-  add_count(*server_cmd, "--max-message-bytes", server.max_message_bytes, "Largest incoming WebSocket message")
+  add_count(*server_cmd, "--max-message-bytes", server.core.websocket.max_message_bytes, "Largest incoming WebSocket message")
       ->envname("PARLEY_MAX_MESSAGE_BYTES");
-  add_count(*server_cmd, "--rate-capacity", server.rate.capacity, "Messages a session may send in a burst")
+  add_count(*server_cmd, "--rate-capacity", server.hub.rate.capacity, "Messages a session may send in a burst")
       ->envname("PARLEY_RATE_CAPACITY");
-  add_count(*server_cmd, "--rate-per-second", server.rate.refill_per_second, "Sustained messages per second per session")
+  add_count(*server_cmd, "--rate-per-second", server.hub.rate.refill_per_second, "Sustained messages per second per session")
       ->envname("PARLEY_RATE_PER_SECOND");
-  add_count(*server_cmd, "--replay-capacity", server.replay_capacity, "Unacked messages kept per (session, room) for a resume")
+  add_count(*server_cmd, "--replay-capacity", server.hub.replay_capacity, "Unacked messages kept per (session, room) for a resume")
       ->envname("PARLEY_REPLAY_CAPACITY");
   server_cmd
       ->add_option("--allow-origin", server.allow_origins,

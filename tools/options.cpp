@@ -26,7 +26,7 @@ std::optional<std::string> positive(const char* flag, std::uint64_t value) {
   return std::nullopt;
 }
 
-std::optional<std::string> positive(const char* flag, std::chrono::seconds value) {
+std::optional<std::string> positive(const char* flag, parley::milliseconds value) {
   if (value.count() <= 0) return std::string(flag) + " must be a positive number of seconds";
   return std::nullopt;
 }
@@ -44,11 +44,12 @@ std::optional<std::string> validate(const server_options& o) {
     if (auto problem = readable_file("--tls-key", o.tls_key)) return problem;
   }
   for (auto problem :
-       {positive("--session-grace", o.session_grace), positive("--handshake-timeout", o.handshake_timeout),
-        positive("--ping-interval", o.ping_interval), positive("--pong-timeout", o.pong_timeout),
-        positive("--max-connections", o.max_connections), positive("--max-queue-bytes", o.max_queue_bytes),
-        positive("--max-message-bytes", o.max_message_bytes), positive("--rate-capacity", o.rate.capacity),
-        positive("--rate-per-second", o.rate.refill_per_second), positive("--replay-capacity", o.replay_capacity)})
+       {positive("--session-grace", o.hub.session_grace), positive("--handshake-timeout", o.core.handshake_timeout),
+        positive("--ping-interval", o.core.ping_interval), positive("--pong-timeout", o.core.pong_timeout),
+        positive("--max-connections", o.core.max_connections), positive("--max-queue-bytes", o.core.max_queue_bytes),
+        positive("--max-message-bytes", o.core.websocket.max_message_bytes),
+        positive("--rate-capacity", o.hub.rate.capacity), positive("--rate-per-second", o.hub.rate.refill_per_second),
+        positive("--replay-capacity", o.hub.replay_capacity)})
     if (problem) return problem;
   for (const auto& origin : o.allow_origins)
     if (auto parsed = parley::parse_web_origin(origin); !parsed) return "--allow-origin: " + parsed.error().message;

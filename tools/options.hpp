@@ -5,7 +5,8 @@
 #include "log.hpp"
 
 #include <parley/error.hpp>
-#include <parley/token_bucket.hpp>
+#include <parley/hub.hpp>
+#include <parley/server.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -22,18 +23,12 @@ struct server_options {
   int port = 7539;                 // 0: the OS picks a free port
   std::filesystem::path db_file;   // filled with default_database_path() when not given
   log_level log = log_level::info;
-  std::chrono::seconds session_grace{60};  // how long a dropped session may resume
-  std::filesystem::path tls_cert;          // PEM; set together with tls_key or not at all
+  std::filesystem::path tls_cert;  // PEM; set together with tls_key or not at all
   std::filesystem::path tls_key;
-  std::uint32_t max_connections = 10000;
-  std::chrono::seconds handshake_timeout{10};  // TCP accept to hello.ok
-  std::chrono::seconds ping_interval{30};  // between pings, periodic: not an idle timeout
-  std::chrono::seconds pong_timeout{60};
-  std::uint64_t max_queue_bytes = 1048576;  // per connection, before a slow consumer is cut off
-  std::uint64_t max_message_bytes = 65536;
-  parley::token_bucket_config rate{};  // per session (not per connection): capacity 20, 10 per second
-  std::uint32_t replay_capacity = 64;  // unacked messages kept per (session, room) for a resume
   std::vector<std::string> allow_origins;  // browser origins besides our own page's (validate() checks each)
+  // The core's own settings, defaults and all: the flags write into them directly.
+  parley::hub_config hub;      // --session-grace, --rate-*, --replay-capacity
+  parley::server_config core;  // --max-connections, --handshake-timeout, --ping-interval, --pong-timeout, --max-*-bytes
 
   [[nodiscard]] bool tls() const noexcept { return !tls_cert.empty(); }
 };

@@ -204,23 +204,13 @@ class server_runtime {
   using hub_type = parley::basic_hub<tools_policy>;
 
   static hub_type open_hub(const server_options& options, server_context& context) {
-    parley::hub_config config;
-    config.rate = options.rate;
-    config.replay_capacity = options.replay_capacity;
-    config.session_grace = options.session_grace;
-    auto opened = hub_type::open(context.rooms, context.random, std::move(config));
+    auto opened = hub_type::open(context.rooms, context.random, options.hub);
     if (!opened) throw std::runtime_error("cannot load rooms: " + opened.error().message);
     return std::move(*opened);
   }
 
   static parley::server_config core_config(const server_options& options) {
-    parley::server_config config;
-    config.max_connections = options.max_connections;
-    config.handshake_timeout = options.handshake_timeout;
-    config.ping_interval = options.ping_interval;
-    config.pong_timeout = options.pong_timeout;
-    config.max_queue_bytes = options.max_queue_bytes;
-    config.websocket.max_message_bytes = options.max_message_bytes;
+    parley::server_config config = options.core;
     config.tls = options.tls();
     config.loopback_hosts_only = is_loopback_bind(options.bind);
     for (const auto& origin : options.allow_origins) config.allowed_origins.push_back(*parley::parse_web_origin(origin));
@@ -268,7 +258,7 @@ class server_runtime {
       auto id = core_.accept(moment_now(), from_loopback(socket));
       if (!id) {
         refusals_.write(context_.log, log_level::warn,
-                        "connection refused: the limit of " + std::to_string(options_.max_connections) + " is reached",
+                        "connection refused: the limit of " + std::to_string(options_.core.max_connections) + " is reached",
                         std::chrono::steady_clock::now());
         // A TLS client would read a plaintext 503 as a broken handshake: it gets the close alone.
         if (options_.tls()) continue;
@@ -438,10 +428,10 @@ void raise_descriptor_limit(const server_options& options, const logger& log) {
       return;
   }
   // The listener, the database, stdio and the monitoring reserve need some too.
-  const rlim_t wanted = static_cast<rlim_t>(options.max_connections) + 64;
+  const rlim_t wanted = static_cast<rlim_t>(options.core.max_connections) + 64;
   if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted)
     log.warn("only " + std::to_string(limit.rlim_cur) + " file descriptors are allowed, too few for --max-connections " +
-             std::to_string(options.max_connections) + ": past about " +
+             std::to_string(options.core.max_connections) + ": past about " +
              std::to_string(limit.rlim_cur > 64 ? limit.rlim_cur - 64 : 0) +
              " connections new ones wait until others close. Raise `ulimit -n` or LimitNOFILE=, or lower "
              "--max-connections");
