@@ -211,6 +211,10 @@ class head_parser_base {
     return done;
   }
 
+  // Whether the head is still incomplete: only the feed that completes it hands the
+  // headers over; a later feed reports the same outcome and must not move them again.
+  [[nodiscard]] bool pending() const noexcept { return result_.status == http_parse_status::need_more; }
+
   http_headers headers_;
 
  private:
@@ -294,8 +298,9 @@ class http_request_parser : detail::head_parser_base {
   explicit http_request_parser(http_limits limits = {}) : head_parser_base(limits) {}
 
   http_parse_result feed(std::string_view bytes) {
+    const bool was_pending = pending();
     http_parse_result r = feed_with(bytes, [this](std::string_view line) { return parse_request_line(line); });
-    if (r.status == http_parse_status::complete) request_.headers = std::move(headers_);
+    if (was_pending && r.status == http_parse_status::complete) request_.headers = std::move(headers_);
     return r;
   }
 
@@ -335,8 +340,9 @@ class http_response_parser : detail::head_parser_base {
   explicit http_response_parser(http_limits limits = {}) : head_parser_base(limits) {}
 
   http_parse_result feed(std::string_view bytes) {
+    const bool was_pending = pending();
     http_parse_result r = feed_with(bytes, [this](std::string_view line) { return parse_status_line(line); });
-    if (r.status == http_parse_status::complete) response_.headers = std::move(headers_);
+    if (was_pending && r.status == http_parse_status::complete) response_.headers = std::move(headers_);
     return r;
   }
 

@@ -184,10 +184,15 @@ class line_splitter {
     }
   }
 
-  // End of input: an unterminated last line still counts as a line.
+  // End of input: an unterminated last line still counts as a line. Its trailing '\r'
+  // was let past the limit as half of a terminator that never came: over the limit
+  // with it, the line is too long.
   void finish() {
     if (!discarding_ && !partial_.empty()) {
-      events_.emplace_back(std::move(partial_));
+      if (partial_.size() > max_line_bytes_)
+        events_.emplace_back(tl::unexpected<line_too_long>(line_too_long{max_line_bytes_}));
+      else
+        events_.emplace_back(std::move(partial_));
     }
     partial_.clear();
     discarding_ = false;

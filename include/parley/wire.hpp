@@ -172,7 +172,32 @@ namespace detail {
 // Seqs travel as JSON numbers; above 2^53 a JavaScript peer would lose precision.
 inline constexpr std::uint64_t max_wire_integer = (std::uint64_t{1} << 53) - 1;
 
+// Frames nest a few levels at most. A peer's value nested thousands deep would parse
+// (the parser keeps its own stack) and then overflow the call stack when copied.
+inline constexpr int max_frame_nesting = 64;
+
+inline bool nesting_within(std::string_view text, int max_depth) noexcept {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
 inline std::optional<json> parse_object(std::string_view text) {
+  if (!nesting_within(text, max_frame_nesting)) return std::nullopt;
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   return j;

@@ -915,6 +915,10 @@ class head_parser_base {
     return done;
   }
 
+  // Whether the head is still incomplete: only the feed that completes it hands the
+  // headers over; a later feed reports the same outcome and must not move them again.
+  [[nodiscard]] bool pending() const noexcept { return result_.status == http_parse_status::need_more; }
+
   http_headers headers_;
 
  private:
@@ -998,8 +1002,9 @@ class http_request_parser : detail::head_parser_base {
   explicit http_request_parser(http_limits limits = {}) : head_parser_base(limits) {}
 
   http_parse_result feed(std::string_view bytes) {
+    const bool was_pending = pending();
     http_parse_result r = feed_with(bytes, [this](std::string_view line) { return parse_request_line(line); });
-    if (r.status == http_parse_status::complete) request_.headers = std::move(headers_);
+    if (was_pending && r.status == http_parse_status::complete) request_.headers = std::move(headers_);
     return r;
   }
 
@@ -1039,8 +1044,9 @@ class http_response_parser : detail::head_parser_base {
   explicit http_response_parser(http_limits limits = {}) : head_parser_base(limits) {}
 
   http_parse_result feed(std::string_view bytes) {
+    const bool was_pending = pending();
     http_parse_result r = feed_with(bytes, [this](std::string_view line) { return parse_status_line(line); });
-    if (r.status == http_parse_status::complete) response_.headers = std::move(headers_);
+    if (was_pending && r.status == http_parse_status::complete) response_.headers = std::move(headers_);
     return r;
   }
 
@@ -2094,7 +2100,32 @@ namespace detail {
 // Seqs travel as JSON numbers; above 2^53 a JavaScript peer would lose precision.
 inline constexpr std::uint64_t max_wire_integer = (std::uint64_t{1} << 53) - 1;
 
+// Frames nest a few levels at most. A peer's value nested thousands deep would parse
+// (the parser keeps its own stack) and then overflow the call stack when copied.
+inline constexpr int max_frame_nesting = 64;
+
+inline bool nesting_within(std::string_view text, int max_depth) noexcept {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
 inline std::optional<json> parse_object(std::string_view text) {
+  if (!nesting_within(text, max_frame_nesting)) return std::nullopt;
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   return j;
@@ -3210,10 +3241,15 @@ class line_splitter {
     }
   }
 
-  // End of input: an unterminated last line still counts as a line.
+  // End of input: an unterminated last line still counts as a line. Its trailing '\r'
+  // was let past the limit as half of a terminator that never came: over the limit
+  // with it, the line is too long.
   void finish() {
     if (!discarding_ && !partial_.empty()) {
-      events_.emplace_back(std::move(partial_));
+      if (partial_.size() > max_line_bytes_)
+        events_.emplace_back(tl::unexpected<line_too_long>(line_too_long{max_line_bytes_}));
+      else
+        events_.emplace_back(std::move(partial_));
     }
     partial_.clear();
     discarding_ = false;
