@@ -7,16 +7,25 @@
 // clientMsgId, sometimes repeating one), ack, drain, detach, resume (with the client's
 // true last-seen seqs), end, and let time pass. A model of what each client should
 // have received is kept beside the hub; `run` returns the first violated invariant.
+//
+// Deliveries are recognised by their shared frame, not by parsing it: each send
+// records the frame the hub put in its recipients' rings (which must be one frame,
+// shared, whose text names the room, seq, id, sender and body sent), and a drained
+// frame missing from that table is itself a violation. Parsing every delivery with
+// nlohmann made the fuzz target crawl.
 #pragma once
 
 #include <parley/parley.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace parley::simulation {
@@ -34,6 +43,7 @@ class byte_reader {
 };
 
 inline constexpr std::array<const char*, 2> room_names{"lobby", "dev"};
+inline constexpr std::size_t room_count = room_names.size();
 inline constexpr std::array<const char*, 5> nickname_pool{"alice", "Alice", "bob", "BOB", "carol"};
 inline constexpr std::size_t client_count = 4;
 
@@ -64,8 +74,9 @@ class hub_simulation {
   std::optional<std::string> run(const std::uint8_t* data, std::size_t size) {
     byte_reader in(data, size);
     while (!in.done() && !failure_) {
+      touched_ = false;
       step(in);
-      if (!failure_) check_invariants();
+      if (touched_ && !failure_) check_invariants();  // a step that never called the hub changed nothing to check
     }
     return failure_;
   }
@@ -76,16 +87,29 @@ class hub_simulation {
   [[nodiscard]] std::uint64_t overflows() const { return overflows_; }
 
  private:
+  // The model's rooms are indexes into room_names; messages are numbered in send order.
+  using room_index = std::size_t;
+  using message_number = std::uint64_t;
+
   struct client {
     std::optional<session_grant> session;
     bool attached = false;
-    std::set<std::string> rooms;
-    std::map<std::string, std::uint64_t> last_seen;  // highest seq received per room
-    std::map<std::string, std::string> expected;     // message id → room: owed to this client
-    std::set<std::string> optional;                  // sent before the client left that room: at most once
-    std::set<std::string> received;
-    std::set<std::string> sent;                      // ids this session sent: never echoed
+    std::array<bool, room_count> in_room{};
+    std::array<std::uint64_t, room_count> last_seen{};  // highest seq received per room
+    std::array<bool, room_count> has_last_seen{};      // received in, or resumed with, that room: may ack
+    std::map<message_number, room_index> expected;  // owed to this client and not yet received
+    std::set<message_number> optional;              // sent before the client left that room: at most once
+    std::vector<bool> received;                     // by message number
     std::map<std::string, send_message_result> keys; // clientMsgId → first result
+  };
+
+  // What the simulation sent, looked up by the address of the frame the hub shares among recipients.
+  struct sent_message {
+    shared_frame frame;  // held, so no later frame can reuse the address
+    message_number number;
+    room_index room;
+    std::uint64_t seq;
+    session_handle sender;
   };
 
   static simulated_hub make_hub(simulated_policy::room_store& store, std::uint64_t seed) {
@@ -105,11 +129,21 @@ class hub_simulation {
     return std::move(*simulated_hub::open(store, std::move(random), std::move(config)));
   }
 
+  // Every call into the hub goes through here, so run() knows which steps may have changed its state.
+  simulated_hub& hub() {
+    touched_ = true;
+    return h_;
+  }
+
   void fail(std::string why) {
     if (!failure_) failure_ = std::move(why);
   }
 
   void reset(client& c) { c = client{}; }
+
+  static room_index index_of(std::string_view room) {
+    return static_cast<room_index>(std::find(room_names.begin(), room_names.end(), room) - room_names.begin());
+  }
 
   client* by_handle(session_handle h) {
     for (auto& c : clients_)
@@ -121,11 +155,11 @@ class hub_simulation {
     const operation op = operation_of(in.next());
     const std::uint8_t target = in.next();
     client& c = clients_[target % client_count];
-    const std::string room = room_names[(target >> 4) % room_names.size()];
+    const room_index room = (target >> 4) % room_count;
     switch (op) {
       case operation::open:
         if (!c.session) {
-          c.session = h_.open_session(now_);
+          c.session = hub().open_session(now_);
           c.attached = true;
         }
         break;
@@ -134,22 +168,22 @@ class hub_simulation {
       case operation::send: send(c, room, in.next()); break;
       case operation::drain: drain(c); break;
       case operation::ack:  // up to what the client has seen, or less
-        if (c.session && c.attached && c.last_seen.count(room)) {
+        if (c.session && c.attached && c.has_last_seen[room]) {
           const std::uint64_t seen = c.last_seen[room];
-          if (!h_.ack(c.session->handle, {room, in.next() % 2 ? seen : seen / 2}))
+          if (!hub().ack(c.session->handle, {room_names[room], in.next() % 2 ? seen : seen / 2}))
             fail("an ack of a seq the client received was refused");
         }
         break;
       case operation::detach:
         if (c.session && c.attached) {
-          h_.detach(c.session->handle, now_);
+          hub().detach(c.session->handle, now_);
           c.attached = false;
         }
         break;
       case operation::resume: resume(c); break;
       case operation::end:
         if (c.session && in.next() % 4 == 0) {
-          h_.end_session(c.session->handle);
+          hub().end_session(c.session->handle);
           reset(c);
         }
         break;
@@ -157,28 +191,28 @@ class hub_simulation {
     }
   }
 
-  void join(client& c, const std::string& room, std::uint8_t how) {
+  void join(client& c, room_index room, std::uint8_t how) {
     if (!c.session || !c.attached) return;
     std::optional<std::string> nick;
     if (how % 3 != 0) nick = nickname_pool[how % nickname_pool.size()];
-    auto r = h_.join_room(c.session->handle, {room, nick}, now_);
+    auto r = hub().join_room(c.session->handle, {room_names[room], nick}, now_);
     if (!r) {
       if (r.error().code != error_code::nickname_taken || !nick) fail("join failed: " + r.error().message);
-      if (c.rooms.count(room)) fail("a member's rejoin was refused");
+      if (c.in_room[room]) fail("a member's rejoin was refused");
       return;
     }
-    if (nick && !c.rooms.count(room) && r->nickname != *nick) fail("join kept another spelling than asked");
-    c.rooms.insert(room);
+    if (nick && !c.in_room[room] && r->nickname != *nick) fail("join kept another spelling than asked");
+    c.in_room[room] = true;
   }
 
-  void leave(client& c, const std::string& room) {
+  void leave(client& c, room_index room) {
     if (!c.session || !c.attached) return;
-    auto r = h_.leave_room(c.session->handle, {room});
-    if (r.has_value() != (c.rooms.count(room) > 0)) fail("leave disagreed with the model's membership");
-    c.rooms.erase(room);
+    auto r = hub().leave_room(c.session->handle, {room_names[room]});
+    if (r.has_value() != c.in_room[room]) fail("leave disagreed with the model's membership");
+    c.in_room[room] = false;
     // Messages still queued from before the leave may arrive, or may not after a drop.
     for (auto it = c.expected.begin(); it != c.expected.end();) {
-      if (it->second == room && !c.received.count(it->first)) {
+      if (it->second == room) {
         c.optional.insert(it->first);
         it = c.expected.erase(it);
       } else {
@@ -187,64 +221,117 @@ class hub_simulation {
     }
   }
 
-  void send(client& c, const std::string& room, std::uint8_t how) {
+  void send(client& c, room_index room, std::uint8_t how) {
     if (!c.session || !c.attached) return;
     std::optional<std::string> key;
     if (how % 4 == 1) key = "k" + std::to_string(next_key_++);
     if (how % 4 == 2 && !c.keys.empty()) key = std::next(c.keys.begin(), how % c.keys.size())->first;
-    auto r = h_.send_message(c.session->handle, {room, "m" + std::to_string(messages_sent_), key}, now_);
+    const std::string body = "m" + std::to_string(messages_sent_);
+    auto r = hub().send_message(c.session->handle, {room_names[room], body, key}, now_);
     if (key && c.keys.count(*key)) {  // a repeat: the original result, nothing delivered
       const auto& first = c.keys.at(*key);
       if (!r || r->seq != first.seq || r->message_id != first.message_id) fail("a repeated clientMsgId was not idempotent");
       return;
     }
     if (!r) {
-      const bool member = c.rooms.count(room) > 0;
+      const bool member = c.in_room[room];
       if (r.error().code == error_code::not_in_room && member) fail("a member was told it is not in the room");
       if (r.error().code == error_code::rate_limited && !member) fail("a non-member was rate limited, not refused");
       if (r.error().code != error_code::not_in_room && r.error().code != error_code::rate_limited)
         fail("send failed: " + r.error().message);
       return;
     }
-    if (!c.rooms.count(room)) fail("a non-member's send succeeded");
-    if (r->seq <= last_seq_[room]) fail("seq did not increase in " + room);
+    if (!c.in_room[room]) fail("a non-member's send succeeded");
+    if (r->seq <= last_seq_[room]) fail("seq did not increase in " + std::string(room_names[room]));
     last_seq_[room] = r->seq;
-    ++messages_sent_;
-    c.sent.insert(r->message_id);
+    const message_number number = messages_sent_++;
     if (key) c.keys.emplace(*key, *r);
+    record_frame(c, room, number, *r, body);
     for (auto& other : clients_)
-      if (&other != &c && other.session && other.rooms.count(room)) other.expected.emplace(r->message_id, room);
+      if (&other != &c && other.session && other.in_room[room]) other.expected.emplace(number, room);
+  }
+
+  // Finds the frame the hub built for the message just sent in its recipients' replay
+  // rings, checks it is one frame shared by all of them and that its text says what was
+  // sent, and records it so drain() can recognise it without parsing.
+  void record_frame(const client& c, room_index room, message_number number, const send_message_result& r,
+                    const std::string& body) {
+    const auto& rooms = h_.rooms();
+    const auto it = rooms.find(room_names[room]);
+    if (it == rooms.end()) return fail("a room that was sent to does not exist");
+    shared_frame frame;
+    std::string sender_nickname;
+    for (const auto& m : it->second.members) {
+      const auto ms = m.session->memberships.find(room_names[room]);
+      if (ms == m.session->memberships.end()) return;  // check_invariants reports the inconsistency
+      const auto& ring = ms->second.ring.entries();
+      if (m.session->handle == c.session->handle) {
+        sender_nickname = ms->second.nickname;
+        if (!ring.empty() && ring.back().seq == r.seq) return fail("a session received its own message (in its ring)");
+        continue;
+      }
+      if (ring.empty() || ring.back().seq != r.seq || !ring.back().frame)
+        return fail("a recipient's replay ring does not end with the message just sent");
+      if (!frame) frame = ring.back().frame;
+      else if (frame != ring.back().frame) return fail("recipients of one message hold different frames");
+    }
+    if (!frame) return;  // nobody else in the room: nothing will be delivered
+    const std::string_view text = *frame;
+    auto has = [&](const std::string& field) { return text.find(field) != std::string_view::npos; };
+    const std::string seq = "\"seq\":" + std::to_string(r.seq);
+    const std::size_t seq_at = text.find(seq);
+    const bool seq_whole = seq_at != std::string_view::npos && seq_at + seq.size() < text.size() &&
+                           (text[seq_at + seq.size()] == ',' || text[seq_at + seq.size()] == '}');
+    if (!has("\"_tag\":\"room.message\"") || !has("\"room\":\"" + std::string(room_names[room]) + "\"") ||
+        !seq_whole || !has("\"messageId\":\"" + r.message_id + "\"") || !has("\"body\":\"" + body + "\"") ||
+        !has("\"fromNickname\":\"" + sender_nickname + "\"") || !has("\"sentAt\":\"" + r.sent_at + "\""))
+      return fail("a message's frame does not say what was sent: " + std::string(text.substr(0, 200)));
+    const std::string* address = frame.get();
+    if (!frames_.emplace(address, sent_message{std::move(frame), number, room, r.seq, c.session->handle}).second)
+      fail("two messages share one frame");
   }
 
   void drain(client& c) {
     if (!c.session) return;
-    for (const auto& frame : h_.drain(c.session->handle)) {
+    for (const auto& frame : hub().drain(c.session->handle)) {
       if (!c.attached) fail("a detached session had frames to drain");
-      auto m = decode_server_frame(*frame);
-      if (!m || !std::holds_alternative<room_message_frame>(*m)) {
-        fail("an undecodable frame was delivered");
+      const auto known = frames_.find(frame.get());
+      if (known == frames_.end()) {
+        // Not a frame any send produced: say what it is, then fail.
+        if (!frame) return fail("a null frame was delivered");
+        auto m = decode_server_frame(*frame);
+        if (!m || !std::holds_alternative<room_message_frame>(*m)) fail("an undecodable frame was delivered");
+        else fail("a frame no send produced was delivered, for message " + std::get<room_message_frame>(*m).message_id);
         return;
       }
-      const auto& msg = std::get<room_message_frame>(*m);
-      if (c.sent.count(msg.message_id)) fail("a session received its own message");
-      if (!c.received.insert(msg.message_id).second) fail("a message was delivered twice");
-      if (!c.expected.count(msg.message_id) && !c.optional.count(msg.message_id))
+      const sent_message& msg = known->second;
+      if (msg.sender == c.session->handle) fail("a session received its own message");
+      if (c.received.size() <= msg.number) c.received.resize(msg.number + 1);
+      if (c.received[msg.number]) fail("a message was delivered twice");
+      c.received[msg.number] = true;
+      if (c.expected.erase(msg.number) == 0 && c.optional.erase(msg.number) == 0)
         fail("a message arrived that was not owed");
+      c.has_last_seen[msg.room] = true;
       auto& seen = c.last_seen[msg.room];
-      if (msg.seq <= seen) fail("seqs arrived out of order in " + msg.room);
+      if (msg.seq <= seen) fail("seqs arrived out of order in " + std::string(room_names[msg.room]));
       seen = msg.seq;
       ++messages_received_;
     }
     if (!c.attached) return;
-    for (const auto& [id, room] : c.expected)
-      if (!c.received.count(id)) fail("an attached member is missing a message in " + room + " after a drain");
+    if (!c.expected.empty())
+      fail("an attached member is missing a message in " + std::string(room_names[c.expected.begin()->second]) +
+           " after a drain");
   }
 
   void resume(client& c) {
     if (!c.session) return;
     resume_block resume{c.session->session_id, c.session->reconnect_token, {}};
-    for (const auto& room : c.rooms) resume.last_acked_seq_by_room[room] = c.last_seen[room];
-    auto r = h_.resume_session(resume, now_);
+    for (room_index room = 0; room < room_count; ++room)
+      if (c.in_room[room]) {
+        c.has_last_seen[room] = true;
+        resume.last_acked_seq_by_room[room_names[room]] = c.last_seen[room];
+      }
+    auto r = hub().resume_session(resume, now_);
     if (!r) {
       if (r.error().code != error_code::replay_buffer_overflow) fail("resume failed: " + r.error().message);
       ++overflows_;
@@ -257,7 +344,7 @@ class hub_simulation {
 
   void advance(std::chrono::milliseconds by) {
     now_ += by;
-    for (const auto& ended : h_.expire(now_))
+    for (const auto& ended : hub().expire(now_))
       if (client* c = by_handle(ended.handle)) reset(*c);
   }
 
@@ -265,23 +352,30 @@ class hub_simulation {
     std::size_t memberships = 0;
     for (const auto& [name, room] : h_.rooms()) {
       if (room.by_folded.size() != room.members.size()) fail("nicknames are not unique in " + name);
-      std::set<session_handle> seen;
+      const room_index index = index_of(name);
+      std::array<session_handle, client_count> seen{};
+      std::size_t seen_count = 0;
       for (const auto& m : room.members) {
         ++memberships;
-        if (!seen.insert(m.session->handle).second) fail("a session is a member twice of " + name);
+        const session_handle handle = m.session->handle;
+        if (std::find(seen.begin(), seen.begin() + seen_count, handle) != seen.begin() + seen_count)
+          fail("a session is a member twice of " + name);
+        else if (seen_count < seen.size())
+          seen[seen_count++] = handle;
         auto idx = room.by_folded.find(fold_nickname(m.nickname));
-        if (idx == room.by_folded.end() || idx->second != m.session->handle) fail("the nickname index is stale in " + name);
+        if (idx == room.by_folded.end() || idx->second != handle) fail("the nickname index is stale in " + name);
         auto ms = m.session->memberships.find(name);
         if (ms == m.session->memberships.end() || ms->second.room != &room || ms->second.nickname != m.nickname)
           fail("membership is not consistent both ways in " + name);
         if (ms != m.session->memberships.end() && ms->second.ring.size() > ms->second.ring.capacity())
           fail("a replay ring outgrew its capacity");
-        client* c = by_handle(m.session->handle);
-        if (!c || !c->rooms.count(name)) fail("the hub holds a membership the model does not");
+        client* c = by_handle(handle);
+        if (!c || index >= room_count || !c->in_room[index]) fail("the hub holds a membership the model does not");
       }
     }
     std::size_t model_memberships = 0;
-    for (const auto& c : clients_) model_memberships += c.session ? c.rooms.size() : 0;
+    for (const auto& c : clients_)
+      if (c.session) model_memberships += static_cast<std::size_t>(std::count(c.in_room.begin(), c.in_room.end(), true));
     if (memberships != model_memberships) fail("membership counts differ between hub and model");
   }
 
@@ -289,12 +383,14 @@ class hub_simulation {
   simulated_hub h_;
   simulated_moment now_ = simulated_epoch;
   std::array<client, client_count> clients_{};
-  std::map<std::string, std::uint64_t> last_seq_;
+  std::array<std::uint64_t, room_count> last_seq_{};
+  std::unordered_map<const std::string*, sent_message> frames_;
   std::uint64_t next_key_ = 0;
   std::uint64_t messages_sent_ = 0;
   std::uint64_t messages_received_ = 0;
   std::uint64_t overflows_ = 0;
   std::optional<std::string> failure_;
+  bool touched_ = false;
 };
 
 }  // namespace parley::simulation
