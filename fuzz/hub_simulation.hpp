@@ -375,7 +375,8 @@ class hub_simulation {
     }
     std::size_t model_memberships = 0;
     for (const auto& c : clients_)
-      if (c.session) model_memberships += static_cast<std::size_t>(std::count(c.in_room.begin(), c.in_room.end(), true));
+      if (c.session)
+        model_memberships += static_cast<std::size_t>(std::count(c.in_room.begin(), c.in_room.end(), true));
     if (memberships != model_memberships) fail("membership counts differ between hub and model");
   }
 

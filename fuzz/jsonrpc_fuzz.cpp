@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Invariant: the JSON-RPC line splitter yields the same lines and over-long reports as a plain reading of the
 // stream, however it is chunked, never a line over its limit or holding a newline, and never buffers more than the
-// limit; classify_line sorts every line into exactly the kind JSON-RPC 2.0 and MCP give it, with a well-formed id;
-// every reply built for it is one line of JSON carrying that id; and no exception escapes.
+// limit plus a '\r'; classify_line sorts every line into exactly the kind JSON-RPC 2.0 and MCP give it, with a
+// well-formed id; every reply built for it is one line of JSON carrying that id; and no exception escapes.
 #include <parley/jsonrpc.hpp>
 
 #include <nlohmann/json.hpp>

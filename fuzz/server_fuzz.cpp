@@ -5,7 +5,8 @@
 // item is one valid HTTP answer or one valid server WebSocket frame, every text frame a decodable server frame,
 // announced by take_writable, with nothing after the close; requests are answered at once and in order; a session
 // never receives its own message; per session and room, seqs strictly increase (from the point a resume names) and
-// nothing acked is delivered again; only closing connections are aborted; a timer leaves no deadline already due.
+// nothing acked is delivered again; only closing connections are aborted, and only after the close linger; a timer
+// leaves no deadline already due.
 #include <parley/server.hpp>
 
 #include <algorithm>
