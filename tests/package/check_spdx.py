@@ -29,8 +29,9 @@ EXEMPT = {
     ".md": "documentation, not source",
     ".gitignore": "tool configuration, not source",
 }
-# Fuzzer inputs are bytes; a comment would change what they test.
-EXEMPT_DIRS = ("fuzz/corpus/",)
+# Fuzzer inputs (seed corpora and the committed crash regressions) are bytes; a comment
+# would change what they test.
+EXEMPT_DIRS = ("fuzz/corpus/", "fuzz/regressions/")
 # What may come before the SPDX line: an interpreter line, an HTML doctype.
 PREAMBLES = ("#!", "<!DOCTYPE", "<!doctype")
 
