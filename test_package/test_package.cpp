@@ -14,7 +14,7 @@ int main() {
   parley::memory_room_store store;
   auto hub = parley::hub::open(store, random);
   if (!hub) return 1;
-  const auto now = parley::from_unix_ms(1'700'000'000'000);
+  const parley::moment now{parley::steady_time{}, parley::from_unix_ms(1'700'000'000'000)};
   auto a = hub->open_session(now);
   auto b = hub->open_session(now);
   if (!hub->join_room(a.handle, {"lobby", std::nullopt}, now) || !hub->join_room(b.handle, {"lobby", std::nullopt}, now))

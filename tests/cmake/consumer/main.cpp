@@ -19,7 +19,7 @@ int main() {
     std::fprintf(stderr, "hub::open failed: %s\n", hub.error().message.c_str());
     return 1;
   }
-  const auto now = parley::from_unix_ms(1'700'000'000'000);
+  const parley::moment now{parley::steady_time{}, parley::from_unix_ms(1'700'000'000'000)};
   auto alice = hub->open_session(now);
   auto bob = hub->open_session(now);
   if (!hub->join_room(alice.handle, {"lobby", std::string("alice")}, now) ||
