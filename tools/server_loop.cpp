@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <sys/resource.h>
@@ -127,7 +128,8 @@ class connection final : public connection_base, public std::enable_shared_from_
 
 class server_runtime {
  public:
-  server_runtime(asio::io_context& io, const server_options& options, server_context& context)
+  server_runtime(asio::io_context& io, const server_options& options, server_context& context,
+                 std::size_t connection_budget)
       : io_(io),
         options_(options),
         context_(context),
@@ -135,8 +137,12 @@ class server_runtime {
         core_(hub_, core_config(options), token_hooks(context.tokens, context.tokens_required, context.log)),
         acceptor_(io),
         tick_(io),
+        connection_closed_(io),
         signals_(io, SIGINT, SIGTERM),
-        tls_(asio::ssl::context::tls_server) {}
+        tls_(asio::ssl::context::tls_server),
+        connection_budget_(connection_budget) {
+    connection_closed_.expires_at(asio::steady_timer::time_point::max());
+  }
 
   int run() {
     if (options_.tls()) {
@@ -193,6 +199,7 @@ class server_runtime {
   void closed(parley::connection_id id) {
     core_.transport_closed(id, moment_now());
     connections_.erase(id);
+    connection_closed_.cancel();
     after_core();
   }
 
@@ -237,6 +244,17 @@ class server_runtime {
     asio::steady_timer backoff(io_);
     for (;;) {
       std::error_code ec;
+      // Past the budget the descriptors left are the database's, TLS's and the
+      // sanitizers': connections wait in the backlog until one closes, and accept never
+      // meets EMFILE of our own making.
+      while (connections_.size() >= connection_budget_) {
+        budget_waits_.write(context_.log, log_level::warn,
+                            std::to_string(connections_.size()) +
+                                " connections use the file descriptors allowed: new ones wait until one closes",
+                            std::chrono::steady_clock::now());
+        co_await connection_closed_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (stopping_) co_return;
+      }
       tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (stopping_ || ec == asio::error::operation_aborted) co_return;
@@ -311,6 +329,7 @@ class server_runtime {
     stopping_ = true;
     std::error_code ignored;
     acceptor_.close(ignored);
+    connection_closed_.cancel();
     core_.hooks().record_uses();
     core_.shutdown(moment_now());  // close frames go out; finished() within the shutdown grace
     after_core();
@@ -323,11 +342,14 @@ class server_runtime {
   parley::basic_server<tools_policy> core_;
   tcp::acceptor acceptor_;
   asio::steady_timer tick_;
+  asio::steady_timer connection_closed_;  // never expires; cancelled when a connection closes
   asio::signal_set signals_;
   asio::ssl::context tls_;
   std::unordered_map<parley::connection_id, std::shared_ptr<connection_base>> connections_;
   throttled_log accept_failures_;
   throttled_log refusals_;
+  throttled_log budget_waits_;
+  std::size_t connection_budget_;
   bool stopping_ = false;
 };
 
@@ -415,33 +437,37 @@ void connection<Stream>::stop() {
 
 // Each connection is a descriptor, and a shell's or a unit's soft limit (often 1024) is
 // far below --max-connections: raise it to the hard limit, and say so when even that is
-// too few, rather than find out as accept failures under load.
-void raise_descriptor_limit(const server_options& options, const logger& log) {
+// too few, rather than find out as accept failures under load. Returns how many
+// connections the limit leaves room for once the listener, the database and its
+// journal, stdio, TLS and the sanitizers' pipes have theirs.
+std::size_t raise_descriptor_limit(const server_options& options, const logger& log) {
+  constexpr rlim_t reserved = 64;
+  const auto unlimited = std::numeric_limits<std::size_t>::max();
   rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return unlimited;
   if (limit.rlim_cur < limit.rlim_max) {
     const rlim_t before = limit.rlim_cur;
     limit.rlim_cur = limit.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &limit) == 0)
       log.debug("raised the descriptor limit from " + std::to_string(before) + " to " + std::to_string(limit.rlim_cur));
     else if (::getrlimit(RLIMIT_NOFILE, &limit) != 0)
-      return;
+      return unlimited;
   }
-  // The listener, the database, stdio and the monitoring reserve need some too.
-  const rlim_t wanted = static_cast<rlim_t>(options.core.max_connections) + 64;
-  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted)
+  if (limit.rlim_cur == RLIM_INFINITY) return unlimited;
+  const std::size_t budget = limit.rlim_cur > reserved ? static_cast<std::size_t>(limit.rlim_cur - reserved) : 1;
+  if (budget < options.core.max_connections)
     log.warn("only " + std::to_string(limit.rlim_cur) + " file descriptors are allowed, too few for --max-connections " +
-             std::to_string(options.core.max_connections) + ": past about " +
-             std::to_string(limit.rlim_cur > 64 ? limit.rlim_cur - 64 : 0) +
+             std::to_string(options.core.max_connections) + ": past " + std::to_string(budget) +
              " connections new ones wait until others close. Raise `ulimit -n` or LimitNOFILE=, or lower "
              "--max-connections");
+  return budget;
 }
 
 int run_server(const server_options& options, server_context& context) {
-  raise_descriptor_limit(options, context.log);
+  const std::size_t connection_budget = raise_descriptor_limit(options, context.log);
   try {
     asio::io_context io(1);
-    server_runtime runtime(io, options, context);
+    server_runtime runtime(io, options, context, connection_budget);
     return runtime.run();
   } catch (const std::exception& e) {
     context.log.error(std::string("server stopped: ") + e.what());
