@@ -473,6 +473,53 @@ TEST_CASE("resume failures: 4001 unknown session, 4002 bad token, 4003 overflow"
   CHECK(resume_with(ok["sessionId"], ok["reconnectToken"]).second == 4001);  // the overflow ended it
 }
 
+TEST_CASE("a resume refused for overflow while the session is live elsewhere closes that connection too") {
+  hub_config hc;
+  hc.rate = {1000, 1000};
+  harness h({}, {}, hc);
+  peer alice = connected(h, "alice");
+  peer bob(h);
+  bob.upgrade();
+  auto ok = bob.hello();
+  bob.call({{"_tag", "tool.join_room"}, {"room", "lobby"}});
+  for (int i = 0; i < 65; ++i) alice.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", "m"}});
+  peer thief(h);  // bob's own token, say from a second process, acking nothing
+  thief.upgrade();
+  thief.send_json({{"_tag", "hello"},
+                   {"clientVersion", "0.1.0"},
+                   {"resume", {{"sessionId", ok["sessionId"]}, {"reconnectToken", ok["reconnectToken"]},
+                               {"lastAckedSeqByRoom", {{"lobby", 0}}}}}});
+  CHECK(thief.next()["code"] == "ReplayBufferOverflowError");
+  bob.read();
+  REQUIRE(bob.close);
+  CHECK(bob.close->code == 4003);
+  CHECK(bob.server_closed());
+  h.srv.transport_closed(bob.id, h.now);
+  CHECK(h.h.stats().attached_sessions == 1);  // alice alone
+}
+
+TEST_CASE("a slow-consumer close keeps the handshake's answer: the 101 and hello.ok go out before the 4008") {
+  server_config config;
+  config.max_queue_bytes = 4096;
+  harness h(config);
+  peer c(h);
+  // Upgrade, hello and a ping flood in one read, before the transport takes any output.
+  std::string bytes =
+      "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  bytes += c.ws.encode_text(json{{"_tag", "hello"}, {"clientVersion", "0.1.0"}}.dump());
+  for (int i = 0; i < 100; ++i) bytes += c.ws.encode_ping(std::string(100, 'p'));
+  h.srv.receive(c.id, bytes, h.now);
+  h.pump();
+  c.read();
+  REQUIRE(c.response);
+  CHECK(c.response->status == 101);
+  REQUIRE_FALSE(c.frames.empty());
+  CHECK(c.frames.front()["_tag"] == "hello.ok");
+  REQUIRE(c.close);
+  CHECK(c.close->code == 4008);
+}
+
 TEST_CASE("a resume on a new connection takes the session from the old one, which is closed with 4009") {
   harness h;
   peer first(h);

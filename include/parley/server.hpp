@@ -224,6 +224,7 @@ class basic_server {
     connection* c = find(id);
     if (!c) return out;
     out.frames.swap(c->pending);
+    c->must_deliver = 0;
     for (const auto& f : out.frames) bytes_out_ += f->size();
     out.close_after = c->closing;
     return out;
@@ -335,6 +336,7 @@ class basic_server {
     std::optional<session_handle> session;
     std::string label;
     std::vector<shared_frame> pending;  // not yet taken by the transport
+    std::size_t must_deliver = 0;       // pending[0, must_deliver) holds a 101, hello.ok or replay
     std::size_t unwritten_bytes = 0;    // pushed and not yet reported written: what the bound limits
     bool closing = false;
     bool aborted = false;
@@ -372,9 +374,12 @@ class basic_server {
     push_unbounded(c, std::move(frame));
   }
 
+  // For what must reach the peer even if a slow-consumer close follows: a client that
+  // got a close without its 101 or its hello.ok could not tell what happened.
   void push_unbounded(connection& c, shared_frame frame) {
     c.unwritten_bytes += frame->size();
     c.pending.push_back(std::move(frame));
+    c.must_deliver = c.pending.size();
     mark_writable(c);
   }
 
@@ -533,7 +538,11 @@ class basic_server {
     if (!outcome.session) {
       log(log_level::info, "hello refused with close code " + std::to_string(*outcome.close_code));
       send_text(c, outcome.frame);
-      return close(c, static_cast<std::uint16_t>(*outcome.close_code), "hello refused");
+      close(c, static_cast<std::uint16_t>(*outcome.close_code), "hello refused");
+      // An overflowing resume ends the session; a connection still holding it (the
+      // resume raced a live one) must learn so now, not by InternalError on its next call.
+      if (*outcome.close_code == close_code_for(error_code::replay_buffer_overflow)) close_ended_sessions();
+      return;
     }
     const session_handle s = outcome.session->handle;
     if (auto previous = by_session_.find(s); previous != by_session_.end() && previous->second != c.id) {
@@ -557,6 +566,21 @@ class basic_server {
     // it (capacity x largest frame), and a resume must not trip the slow-consumer close.
     for (auto& frame : hub_.drain(s)) push_unbounded(c, std::move(frame));
     log(log_level::info, std::string("session ") + outcome.session->session_id + (hello->resume ? " resumed" : " started"));
+  }
+
+  void close_ended_sessions() {
+    for (auto it = by_session_.begin(); it != by_session_.end();) {
+      if (hub_.session(it->first)) {
+        ++it;
+        continue;
+      }
+      if (connection* holder = find(it->second)) {
+        holder->session.reset();
+        close(*holder, static_cast<std::uint16_t>(close_code_for(error_code::replay_buffer_overflow)),
+              "the session ended: a resume found messages dropped");
+      }
+      it = by_session_.erase(it);
+    }
   }
 
   void refuse_hello(connection& c, const error& e) {
@@ -585,8 +609,9 @@ class basic_server {
     if (c.closing) return;
     ++slow_consumer_closes_;
     log(log_level::warn, "session " + session_id_of(c) + " closed: slow consumer");
-    for (const auto& f : c.pending) c.unwritten_bytes -= std::min(f->size(), c.unwritten_bytes);
-    c.pending.clear();
+    for (std::size_t i = c.must_deliver; i < c.pending.size(); ++i)
+      c.unwritten_bytes -= std::min(c.pending[i]->size(), c.unwritten_bytes);
+    c.pending.resize(c.must_deliver);
     close(c, close_codes::slow_consumer, "slow consumer");
   }
 
