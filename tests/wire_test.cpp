@@ -100,6 +100,26 @@ TEST_CASE("client frames use the reference's field names") {
   CHECK(json::parse(encode_ack({"lobby", 3})) == json::parse(R"({"_tag":"ack","room":"lobby","seq":3})"));
 }
 
+TEST_CASE("length limits count characters, not bytes: requestId 128, clientVersion 64") {
+  const std::string e_acute = "\xC3\xA9";  // é: two bytes, one character
+  auto repeat = [](const std::string& s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+  };
+  auto request = [](const std::string& id) {
+    return decode_client_frame(R"({"_tag":"tool.list_rooms","requestId":")" + id + R"("})");
+  };
+  CHECK(request(repeat(e_acute, 128)).has_value());  // 256 bytes
+  CHECK_FALSE(request(repeat(e_acute, 129)).has_value());
+  CHECK_FALSE(request(std::string(129, 'r')).has_value());
+  auto hello = [](const std::string& version) {
+    return decode_hello(R"({"_tag":"hello","clientVersion":")" + version + R"("})");
+  };
+  CHECK(hello(repeat(e_acute, 64)).has_value());
+  CHECK_FALSE(hello(repeat(e_acute, 65)).has_value());
+}
+
 TEST_CASE("bad arguments under a readable requestId are InvalidArgumentError under that id") {
   struct probe {
     std::string text;

@@ -67,4 +67,12 @@ class utf8_validator {
   return v.feed(bytes) && v.complete();
 }
 
+// Characters (code points) in valid UTF-8: every byte that does not continue a sequence
+// starts one. Limits that the docs state in characters are counted with this.
+[[nodiscard]] inline std::size_t utf8_length(std::string_view text) noexcept {
+  std::size_t n = 0;
+  for (unsigned char byte : text) n += (byte & 0xC0) != 0x80;
+  return n;
+}
+
 }  // namespace parley

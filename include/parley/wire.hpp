@@ -9,6 +9,7 @@
 
 #include "arguments.hpp"
 #include "error.hpp"
+#include "utf8.hpp"
 
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
@@ -312,7 +313,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   hello_frame hello;
   auto version = f.string("clientVersion");
   if (!version) return bad(version.error().message);
-  if (version->empty() || version->size() > max_client_version_length)
+  if (version->empty() || utf8_length(*version) > max_client_version_length)
     return bad("clientVersion must be 1 to 64 characters");
   hello.client_version = std::move(*version);
   auto token = f.optional_string("authToken");
@@ -326,10 +327,10 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
     resume_block resume;
     auto sid = rf.string("sessionId");
     if (!sid) return bad("resume." + sid.error().message);
-    if (sid->empty() || sid->size() > max_session_id_length) return bad("resume.sessionId must be 1 to 64 characters");
+    if (sid->empty() || utf8_length(*sid) > max_session_id_length) return bad("resume.sessionId must be 1 to 64 characters");
     auto rt = rf.string("reconnectToken");
     if (!rt) return bad("resume." + rt.error().message);
-    if (rt->size() < min_reconnect_token_length || rt->size() > max_reconnect_token_length)
+    if (const std::size_t n = utf8_length(*rt); n < min_reconnect_token_length || n > max_reconnect_token_length)
       return bad("resume.reconnectToken must be 32 to 128 characters");
     const json* acks = rf.find("lastAckedSeqByRoom");
     if (!acks || !acks->is_object()) return bad("resume.lastAckedSeqByRoom must be an object");
@@ -371,7 +372,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   if (tag->rfind("tool.", 0) != 0) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
   auto id = f.string("requestId");
   if (!id) return bad("a tool frame must carry a string requestId");
-  if (id->size() > max_request_id_length) return bad("requestId must be at most 128 characters");
+  if (utf8_length(*id) > max_request_id_length) return bad("requestId must be at most 128 characters");
   auto args = detail::decode_tool_args(*tag, f, max_body_bytes);
   if (!args) {
     if (args.error().code == error_code::bad_frame) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");

@@ -297,6 +297,14 @@ class utf8_validator {
   return v.feed(bytes) && v.complete();
 }
 
+// Characters (code points) in valid UTF-8: every byte that does not continue a sequence
+// starts one. Limits that the docs state in characters are counted with this.
+[[nodiscard]] inline std::size_t utf8_length(std::string_view text) noexcept {
+  std::size_t n = 0;
+  for (unsigned char byte : text) n += (byte & 0xC0) != 0x80;
+  return n;
+}
+
 }  // namespace parley
 // ----- end parley/utf8.hpp -----
 
@@ -2240,7 +2248,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   hello_frame hello;
   auto version = f.string("clientVersion");
   if (!version) return bad(version.error().message);
-  if (version->empty() || version->size() > max_client_version_length)
+  if (version->empty() || utf8_length(*version) > max_client_version_length)
     return bad("clientVersion must be 1 to 64 characters");
   hello.client_version = std::move(*version);
   auto token = f.optional_string("authToken");
@@ -2254,10 +2262,10 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
     resume_block resume;
     auto sid = rf.string("sessionId");
     if (!sid) return bad("resume." + sid.error().message);
-    if (sid->empty() || sid->size() > max_session_id_length) return bad("resume.sessionId must be 1 to 64 characters");
+    if (sid->empty() || utf8_length(*sid) > max_session_id_length) return bad("resume.sessionId must be 1 to 64 characters");
     auto rt = rf.string("reconnectToken");
     if (!rt) return bad("resume." + rt.error().message);
-    if (rt->size() < min_reconnect_token_length || rt->size() > max_reconnect_token_length)
+    if (const std::size_t n = utf8_length(*rt); n < min_reconnect_token_length || n > max_reconnect_token_length)
       return bad("resume.reconnectToken must be 32 to 128 characters");
     const json* acks = rf.find("lastAckedSeqByRoom");
     if (!acks || !acks->is_object()) return bad("resume.lastAckedSeqByRoom must be an object");
@@ -2299,7 +2307,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   if (tag->rfind("tool.", 0) != 0) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
   auto id = f.string("requestId");
   if (!id) return bad("a tool frame must carry a string requestId");
-  if (id->size() > max_request_id_length) return bad("requestId must be at most 128 characters");
+  if (utf8_length(*id) > max_request_id_length) return bad("requestId must be at most 128 characters");
   auto args = detail::decode_tool_args(*tag, f, max_body_bytes);
   if (!args) {
     if (args.error().code == error_code::bad_frame) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
@@ -5534,6 +5542,7 @@ class basic_server {
     connection* c = find(id);
     if (!c) return out;
     out.frames.swap(c->pending);
+    c->must_deliver = 0;
     for (const auto& f : out.frames) bytes_out_ += f->size();
     out.close_after = c->closing;
     return out;
@@ -5645,6 +5654,7 @@ class basic_server {
     std::optional<session_handle> session;
     std::string label;
     std::vector<shared_frame> pending;  // not yet taken by the transport
+    std::size_t must_deliver = 0;       // pending[0, must_deliver) holds a 101, hello.ok or replay
     std::size_t unwritten_bytes = 0;    // pushed and not yet reported written: what the bound limits
     bool closing = false;
     bool aborted = false;
@@ -5682,9 +5692,12 @@ class basic_server {
     push_unbounded(c, std::move(frame));
   }
 
+  // For what must reach the peer even if a slow-consumer close follows: a client that
+  // got a close without its 101 or its hello.ok could not tell what happened.
   void push_unbounded(connection& c, shared_frame frame) {
     c.unwritten_bytes += frame->size();
     c.pending.push_back(std::move(frame));
+    c.must_deliver = c.pending.size();
     mark_writable(c);
   }
 
@@ -5843,7 +5856,11 @@ class basic_server {
     if (!outcome.session) {
       log(log_level::info, "hello refused with close code " + std::to_string(*outcome.close_code));
       send_text(c, outcome.frame);
-      return close(c, static_cast<std::uint16_t>(*outcome.close_code), "hello refused");
+      close(c, static_cast<std::uint16_t>(*outcome.close_code), "hello refused");
+      // An overflowing resume ends the session; a connection still holding it (the
+      // resume raced a live one) must learn so now, not by InternalError on its next call.
+      if (*outcome.close_code == close_code_for(error_code::replay_buffer_overflow)) close_ended_sessions();
+      return;
     }
     const session_handle s = outcome.session->handle;
     if (auto previous = by_session_.find(s); previous != by_session_.end() && previous->second != c.id) {
@@ -5867,6 +5884,21 @@ class basic_server {
     // it (capacity x largest frame), and a resume must not trip the slow-consumer close.
     for (auto& frame : hub_.drain(s)) push_unbounded(c, std::move(frame));
     log(log_level::info, std::string("session ") + outcome.session->session_id + (hello->resume ? " resumed" : " started"));
+  }
+
+  void close_ended_sessions() {
+    for (auto it = by_session_.begin(); it != by_session_.end();) {
+      if (hub_.session(it->first)) {
+        ++it;
+        continue;
+      }
+      if (connection* holder = find(it->second)) {
+        holder->session.reset();
+        close(*holder, static_cast<std::uint16_t>(close_code_for(error_code::replay_buffer_overflow)),
+              "the session ended: a resume found messages dropped");
+      }
+      it = by_session_.erase(it);
+    }
   }
 
   void refuse_hello(connection& c, const error& e) {
@@ -5895,8 +5927,9 @@ class basic_server {
     if (c.closing) return;
     ++slow_consumer_closes_;
     log(log_level::warn, "session " + session_id_of(c) + " closed: slow consumer");
-    for (const auto& f : c.pending) c.unwritten_bytes -= std::min(f->size(), c.unwritten_bytes);
-    c.pending.clear();
+    for (std::size_t i = c.must_deliver; i < c.pending.size(); ++i)
+      c.unwritten_bytes -= std::min(c.pending[i]->size(), c.unwritten_bytes);
+    c.pending.resize(c.must_deliver);
     close(c, close_codes::slow_consumer, "slow consumer");
   }
 
