@@ -48,3 +48,23 @@ TEST_CASE("loopback Host headers: localhost, 127.0.0.0/8 and [::1], with or with
                          "localhost:abc", "127.0.0.1:99999"})
     CHECK_FALSE_MESSAGE(is_loopback_host(no), no);
 }
+
+TEST_CASE("one authority parser serves URLs, origins and Host headers alike") {
+  auto v6 = parse_authority("[::1]:7539");
+  REQUIRE(v6);
+  CHECK(v6->host == "::1");
+  CHECK(v6->bracketed);
+  CHECK(v6->host_with_brackets() == "[::1]");
+  CHECK(v6->port == std::uint16_t{7539});
+  CHECK_FALSE(parse_authority("example.com")->port);
+  CHECK(parse_authority("my_host.example")->host == "my_host.example");
+  for (const char* bad : {"", ":80", "h:", "h:0", "h:65536", "::1", "[::1", "[]", "[1.2.3.4]", "[::1]x", "h/x", "h st"}) {
+    auto r = parse_authority(bad, "host");
+    REQUIRE_FALSE_MESSAGE(r, bad);
+    CHECK(r.error().details["field"] == "host");
+  }
+  // The same rules through each caller: port 0 is no port, for an origin as for a URL.
+  CHECK_FALSE(parse_web_origin("http://app.example:0"));
+  CHECK_FALSE(parse_server_url("ws://app.example:0"));
+  CHECK_FALSE(is_loopback_host("localhost:0"));
+}

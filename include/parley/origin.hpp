@@ -9,6 +9,7 @@
 // not a loopback name or address. Comparisons are exact on scheme, host and port.
 #pragma once
 
+#include "authority.hpp"
 #include "error.hpp"
 
 #include <algorithm>
@@ -43,38 +44,6 @@ inline bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
 }
 
-// host[:port] as in a Host header or an origin's authority: the host (IPv6 kept in
-// brackets) and the port, empty when absent. nullopt when malformed.
-struct authority {
-  std::string host;
-  std::string port;
-};
-inline std::optional<authority> split_authority(std::string_view text) {
-  authority out;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos || close == 1) return std::nullopt;
-    out.host = ascii_lower(text.substr(0, close + 1));
-    text.remove_prefix(close + 1);
-    if (!text.empty()) {
-      if (text.front() != ':' || text.size() == 1) return std::nullopt;
-      out.port = std::string(text.substr(1));
-    }
-  } else {
-    const auto colon = text.find(':');
-    out.host = ascii_lower(text.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      out.port = std::string(text.substr(colon + 1));
-      if (out.port.empty()) return std::nullopt;  // "host:" names no port
-    }
-  }
-  if (out.host.empty()) return std::nullopt;
-  for (unsigned char c : out.host)
-    if (!(std::isalnum(c) || c == '-' || c == '.' || c == '[' || c == ']' || c == ':')) return std::nullopt;
-  if (!out.port.empty() && (!all_digits(out.port) || out.port.size() > 5 || std::stoul(out.port) > 65535))
-    return std::nullopt;
-  return out;
-}
 }  // namespace detail
 
 // An Origin header's value or an --allow-origin argument. "null" (sandboxed frames,
@@ -91,19 +60,19 @@ inline std::optional<authority> split_authority(std::string_view text) {
   if (out.scheme != "http" && out.scheme != "https") return refuse("is not http or https");
   const std::string_view rest = text.substr(sep + 3);
   if (rest.find_first_of("/?#@") != std::string_view::npos) return refuse("has more than a scheme, host and port");
-  auto authority = detail::split_authority(rest);
-  if (!authority) return refuse("has a malformed host or port");
-  out.host = std::move(authority->host);
-  out.port = authority->port.empty() ? (out.scheme == "https" ? "443" : "80") : std::to_string(std::stoul(authority->port));
+  auto parsed = parse_authority(rest);
+  if (!parsed) return refuse("has a malformed host or port (" + parsed.error().message + ")");
+  out.host = detail::ascii_lower(parsed->host_with_brackets());
+  out.port = std::to_string(parsed->port.value_or(out.scheme == "https" ? 443 : 80));
   return out;
 }
 
 // Whether a Host header names this machine's loopback: localhost, any 127.0.0.0/8
 // address, or [::1], with or without a port.
 [[nodiscard]] inline bool is_loopback_host(std::string_view host_header) {
-  auto authority = detail::split_authority(host_header);
-  if (!authority) return false;
-  const std::string& h = authority->host;
+  auto parsed = parse_authority(host_header);
+  if (!parsed) return false;
+  const std::string h = detail::ascii_lower(parsed->host_with_brackets());
   if (h == "localhost" || h == "[::1]") return true;
   if (h.rfind("127.", 0) != 0) return false;
   int parts = 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "arguments.hpp"
+#include "authority.hpp"
 #include "base64.hpp"
 #include "bridge.hpp"
 #include "client.hpp"

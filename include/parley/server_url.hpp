@@ -2,6 +2,7 @@
 // Where a client connects: a ws:// or wss:// URL taken apart into what the dialer and the upgrade request need.
 #pragma once
 
+#include "authority.hpp"
 #include "error.hpp"
 
 #include <cstdint>
@@ -34,15 +35,6 @@ inline tl::unexpected<error> url_error(std::string_view part, std::string senten
   return true;
 }
 
-[[nodiscard]] constexpr bool is_host_name_char(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_';
-}
-
-[[nodiscard]] constexpr bool is_ipv6_char(char c) noexcept {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
-}
-
 }  // namespace detail
 
 // ws://host[:port][/path][?query] or wss://..., with IPv6 hosts in brackets (ws://[::1]:7539).
@@ -69,66 +61,22 @@ inline tl::unexpected<error> url_error(std::string_view part, std::string senten
     return detail::url_error("fragment", "a WebSocket URL cannot have a #fragment");
 
   const auto authority_end = url.find_first_of("/?");
-  std::string_view authority = url.substr(0, authority_end);
+  const std::string_view authority_text = url.substr(0, authority_end);
   if (authority_end != std::string_view::npos) {
     const std::string_view target = url.substr(authority_end);
     out.path = target.front() == '?' ? "/" : "";
     out.path.append(target);
   }
-  if (authority.find('@') != std::string_view::npos)
+  if (authority_text.find('@') != std::string_view::npos)
     return detail::url_error("userinfo",
                              "the server URL cannot carry credentials; pass the token in PARLEY_TOKEN or --token-file");
-  if (authority.empty()) return detail::url_error("host", "the server URL has no host");
-  out.host_header = std::string(authority);
+  if (authority_text.empty()) return detail::url_error("host", "the server URL has no host");
+  out.host_header = std::string(authority_text);
 
-  std::string_view port;
-  bool has_port = false;
-  if (authority.front() == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) return detail::url_error("host", "the IPv6 address has no closing ']'");
-    const std::string_view address = authority.substr(1, close - 1);
-    if (address.empty()) return detail::url_error("host", "the brackets hold no IPv6 address");
-    for (char c : address)
-      if (!detail::is_ipv6_char(c))
-        return detail::url_error("host", "the brackets must hold an IPv6 address: hex digits, ':' and '.'");
-    if (address.find(':') == std::string_view::npos)
-      return detail::url_error("host", "the brackets must hold an IPv6 address, which has at least one ':'");
-    out.host = std::string(address);
-    const std::string_view rest = authority.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return detail::url_error("host", "only ':port' may follow the IPv6 address's ']'");
-      port = rest.substr(1);
-      has_port = true;
-    }
-  } else {
-    const auto colon = authority.find(':');
-    if (colon != std::string_view::npos && authority.find(':', colon + 1) != std::string_view::npos)
-      return detail::url_error("host", "an IPv6 address must be in brackets, as in ws://[::1]:7539");
-    const std::string_view name = authority.substr(0, colon);
-    if (name.empty()) return detail::url_error("host", "the server URL has no host before the ':'");
-    for (char c : name)
-      if (!detail::is_host_name_char(c))
-        return detail::url_error("host", "the host may hold letters, digits, '-', '.' and '_' only");
-    out.host = std::string(name);
-    if (colon != std::string_view::npos) {
-      port = authority.substr(colon + 1);
-      has_port = true;
-    }
-  }
-
-  if (!has_port) {
-    out.port = out.tls ? 443 : 80;
-    return out;
-  }
-  if (port.empty()) return detail::url_error("port", "the port after ':' is empty");
-  std::uint32_t value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9') return detail::url_error("port", "the port must be a number from 1 to 65535");
-    value = value * 10 + static_cast<std::uint32_t>(c - '0');
-    if (value > 65535) return detail::url_error("port", "the port must be a number from 1 to 65535");
-  }
-  if (value == 0) return detail::url_error("port", "the port must be a number from 1 to 65535");
-  out.port = static_cast<std::uint16_t>(value);
+  auto parsed = parse_authority(authority_text, "url");
+  if (!parsed) return tl::unexpected(std::move(parsed.error()));
+  out.host = std::move(parsed->host);
+  out.port = parsed->port.value_or(out.tls ? 443 : 80);
   return out;
 }
 

@@ -370,6 +370,100 @@ namespace detail {
 }  // namespace parley
 // ----- end parley/arguments.hpp -----
 
+// ----- begin parley/authority.hpp -----
+// SPDX-License-Identifier: MIT
+// host[:port]: the one parser behind server URLs, Origin headers and Host headers.
+
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace parley {
+
+// An authority without userinfo (RFC 3986 3.2), as a URL, an Origin or a Host header
+// writes it.
+struct authority {
+  std::string host;                   // a name or an IPv4 address as written; an IPv6 address without its brackets
+  bool bracketed = false;             // the host is an IPv6 address, written in brackets
+  std::optional<std::uint16_t> port;  // when written; 0 is refused
+
+  [[nodiscard]] std::string host_with_brackets() const { return bracketed ? "[" + host + "]" : host; }
+};
+
+namespace detail {
+
+[[nodiscard]] constexpr bool is_host_name_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_';
+}
+
+[[nodiscard]] constexpr bool is_ipv6_char(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+}
+
+}  // namespace detail
+
+// Refused, each with a sentence and `details.part` ("host" or "port") saying what to fix:
+// an empty host, characters a host name cannot have, an IPv6 address without brackets or
+// with an unclosed one, anything but ":port" after the brackets, and a port that is
+// empty, not a number, 0 or above 65535. `field` names the argument in `details.field`.
+[[nodiscard]] inline result<authority> parse_authority(std::string_view text, std::string_view field = "authority") {
+  auto refuse = [&](std::string_view part, std::string sentence) {
+    return make_error(error_code::invalid_argument, std::move(sentence),
+                      {{"field", std::string(field)}, {"part", std::string(part)}});
+  };
+  authority out;
+  std::string_view port;
+  bool has_port = false;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return refuse("host", "the IPv6 address has no closing ']'");
+    const std::string_view address = text.substr(1, close - 1);
+    if (address.empty()) return refuse("host", "the brackets hold no IPv6 address");
+    for (char c : address)
+      if (!detail::is_ipv6_char(c)) return refuse("host", "the brackets must hold an IPv6 address: hex digits, ':' and '.'");
+    if (address.find(':') == std::string_view::npos)
+      return refuse("host", "the brackets must hold an IPv6 address, which has at least one ':'");
+    out.host = std::string(address);
+    out.bracketed = true;
+    const std::string_view rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return refuse("host", "only ':port' may follow the IPv6 address's ']'");
+      port = rest.substr(1);
+      has_port = true;
+    }
+  } else {
+    const auto colon = text.find(':');
+    if (colon != std::string_view::npos && text.find(':', colon + 1) != std::string_view::npos)
+      return refuse("host", "an IPv6 address must be in brackets, as in [::1]:7539");
+    const std::string_view name = text.substr(0, colon);
+    if (name.empty()) return refuse("host", "there is no host");
+    for (char c : name)
+      if (!detail::is_host_name_char(c)) return refuse("host", "the host may hold letters, digits, '-', '.' and '_' only");
+    out.host = std::string(name);
+    if (colon != std::string_view::npos) {
+      port = text.substr(colon + 1);
+      has_port = true;
+    }
+  }
+  if (!has_port) return out;
+  if (port.empty()) return refuse("port", "the port after ':' is empty");
+  std::uint32_t value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return refuse("port", "the port must be a number from 1 to 65535");
+    value = value * 10 + static_cast<std::uint32_t>(c - '0');
+    if (value > 65535) return refuse("port", "the port must be a number from 1 to 65535");
+  }
+  if (value == 0) return refuse("port", "the port must be a number from 1 to 65535");
+  out.port = static_cast<std::uint16_t>(value);
+  return out;
+}
+
+}  // namespace parley
+// ----- end parley/authority.hpp -----
+
 // ----- begin parley/base64.hpp -----
 // SPDX-License-Identifier: MIT
 // Base64 (RFC 4648 §4, padded) for the WebSocket handshake, and unpadded base64url (§5) for tokens in URLs.
@@ -5146,38 +5240,6 @@ inline bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
 }
 
-// host[:port] as in a Host header or an origin's authority: the host (IPv6 kept in
-// brackets) and the port, empty when absent. nullopt when malformed.
-struct authority {
-  std::string host;
-  std::string port;
-};
-inline std::optional<authority> split_authority(std::string_view text) {
-  authority out;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos || close == 1) return std::nullopt;
-    out.host = ascii_lower(text.substr(0, close + 1));
-    text.remove_prefix(close + 1);
-    if (!text.empty()) {
-      if (text.front() != ':' || text.size() == 1) return std::nullopt;
-      out.port = std::string(text.substr(1));
-    }
-  } else {
-    const auto colon = text.find(':');
-    out.host = ascii_lower(text.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      out.port = std::string(text.substr(colon + 1));
-      if (out.port.empty()) return std::nullopt;  // "host:" names no port
-    }
-  }
-  if (out.host.empty()) return std::nullopt;
-  for (unsigned char c : out.host)
-    if (!(std::isalnum(c) || c == '-' || c == '.' || c == '[' || c == ']' || c == ':')) return std::nullopt;
-  if (!out.port.empty() && (!all_digits(out.port) || out.port.size() > 5 || std::stoul(out.port) > 65535))
-    return std::nullopt;
-  return out;
-}
 }  // namespace detail
 
 // An Origin header's value or an --allow-origin argument. "null" (sandboxed frames,
@@ -5194,19 +5256,19 @@ inline std::optional<authority> split_authority(std::string_view text) {
   if (out.scheme != "http" && out.scheme != "https") return refuse("is not http or https");
   const std::string_view rest = text.substr(sep + 3);
   if (rest.find_first_of("/?#@") != std::string_view::npos) return refuse("has more than a scheme, host and port");
-  auto authority = detail::split_authority(rest);
-  if (!authority) return refuse("has a malformed host or port");
-  out.host = std::move(authority->host);
-  out.port = authority->port.empty() ? (out.scheme == "https" ? "443" : "80") : std::to_string(std::stoul(authority->port));
+  auto parsed = parse_authority(rest);
+  if (!parsed) return refuse("has a malformed host or port (" + parsed.error().message + ")");
+  out.host = detail::ascii_lower(parsed->host_with_brackets());
+  out.port = std::to_string(parsed->port.value_or(out.scheme == "https" ? 443 : 80));
   return out;
 }
 
 // Whether a Host header names this machine's loopback: localhost, any 127.0.0.0/8
 // address, or [::1], with or without a port.
 [[nodiscard]] inline bool is_loopback_host(std::string_view host_header) {
-  auto authority = detail::split_authority(host_header);
-  if (!authority) return false;
-  const std::string& h = authority->host;
+  auto parsed = parse_authority(host_header);
+  if (!parsed) return false;
+  const std::string h = detail::ascii_lower(parsed->host_with_brackets());
   if (h == "localhost" || h == "[::1]") return true;
   if (h.rfind("127.", 0) != 0) return false;
   int parts = 0;
@@ -5994,15 +6056,6 @@ inline tl::unexpected<error> url_error(std::string_view part, std::string senten
   return true;
 }
 
-[[nodiscard]] constexpr bool is_host_name_char(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_';
-}
-
-[[nodiscard]] constexpr bool is_ipv6_char(char c) noexcept {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
-}
-
 }  // namespace detail
 
 // ws://host[:port][/path][?query] or wss://..., with IPv6 hosts in brackets (ws://[::1]:7539).
@@ -6029,66 +6082,22 @@ inline tl::unexpected<error> url_error(std::string_view part, std::string senten
     return detail::url_error("fragment", "a WebSocket URL cannot have a #fragment");
 
   const auto authority_end = url.find_first_of("/?");
-  std::string_view authority = url.substr(0, authority_end);
+  const std::string_view authority_text = url.substr(0, authority_end);
   if (authority_end != std::string_view::npos) {
     const std::string_view target = url.substr(authority_end);
     out.path = target.front() == '?' ? "/" : "";
     out.path.append(target);
   }
-  if (authority.find('@') != std::string_view::npos)
+  if (authority_text.find('@') != std::string_view::npos)
     return detail::url_error("userinfo",
                              "the server URL cannot carry credentials; pass the token in PARLEY_TOKEN or --token-file");
-  if (authority.empty()) return detail::url_error("host", "the server URL has no host");
-  out.host_header = std::string(authority);
+  if (authority_text.empty()) return detail::url_error("host", "the server URL has no host");
+  out.host_header = std::string(authority_text);
 
-  std::string_view port;
-  bool has_port = false;
-  if (authority.front() == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) return detail::url_error("host", "the IPv6 address has no closing ']'");
-    const std::string_view address = authority.substr(1, close - 1);
-    if (address.empty()) return detail::url_error("host", "the brackets hold no IPv6 address");
-    for (char c : address)
-      if (!detail::is_ipv6_char(c))
-        return detail::url_error("host", "the brackets must hold an IPv6 address: hex digits, ':' and '.'");
-    if (address.find(':') == std::string_view::npos)
-      return detail::url_error("host", "the brackets must hold an IPv6 address, which has at least one ':'");
-    out.host = std::string(address);
-    const std::string_view rest = authority.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return detail::url_error("host", "only ':port' may follow the IPv6 address's ']'");
-      port = rest.substr(1);
-      has_port = true;
-    }
-  } else {
-    const auto colon = authority.find(':');
-    if (colon != std::string_view::npos && authority.find(':', colon + 1) != std::string_view::npos)
-      return detail::url_error("host", "an IPv6 address must be in brackets, as in ws://[::1]:7539");
-    const std::string_view name = authority.substr(0, colon);
-    if (name.empty()) return detail::url_error("host", "the server URL has no host before the ':'");
-    for (char c : name)
-      if (!detail::is_host_name_char(c))
-        return detail::url_error("host", "the host may hold letters, digits, '-', '.' and '_' only");
-    out.host = std::string(name);
-    if (colon != std::string_view::npos) {
-      port = authority.substr(colon + 1);
-      has_port = true;
-    }
-  }
-
-  if (!has_port) {
-    out.port = out.tls ? 443 : 80;
-    return out;
-  }
-  if (port.empty()) return detail::url_error("port", "the port after ':' is empty");
-  std::uint32_t value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9') return detail::url_error("port", "the port must be a number from 1 to 65535");
-    value = value * 10 + static_cast<std::uint32_t>(c - '0');
-    if (value > 65535) return detail::url_error("port", "the port must be a number from 1 to 65535");
-  }
-  if (value == 0) return detail::url_error("port", "the port must be a number from 1 to 65535");
-  out.port = static_cast<std::uint16_t>(value);
+  auto parsed = parse_authority(authority_text, "url");
+  if (!parsed) return tl::unexpected(std::move(parsed.error()));
+  out.host = std::move(parsed->host);
+  out.port = parsed->port.value_or(out.tls ? 443 : 80);
   return out;
 }
 
