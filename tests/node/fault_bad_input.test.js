@@ -55,6 +55,7 @@ test('hello first: a second hello, and a hello with each field of the wrong type
   cases.push({ ...valid, resume: { ...resume, lastAckedSeqByRoom: { lobby: 2 ** 53 } } });
   cases.push({ ...valid, resume: { ...resume, lastAckedSeqByRoom: { 'Not A Slug': 0 } } });
   cases.push({ ...valid, _tag: 7 });
+  cases.push({ _tag: 'ack', room: 'lobby', seq: 1 });  // an ack before hello
   cases.push([valid]);
   for (const frame of cases) {
     const c = await connect(server);

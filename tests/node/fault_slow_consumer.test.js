@@ -14,6 +14,9 @@ const net = require('node:net');
 const { connect, eventually, metrics, session, startServer, withTimeout } = require('./harness');
 
 const QUEUE_BYTES = 256 * 1024;
+// Under AddressSanitizer freed memory sits in a quarantine (256 MiB by default), so RSS tracks allocation
+// churn rather than what is live; the bound is then only a sanity check.
+const SANITIZED = fs.readFileSync(process.env.PARLEY_TOOLS).includes('AddressSanitizer');
 const BODY_BYTES = 4096;
 const MESSAGES = 4000;  // 16 MB: past the queue bound plus the kernel's socket buffers at their defaults' maximum
 
@@ -202,7 +205,7 @@ test('a member that stops reading is closed with 4008 within the queue bound; RS
   console.log(`FIGURE slow_consumer_other_member_latency_ms: p50 ${p(0.5).toFixed(1)} p99 ${p(0.99).toFixed(1)} max ${p(1).toFixed(1)} over ${latencies.length} messages in ${floodMs.toFixed(0)} ms`);
   // Loose bounds: a 12 MB flood must not grow the server by anything like its size, and a reading member
   // is not held up by seconds.
-  assert.ok(peakGrowthMiB < 64, `RSS grew ${peakGrowthMiB} MiB`);
+  assert.ok(peakGrowthMiB < (SANITIZED ? 1024 : 64), `RSS grew ${peakGrowthMiB} MiB`);
   assert.ok(p(0.99) < 5000, `p99 ${p(0.99)} ms`);
   for (const c of [sender, watcher]) await c.close();
 });
