@@ -123,6 +123,7 @@ class bridge_runtime {
     server_link::handlers h;
     h.connected = [this, id] {
       if (id != current_link_) return;
+      last_failure_.clear();
       bridge_.connected(steady_clock_now());
       pump();
     };
@@ -133,7 +134,11 @@ class bridge_runtime {
     };
     h.ended = [this, id](std::string why) {
       if (id != current_link_) return;
-      log_.debug("parley connection ended: " + why);
+      // Retries repeat the same failure every few seconds: say it at warn when it is new
+      // (an expired certificate, a refused port), then at debug until something changes.
+      if (why != last_failure_) log_.warn("parley connection ended: " + why);
+      else log_.debug("parley connection ended: " + why);
+      last_failure_ = why;
       link_.reset();
       current_link_ = 0;
       bridge_.disconnected(steady_clock_now());
@@ -158,6 +163,7 @@ class bridge_runtime {
   parley::bridge bridge_;
   asio::steady_timer timer_;
   asio::signal_set signals_;
+  std::string last_failure_;  // the last connection's end, logged at warn once
   asio::ssl::context tls_;
   std::shared_ptr<server_link> link_;  // the transport the bridge knows of, from dial to ended
   std::uint64_t last_link_ = 0;

@@ -121,7 +121,7 @@ int server_main(server_options& options) {
   log.info("database " + options.db_file.string() +
            (plan.tokens_required ? "; tokens required" : "; loopback, no token needed"));
 
-  sqlite_room_store rooms(*db);
+  sqlite_room_store rooms(*db, &log);
   server_context context{rooms, tokens, plan.tokens_required, log, openssl_random_source()};
   return run_server(options, context);
 }

@@ -91,12 +91,19 @@ class server_link : public std::enable_shared_from_this<server_link> {
     if (!ec && !done_ && tls_context_) {
       tls_.emplace(std::move(socket_), *tls_context_);
       SSL_set_tlsext_host_name(tls_->native_handle(), url_.host.c_str());
-      tls_->set_verify_callback(asio::ssl::host_name_verification(url_.host));
+      // The host check is asio's; remembering that it, not the chain, said no lets the
+      // error name the cause instead of OpenSSL's generic "certificate verify failed".
+      tls_->set_verify_callback([this, check = asio::ssl::host_name_verification(url_.host)](
+                                    bool preverified, asio::ssl::verify_context& ctx) mutable {
+        const bool ok = check(preverified, ctx);
+        if (preverified && !ok && X509_STORE_CTX_get_error_depth(ctx.native_handle()) == 0) host_mismatch_ = true;
+        return ok;
+      });
       co_await tls_->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
     }
     if (done_) co_return;
     if (ec) {
-      finish("cannot reach " + url_.host + ":" + std::to_string(url_.port) + ": " + ec.message());
+      finish("cannot reach " + url_.host + ":" + std::to_string(url_.port) + ": " + ec.message() + tls_failure());
       co_return;
     }
     connected_ = true;
@@ -165,6 +172,19 @@ class server_link : public std::enable_shared_from_this<server_link> {
     });
   }
 
+  // Why the server's certificate was refused, if it was: "; TLS: certificate has expired".
+  std::string tls_failure() {
+    if (!tls_) return {};
+    if (host_mismatch_) return "; TLS: the server's certificate is not valid for " + url_.host;
+    const long result = SSL_get_verify_result(tls_->native_handle());
+    if (result == X509_V_OK) return {};
+    return std::string("; TLS: ") + X509_verify_cert_error_string(result) +
+           (result == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || result == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+                    result == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+                ? " (the certificate's CA is not trusted: pass it with --ca-file)"
+                : "");
+  }
+
   // Calls a copy, so the owner may cancel (and so empty handlers_) from inside the handler.
   template <class Handler, class... Args>
   void report(Handler handlers::*which, Args&&... args) {
@@ -184,6 +204,7 @@ class server_link : public std::enable_shared_from_this<server_link> {
   bool connected_ = false;
   bool closing_ = false;
   bool done_ = false;
+  bool host_mismatch_ = false;  // the chain verified, but not for url_.host
 };
 
 }  // namespace parley_tools

@@ -21,7 +21,31 @@ parley::result<std::vector<parley::stored_room>> sqlite_room_store::load_rooms()
   }
 }
 
+// A disk that fails while the server runs must show in the log, once, not only in the
+// InternalError the client gets; and so must its recovery.
+template <class T>
+parley::result<T> sqlite_room_store::noted(std::string_view what, parley::result<T> r) {
+  if (!r) {
+    if (write_failure_.empty() && log_)
+      log_->error("database write failed (" + std::string(what) + "): " + r.error().message +
+                  "; rooms go on with the seqs already reserved, new rooms and seq blocks are refused until it recovers");
+    write_failure_ = r.error().message.empty() ? std::string("unknown error") : r.error().message;
+  } else if (!write_failure_.empty()) {
+    if (log_) log_->info("database writable again (" + std::string(what) + ")");
+    write_failure_.clear();
+  }
+  return r;
+}
+
 parley::result<void> sqlite_room_store::create_room(std::string_view name, parley::wall_time now) {
+  return noted("create room " + std::string(name), insert_room(name, now));
+}
+
+parley::result<std::uint64_t> sqlite_room_store::reserve_seq_block(std::string_view room, std::uint64_t count) {
+  return noted("reserve seqs in " + std::string(room), update_seq_block(room, count));
+}
+
+parley::result<void> sqlite_room_store::insert_room(std::string_view name, parley::wall_time now) {
   auto s = db_.prepare("INSERT INTO rooms (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING");
   if (!s) return tl::unexpected(s.error());
   s->bind(1, name).bind(2, parley::to_unix_ms(now));
@@ -29,7 +53,7 @@ parley::result<void> sqlite_room_store::create_room(std::string_view name, parle
   return {};
 }
 
-parley::result<std::uint64_t> sqlite_room_store::reserve_seq_block(std::string_view room, std::uint64_t count) {
+parley::result<std::uint64_t> sqlite_room_store::update_seq_block(std::string_view room, std::uint64_t count) {
   constexpr auto max_seq = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
   if (count == 0 || count > max_seq)
     return parley::make_error(parley::error_code::internal, "seq block of " + std::to_string(count) + " seqs");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "database.hpp"
+#include "log.hpp"
 
 #include <parley/room_store.hpp>
 
@@ -10,16 +11,28 @@ namespace parley_tools {
 
 class sqlite_room_store {
  public:
-  // `db` must outlive the store.
-  explicit sqlite_room_store(const database& db) noexcept : db_(db) {}
+  // `db` and `log` must outlive the store. A write that fails is logged at error once
+  // (the core answers the client with InternalError and keeps serving the seq blocks it
+  // already holds), and its recovery at info; without `log` nothing is logged.
+  explicit sqlite_room_store(const database& db, const logger* log = nullptr) noexcept : db_(db), log_(log) {}
 
   parley::result<std::vector<parley::stored_room>> load_rooms();
   parley::result<void> create_room(std::string_view name, parley::wall_time now);
   // One UPDATE ... RETURNING: the block is durable before any seq in it is used.
   parley::result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
 
+  // Empty while writes succeed; else what the last failed write said.
+  [[nodiscard]] const std::string& write_failure() const noexcept { return write_failure_; }
+
  private:
+  template <class T>
+  parley::result<T> noted(std::string_view what, parley::result<T> r);
+  parley::result<void> insert_room(std::string_view name, parley::wall_time now);
+  parley::result<std::uint64_t> update_seq_block(std::string_view room, std::uint64_t count);
+
   const database& db_;
+  const logger* log_;
+  std::string write_failure_;
 };
 
 }  // namespace parley_tools

@@ -68,12 +68,13 @@ function revokeToken(dir, db, label) {
 
 // Starts `parley-tools server --port 0` and resolves once it prints its one stdout line.
 // The server is killed when the test ends, whatever happened.
+// `port` reuses a port (a restart that clients and bridges find at the same URL).
 // `descriptorLimit` starts the server under that hard RLIMIT_NOFILE, as a shell with
 // `ulimit -n` would.
-async function startServer(t, { dir, db, args = [], env = {}, descriptorLimit } = {}) {
+async function startServer(t, { dir, db, args = [], env = {}, descriptorLimit, port = 0 } = {}) {
   dir = dir || tempDir(t);
   db = db || path.join(dir, 'parley.db');
-  let argv = [BINARY, 'server', '--port', '0', '--db', db, '--log-level', 'debug', ...args];
+  let argv = [BINARY, 'server', '--port', String(port), '--db', db, '--log-level', 'debug', ...args];
   if (descriptorLimit) argv = ['/bin/sh', '-c', `ulimit -n ${Number(descriptorLimit)} && exec "$0" "$@"`, ...argv];
   const proc = spawn(argv[0], argv.slice(1), {
     env: cleanEnv(dir, env),
