@@ -79,6 +79,7 @@ struct fuzz_hooks {
     return {token_status::unknown, {}};
   }
   [[nodiscard]] std::vector<std::string> revoked_labels() { return revoked; }
+  [[nodiscard]] bool storage_failing() const { return false; }
   void log(log_level, std::string_view) {}
 };
 

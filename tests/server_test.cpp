@@ -31,6 +31,8 @@ struct test_hooks {
   }
   std::vector<std::string> revoked_labels() { return revoked; }
   void log(log_level, std::string_view line) { lines.emplace_back(line); }
+  bool storage_failing() const { return failing; }
+  bool failing = false;
 };
 
 struct test_server_policy : simulated_server_policy {
@@ -190,6 +192,23 @@ TEST_CASE("HTTP on the WebSocket port: healthz, metrics, 404, 426, 405, 400, 431
   CHECK(status_of("GET / HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n") == 431);
   CHECK(status_of("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n") == 426);
+}
+
+TEST_CASE("/healthz answers 503 while the host's storage is failing, and 200 again once it recovers") {
+  harness h;
+  h.srv.hooks().failing = true;
+  peer sick(h);
+  sick.raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(h.inbox[sick.id].rfind("HTTP/1.1 503", 0) == 0);
+  CHECK(body_of(h, sick.id) == "storage failing\n");
+  peer metrics(h);
+  metrics.raw("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(body_of(h, metrics.id).find("\nparley_storage_failing 1\n") != std::string::npos);
+
+  h.srv.hooks().failing = false;
+  peer well(h);
+  well.raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(h.inbox[well.id].rfind("HTTP/1.1 200", 0) == 0);
 }
 
 TEST_CASE("every HTTP answer says Connection: close, and a request without Host is refused") {

@@ -39,7 +39,8 @@ using tls_stream = asio::ssl::stream<tcp::socket>;
 // waits on a synchronous database write.
 class token_hooks {
  public:
-  token_hooks(token_store& tokens, bool required, const logger& log) : tokens_(&tokens), required_(required), log_(&log) {}
+  token_hooks(token_store& tokens, const sqlite_room_store& rooms, bool required, const logger& log)
+      : tokens_(&tokens), rooms_(&rooms), required_(required), log_(&log) {}
 
   [[nodiscard]] bool tokens_required() const noexcept { return required_; }
 
@@ -74,9 +75,11 @@ class token_hooks {
   }
 
   void log(parley::log_level level, std::string_view line) { log_->write(level, line); }
+  [[nodiscard]] bool storage_failing() const noexcept { return !rooms_->write_failure().empty(); }
 
  private:
   token_store* tokens_;
+  const sqlite_room_store* rooms_;
   bool required_;
   const logger* log_;
   std::map<std::string, parley::wall_time> uses_;  // label → last successful hello, not yet written
@@ -136,7 +139,7 @@ class server_runtime {
         options_(options),
         context_(context),
         hub_(open_hub(options, context)),
-        core_(hub_, core_config(options), token_hooks(context.tokens, context.tokens_required, context.log)),
+        core_(hub_, core_config(options), token_hooks(context.tokens, context.rooms, context.tokens_required, context.log)),
         acceptor_(io),
         tick_(io),
         connection_closed_(io),

@@ -37,7 +37,11 @@ struct token_verdict {
 //       server_config::revocation_poll_interval, so a revocation made by another
 //       process closes that label's sessions within the interval;
 //   void log(log_level, std::string_view line);
-//       one line per event; the core never passes a token or a message body.
+//       one line per event; the core never passes a token or a message body;
+//   bool storage_failing() const;
+//       the host's storage failed its latest write and has not recovered since
+//       (a full or read-only disk): /healthz then answers 503, so a probe or a load
+//       balancer sees it while rooms go on from their reserved seq blocks.
 //
 // open_server_hooks is the loopback server's: no tokens, no log.
 struct open_server_hooks {
@@ -45,6 +49,7 @@ struct open_server_hooks {
   [[nodiscard]] token_verdict check_token(std::string_view) { return {token_status::unknown, {}}; }
   [[nodiscard]] std::vector<std::string> revoked_labels() { return {}; }
   void log(log_level, std::string_view) {}
+  [[nodiscard]] bool storage_failing() const noexcept { return false; }
 };
 
 }  // namespace parley

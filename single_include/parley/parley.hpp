@@ -1485,7 +1485,11 @@ struct token_verdict {
 //       server_config::revocation_poll_interval, so a revocation made by another
 //       process closes that label's sessions within the interval;
 //   void log(log_level, std::string_view line);
-//       one line per event; the core never passes a token or a message body.
+//       one line per event; the core never passes a token or a message body;
+//   bool storage_failing() const;
+//       the host's storage failed its latest write and has not recovered since
+//       (a full or read-only disk): /healthz then answers 503, so a probe or a load
+//       balancer sees it while rooms go on from their reserved seq blocks.
 //
 // open_server_hooks is the loopback server's: no tokens, no log.
 struct open_server_hooks {
@@ -1493,6 +1497,7 @@ struct open_server_hooks {
   [[nodiscard]] token_verdict check_token(std::string_view) { return {token_status::unknown, {}}; }
   [[nodiscard]] std::vector<std::string> revoked_labels() { return {}; }
   void log(log_level, std::string_view) {}
+  [[nodiscard]] bool storage_failing() const noexcept { return false; }
 };
 
 }  // namespace parley
@@ -5673,6 +5678,8 @@ class basic_server {
     metric("sessions", "gauge", "Sessions, attached or within their grace period.", st.sessions);
     metric("sessions_attached", "gauge", "Sessions with a live connection.", st.attached_sessions);
     metric("rooms", "gauge", "Rooms known to the server.", st.rooms);
+    metric("storage_failing", "gauge", "1 while the storage's latest write failed (then /healthz answers 503).",
+           hooks_.storage_failing() ? 1 : 0);
     metric("memberships", "gauge", "Session memberships across all rooms.", st.memberships);
     metric("messages_total", "counter", "Messages accepted by send_message.", st.messages_total);
     metric("deliveries_total", "counter", "room.message frames queued for recipients, replays included.",
@@ -5807,8 +5814,11 @@ class basic_server {
       }
       http_headers headers;
       headers.add("Content-Type", path == "/healthz" ? "text/plain; charset=utf-8" : "text/plain; version=0.0.4; charset=utf-8");
-      std::string body = path == "/healthz" ? std::string("ok\n") : metrics_text();
-      std::string response = build_http_response(200, "OK", headers, request.method == "HEAD" ? std::string() : body);
+      // Unhealthy is a fact, not a cause: the storage's own error stays in the host's log.
+      const bool unhealthy = path == "/healthz" && hooks_.storage_failing();
+      std::string body = path == "/metrics" ? metrics_text() : unhealthy ? std::string("storage failing\n") : std::string("ok\n");
+      std::string response = build_http_response(unhealthy ? 503 : 200, unhealthy ? "Service Unavailable" : "OK", headers,
+                                                 request.method == "HEAD" ? std::string() : body);
       finish_http(c, std::move(response));
       return false;
     }

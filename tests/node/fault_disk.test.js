@@ -124,12 +124,11 @@ test('the database becomes unwritable while the server runs', { skip: !CHATTR &&
   assert.ok(logged, `the failure must be logged at warn or error:\n${log}`);
 });
 
-// The core (include/parley/server.hpp) answers /healthz with a fixed 200 "ok" and has no hook through
-// which the host could report a failed database; until it has one, this expectation is a todo.
+// The host reports its storage failing through server_hooks::storage_failing(); the core
+// then answers /healthz with 503.
 test('/healthz is not 200 while the database cannot be written', {
   skip: !CHATTR && 'chattr +i is not permitted here',
-  todo: 'server.hpp answers /healthz 200 whatever the host knows; it needs a health hook in server_hooks',
 }, () => {
   assert.ok(healthDuringFailure, 'the test above measured /healthz during the failure');
-  assert.notEqual(healthDuringFailure.status, 200);
+  assert.equal(healthDuringFailure.status, 503);
 });
