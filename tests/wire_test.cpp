@@ -226,6 +226,8 @@ TEST_CASE("server frames: encoded as the reference shapes them, decoded by the c
   CHECK_FALSE(json::parse(encode_tool_err("r", error{error_code::not_in_room, "no", nullptr})).contains("details"));
   auto sys = json::parse(encode_system_error(error{error_code::bad_frame, "what", nullptr}));
   CHECK(sys == json::parse(R"({"_tag":"system.error","code":"BadFrameError","message":"what"})"));
+  auto detailed = json::parse(encode_system_error(error{error_code::invalid_argument, "m", {{"field", "seq"}}}));
+  CHECK(detailed["details"] == json{{"field", "seq"}});
 
   room_message_frame m{"lobby", 9, "0190-id", "alice", "hi", "2026-11-22T00:00:00.000Z"};
   auto decoded = decode_server_frame(encode_room_message(m));

@@ -2492,8 +2492,12 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
       .dump();
 }
 
+// `details`, when the error has any, is our addition: the reference reads system.error
+// as {code, message} and ignores other fields.
 [[nodiscard]] inline std::string encode_system_error(const error& e) {
-  return json{{"_tag", "system.error"}, {"code", std::string(to_string(e.code))}, {"message", e.message}}.dump();
+  json j{{"_tag", "system.error"}, {"code", std::string(to_string(e.code))}, {"message", e.message}};
+  if (!e.details.is_null()) j["details"] = e.details;
+  return j.dump();
 }
 
 // ---- server frames: decode (client role) ----------------------------------
