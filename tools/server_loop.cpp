@@ -242,16 +242,8 @@ class server_runtime {
       c->abort();
     }
     if (core_.finished()) return io_.stop();
-    // No next_deadline() here: it walks every connection, and after every event that made
-    // accepting N connections quadratic (10,000 idle sessions took about 27 s of CPU to
-    // set up). timer_loop() wakes at least every max_tick instead; every deadline an event
-    // can set is at least a second away (the flags are whole seconds, the linger 2 s).
+    if (auto next = core_.next_deadline(); next && *next < tick_.expiry()) tick_.cancel();
   }
-
-  // Bounds how long a deadline set by an event can go unseen, and how often the timer's
-  // walk over every connection runs: at most every min_tick, at least every max_tick.
-  static constexpr std::chrono::milliseconds min_tick{50};
-  static constexpr std::chrono::milliseconds max_tick{500};
 
   asio::awaitable<void> accept_loop() {
     asio::steady_timer backoff(io_);
@@ -323,19 +315,16 @@ class server_runtime {
     return address.is_loopback();
   }
 
-  // Sleeps until the core's next deadline, but no longer than max_tick (see after_core())
-  // and no shorter than min_tick, so a crowd of staggered deadlines costs one walk per
-  // min_tick rather than one per deadline.
+  // Sleeps until the core's next deadline; after_core() cancels the sleep when an
+  // event brings that deadline closer. Both calls are cheap: the core keeps its
+  // deadlines ordered, so neither walks the connections.
   asio::awaitable<void> timer_loop() {
     for (;;) {
       core_.on_timer(moment_now());
       after_core();
       if (io_.stopped()) co_return;
-      const auto now = asio::steady_timer::clock_type::now();
       const auto next = core_.next_deadline();
-      auto at = now + max_tick;
-      if (next && asio::steady_timer::time_point(*next) < at) at = std::max(asio::steady_timer::time_point(*next), now + min_tick);
-      tick_.expires_at(at);
+      tick_.expires_at(next ? asio::steady_timer::time_point(*next) : asio::steady_timer::time_point::max());
       std::error_code ec;
       co_await tick_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <type_traits>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -99,6 +100,7 @@ class basic_server {
     auto& c = connections_.emplace(id, connection{id, now.monotonic, config_}).first->second;
     c.monitoring_only = over_cap;
     reserved_in_use_ += over_cap ? 1 : 0;
+    wake_at(c, c.accepted_at + config_.handshake_timeout);
     return id;
   }
 
@@ -140,6 +142,7 @@ class basic_server {
       log(log_level::info, "session " + session_id_of(*c) + " detached");
     }
     reserved_in_use_ -= c->monitoring_only ? 1 : 0;
+    wakeups_.erase({c->wake, id});
     connections_.erase(id);
   }
 
@@ -150,38 +153,23 @@ class basic_server {
     if (shutting_down_ && t >= shutdown_deadline_) shutdown_grace_over_ = true;
     if (!labels_.empty() && t >= next_revocation_poll_) {
       next_revocation_poll_ = t + config_.revocation_poll_interval;
+      // Sessions end in several ways (expiry, a 1000 close, a refused resume); forget
+      // the labels of those that are gone, once per poll rather than once per tick.
+      for (auto it = labels_.begin(); it != labels_.end();) it = hub_.session(it->first) ? std::next(it) : labels_.erase(it);
       for (const std::string& label : hooks_.revoked_labels()) close_sessions_of_label(label, now);
     }
-    for (auto& [id, c] : connections_) {
-      if (c.closing) {
-        if (!c.aborted && t >= c.close_deadline) {
-          c.aborted = true;  // the peer never took our last bytes or never hung up
-          aborted_.push_back(id);
-        }
-        continue;
-      }
-      if (c.stage != connection_stage::open) {
-        if (t - c.accepted_at >= config_.handshake_timeout) {
-          log(log_level::info, "connection " + std::to_string(id) + " closed: handshake timeout");
-          if (c.stage == connection_stage::http) finish_http(c, build_http_response(http_error{408, "Request Timeout", {}}));
-          else close(c, ws_status::policy_violation, "hello not received in time");
-        }
-        continue;
-      }
-      if (t - c.last_heard >= config_.pong_timeout) {
-        log(log_level::info, "session " + session_id_of(c) + " closed: no pong in time");
-        close(c, ws_status::going_away, "keepalive timeout");
-        continue;
-      }
-      if (t - c.last_ping >= config_.ping_interval) {
-        c.last_ping = t;
-        push(c, make_shared_frame(c.ws.encode_ping()));
-      }
+    // Only the connections whose wake-up is due: a wake-up may be early (bytes arrived
+    // since it was set, moving the pong deadline on), never late, so each due one is
+    // checked and given its next wake-up. Events cost O(log n), not a walk of them all.
+    while (!wakeups_.empty() && wakeups_.begin()->first <= t) {
+      const connection_id id = wakeups_.begin()->second;
+      wakeups_.erase(wakeups_.begin());
+      connection& c = connections_.at(id);
+      c.wake = no_wake;
+      check_deadlines(c, t);
+      if (auto next = deadline_of(c)) wake_at(c, *next);
     }
     for (const auto& ended : hub_.expire(now)) log(log_level::info, "session " + ended.session_id + " expired");
-    // Sessions end in several ways (expiry, a 1000 close, a refused resume); forget
-    // the labels of those that are gone.
-    for (auto it = labels_.begin(); it != labels_.end();) it = hub_.session(it->first) ? std::next(it) : labels_.erase(it);
   }
 
   // When on_timer wants to run next, on the monotonic clock.
@@ -192,18 +180,7 @@ class basic_server {
     };
     if (shutting_down_ && !shutdown_grace_over_) consider(shutdown_deadline_);
     if (!labels_.empty()) consider(next_revocation_poll_);
-    for (const auto& [id, c] : connections_) {
-      if (c.closing) {
-        if (!c.aborted) consider(c.close_deadline);
-        continue;
-      }
-      if (c.stage != connection_stage::open) {
-        consider(c.accepted_at + config_.handshake_timeout);
-      } else {
-        consider(c.last_heard + config_.pong_timeout);
-        consider(c.last_ping + config_.ping_interval);
-      }
-    }
+    if (!wakeups_.empty()) consider(wakeups_.begin()->first);
     return next;
   }
 
@@ -344,6 +321,7 @@ class basic_server {
     bool aborted = false;
     bool monitoring_only = false;  // accepted past the cap: /healthz and /metrics only
     bool writable_listed = false;
+    monotonic_time wake = no_wake;  // its entry in wakeups_, or no_wake
   };
 
   connection* find(connection_id id) {
@@ -357,6 +335,49 @@ class basic_server {
     if (!c.session) return "(none)";
     const auto* s = hub_.session(*c.session);
     return s ? s->id : "(ended)";
+  }
+
+  // What on_timer does for one connection whose wake-up is due.
+  void check_deadlines(connection& c, monotonic_time t) {
+    if (c.closing) {
+      if (!c.aborted && t >= c.close_deadline) {
+        c.aborted = true;  // the peer never took our last bytes or never hung up
+        aborted_.push_back(c.id);
+      }
+      return;
+    }
+    if (c.stage != connection_stage::open) {
+      if (t - c.accepted_at >= config_.handshake_timeout) {
+        log(log_level::info, "connection " + std::to_string(c.id) + " closed: handshake timeout");
+        if (c.stage == connection_stage::http) finish_http(c, build_http_response(http_error{408, "Request Timeout", {}}));
+        else close(c, ws_status::policy_violation, "hello not received in time");
+      }
+      return;
+    }
+    if (t - c.last_heard >= config_.pong_timeout) {
+      log(log_level::info, "session " + session_id_of(c) + " closed: no pong in time");
+      close(c, ws_status::going_away, "keepalive timeout");
+      return;
+    }
+    if (t - c.last_ping >= config_.ping_interval) {
+      c.last_ping = t;
+      push(c, make_shared_frame(c.ws.encode_ping()));
+    }
+  }
+
+  // The connection's earliest deadline in its present state; none once it is aborted.
+  [[nodiscard]] std::optional<monotonic_time> deadline_of(const connection& c) const {
+    if (c.closing) return c.aborted ? std::nullopt : std::optional<monotonic_time>(c.close_deadline);
+    if (c.stage != connection_stage::open) return c.accepted_at + config_.handshake_timeout;
+    return std::min(c.last_heard + config_.pong_timeout, c.last_ping + config_.ping_interval);
+  }
+
+  // Moves the connection's wake-up earlier; a later one waits for the present one to fire.
+  void wake_at(connection& c, monotonic_time t) {
+    if (c.wake != no_wake && c.wake <= t) return;
+    if (c.wake != no_wake) wakeups_.erase({c.wake, c.id});
+    c.wake = t;
+    wakeups_.emplace(t, c.id);
   }
 
   void mark_writable(connection& c) {
@@ -402,6 +423,7 @@ class basic_server {
   void start_closing(connection& c) {
     c.closing = true;
     c.close_deadline = now_ + config_.close_linger;
+    wake_at(c, c.close_deadline);
   }
 
   // Returns true when the connection was upgraded and bytes should flow to the WebSocket.
@@ -566,6 +588,7 @@ class basic_server {
     c.session = s;
     c.stage = connection_stage::open;
     c.last_ping = now.monotonic;
+    if (auto next = deadline_of(c)) wake_at(c, *next);
     push_unbounded(c, make_shared_frame(encode_server_text_frame(outcome.frame)));
     // The replay goes out at once and outside the queue bound: the ring already bounds
     // it (capacity x largest frame), and a resume must not trip the slow-consumer close.
@@ -623,7 +646,9 @@ class basic_server {
   hub_type& hub_;
   server_config config_;
   hooks_type hooks_;
+  static constexpr monotonic_time no_wake = monotonic_time::max();
   std::unordered_map<connection_id, connection> connections_;
+  std::set<std::pair<monotonic_time, connection_id>> wakeups_;  // each connection's next check, soonest first
   std::unordered_map<session_handle, connection_id> by_session_;
   std::unordered_map<session_handle, std::string> labels_;
   std::vector<connection_id> writable_;
