@@ -73,7 +73,8 @@ if(TARGET parley-tools)
       CACHE STRING "Where the service's settings file `parley` is installed")
 
   install(TARGETS parley-tools RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
-  install(FILES ${PROJECT_SOURCE_DIR}/packaging/debian/copyright
+  # The binary carries CLI11 and nlohmann/json, whose licences want their notices shipped with it.
+  install(FILES ${PROJECT_SOURCE_DIR}/packaging/debian/copyright ${PROJECT_SOURCE_DIR}/packaging/THIRD-PARTY-NOTICES
     DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/parley-tools
     COMPONENT tools)
   # Debian policy wants man pages gzipped with -9n (no timestamp, so the build is reproducible).

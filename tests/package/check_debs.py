@@ -115,6 +115,22 @@ def check_licence(root, name, licence_text):
     print(f"{name}: /usr/share/doc/{name}/copyright declares MIT with LICENSE's text")
 
 
+def check_third_party_notices(root):
+    """The code compiled into parley-tools from other projects is named with its licence; the
+    two whose licences ask for their notice in binary form have their full text."""
+    notices = root / "usr/share/doc/parley-tools/THIRD-PARTY-NOTICES"
+    if not check(notices.is_file(), "parley-tools: no /usr/share/doc/parley-tools/THIRD-PARTY-NOTICES"):
+        return
+    text = notices.read_text(encoding="utf-8")
+    for name, licence in (("CLI11", "BSD-3-Clause"), ("nlohmann/json", "MIT"), ("asio", "Boost Software License"),
+                          ("tl::expected", "CC0-1.0")):
+        check(name in text and licence in text, f"parley-tools: THIRD-PARTY-NOTICES does not name {name} ({licence})")
+    for sentence in ("Redistributions in binary form must reproduce the above copyright",
+                     "The above copyright notice and this permission notice shall be included"):
+        check(sentence in text, f"parley-tools: THIRD-PARTY-NOTICES lacks the licence text with {sentence!r}")
+    print("parley-tools: THIRD-PARTY-NOTICES names CLI11, nlohmann/json, asio and tl::expected")
+
+
 def verify_unit(root):
     unit = root / "lib/systemd/system/parley-server.service"
     analyze = shutil.which("systemd-analyze")
@@ -202,6 +218,7 @@ def main():
         check_maintainer_scripts(tools, work)
         run("dpkg-deb", "-x", tools, root)
         check_licence(root, "parley-tools", licence_text)
+        check_third_party_notices(root)
         shown = run(root / "usr/bin/parley-tools", "--version")
         check(version in shown, f"parley-tools --version printed {shown.strip()!r}, without {version}")
         print(f"unpacked parley-tools --version: {shown.strip()}")
