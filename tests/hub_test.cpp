@@ -96,9 +96,9 @@ TEST_CASE("a nickname frees up when its member leaves or its session ends") {
   auto a = f.session();
   auto b = f.session();
   f.join(a, "lobby", "alice");
-  REQUIRE(f.h.leave_room(a, {"lobby"}));
+  REQUIRE(f.h.leave_room(a, {"lobby"}, epoch));
   f.join(b, "lobby", "ALICE");
-  f.h.end_session(b);
+  f.h.end_session(b, epoch);
   f.join(a, "lobby", "alice");
 }
 
@@ -133,10 +133,10 @@ TEST_CASE("leave is silent to others; leaving a room you are not in is NotInRoom
   auto b = f.session();
   f.join(a, "lobby", "alice");
   f.join(b, "lobby", "bob");
-  auto left = f.h.leave_room(a, {"lobby"});
+  auto left = f.h.leave_room(a, {"lobby"}, epoch);
   CHECK(left->room == "lobby");
   CHECK(f.received(b).empty());
-  CHECK(f.h.leave_room(a, {"lobby"}).error().code == error_code::not_in_room);
+  CHECK(f.h.leave_room(a, {"lobby"}, epoch).error().code == error_code::not_in_room);
   CHECK(f.h.who_is_here(b, {"lobby"})->nicknames == std::vector<std::string>{"bob"});
 }
 
@@ -379,7 +379,7 @@ TEST_CASE("an emptied room persists and is listed as available with 0 members") 
   fixture f;
   auto a = f.session();
   f.join(a, "lobby");
-  f.h.end_session(a);
+  f.h.end_session(a, epoch);
   auto b = f.session();
   auto listed = f.h.list_rooms(b);
   REQUIRE(listed->available.size() == 1);
@@ -411,7 +411,7 @@ TEST_CASE("a clean end drops memberships at once") {
   auto b = f.session();
   f.join(a, "lobby", "alice");
   f.join(b, "lobby", "bob");
-  f.h.end_session(a);
+  f.h.end_session(a, epoch);
   CHECK(f.h.who_is_here(b, {"lobby"})->nicknames == std::vector<std::string>{"bob"});
   CHECK(f.h.stats().sessions == 1);
 }
@@ -581,13 +581,13 @@ TEST_CASE("an ack or a resume past the room's latest seq is refused and changes 
 TEST_CASE("operations on an ended session are refused, not crashed") {
   fixture f;
   auto a = f.session();
-  f.h.end_session(a);
+  f.h.end_session(a, epoch);
   CHECK(f.h.join_room(a, {"lobby", std::nullopt}, epoch).error().code == error_code::internal);
   CHECK(f.h.send_message(a, {"lobby", "x", std::nullopt}, epoch).error().code == error_code::internal);
   CHECK_FALSE(f.h.list_rooms(a));
   CHECK_FALSE(f.h.ack(a, {"lobby", 1}));
   f.h.detach(a, epoch);
-  f.h.end_session(a);
+  f.h.end_session(a, epoch);
   CHECK(f.h.drain(a).empty());
 }
 
