@@ -33,6 +33,9 @@ constexpr const char* migrations[] = {
     "  last_used_at INTEGER,"
     "  revoked_at INTEGER"
     ");",
+    // 2: a deleted room that had seqs stays as a tombstone, so that creating it again
+    // continues its seqs instead of repeating them.
+    "ALTER TABLE rooms ADD COLUMN deleted_at INTEGER;",
 };
 static_assert(std::size(migrations) == database::latest_schema_version);
 

@@ -15,6 +15,8 @@ class sqlite_room_store {
 
   parley::result<std::vector<parley::stored_room>> load_rooms();
   parley::result<void> create_room(std::string_view name, parley::wall_time now);
+  // false when there is no such room (or it was deleted already).
+  parley::result<bool> delete_room(std::string_view name, parley::wall_time now);
   // One UPDATE ... RETURNING: the block is durable before any seq in it is used.
   parley::result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
 
