@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -98,6 +99,8 @@ parley::result<database> open_database(std::filesystem::path& file) {
 
 int server_main(server_options& options) {
   const logger log(options.log);
+  // Declared before the database, so released after it closes (see database_lock).
+  std::optional<database_lock> running;
   if (auto problem = validate(options)) {
     print_error("server: " + *problem);
     return exit_usage;
@@ -107,6 +110,13 @@ int server_main(server_options& options) {
     log.error(db.error().message);
     return exit_failure;
   }
+  // Held until exit, so that `room delete` refuses to change rooms under a running server.
+  auto locked = database_lock::acquire(options.db_file, database_lock::mode::shared_wait);
+  if (!locked) {
+    log.error(locked.error().message);
+    return exit_failure;
+  }
+  running.emplace(std::move(*locked));
   token_store tokens(*db, openssl_random_source());
   const auto active = tokens.any_active();
   if (!active) {
@@ -211,8 +221,17 @@ int room_list(std::filesystem::path& db_file) {
 
 int room_delete(std::filesystem::path& db_file, const std::string& name) {
   if (auto ok = parley::check_room_slug("room", name); !ok) return fail(ok.error());
+  // Declared before the database, so released after it closes (see database_lock).
+  std::optional<database_lock> alone;
   auto db = open_database(db_file);
   if (!db) return fail(db.error());
+  // A running server keeps its rooms in memory and would not see the deletion.
+  auto locked = database_lock::acquire(db_file, database_lock::mode::exclusive_or_fail);
+  if (!locked) {
+    print_error("room delete: " + locked.error().message);
+    return exit_failure;
+  }
+  alone.emplace(std::move(*locked));
   sqlite_room_store store(*db);
   const auto deleted = store.delete_room(name, wall_clock_now());
   if (!deleted) return fail(deleted.error());
@@ -329,7 +348,9 @@ int main(int argc, char** argv) {
       room_cmd->add_subcommand("list", "List rooms: name, creation time, and the highest seq ever reserved");
   add_db(*room_list_cmd, room_db);
   CLI::App* room_delete_cmd = room_cmd->add_subcommand(
-      "delete", "Delete a room. Stop the server first: a running server keeps its rooms in memory and does not see this");
+      "delete",
+      "Delete a room. Stop the server first: a running server keeps its rooms in memory, so this refuses while one "
+      "runs on the database");
   room_delete_cmd->add_option("name", room_name, "The room's name")->required();
   add_db(*room_delete_cmd, room_db);
   room_delete_cmd->footer(

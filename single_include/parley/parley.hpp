@@ -5011,6 +5011,7 @@ class basic_hub {
     while (!room_deadlines_.empty() && room_deadlines_.begin()->first <= now.monotonic) {
       auto it = rooms_.find(room_deadlines_.begin()->second);
       room_deadlines_.erase(room_deadlines_.begin());
+      if (it == rooms_.end()) continue;  // cannot happen: a room leaves rooms_ only here
       room_state& r = it->second;
       r.expires_at.reset();
       if (!store_->delete_room(r.name, now.wall)) {

@@ -110,6 +110,11 @@ test('room list and room delete work on a stopped server\'s database; deleting a
   await a.join('drop');
   await a.sendMessage('drop', 'one');
   await a.sendMessage('drop', 'two');
+  // While the server runs it holds its rooms in memory: deleting one underneath it is refused.
+  const running = runTool(dir, ['room', 'delete', 'drop', '--db', db]);
+  assert.equal(running.status, 1, running.stderr);
+  assert.match(running.stderr, /a server is running on .*stop it first/);
+  assert.match(runTool(dir, ['room', 'list', '--db', db]).stdout, /^drop\s/m);
   await a.close();
   await stopServer(server);
 
