@@ -117,6 +117,10 @@ class hub_simulation {
     config.replay_capacity = 8;  // small, so detaches overflow often enough to exercise the gap path
     config.seq_block_size = 4;
     config.session_grace = std::chrono::seconds(5);
+    // Rooms left empty and unwritten expire and come back, and recreating them can run
+    // out of budget: both paths are reachable within a few advances.
+    config.room_ttl = std::chrono::seconds(20);
+    config.room_creation = {1, 2};  // a session creating both rooms at once is refused the second
     auto state = std::make_shared<std::uint64_t>(seed * 0x9E3779B97F4A7C15ull + 1);
     random_source random = [state](unsigned char* out, std::size_t n) {
       for (std::size_t i = 0; i < n; ++i) {  // splitmix64: deterministic and cheap
@@ -183,7 +187,7 @@ class hub_simulation {
       case operation::resume: resume(c); break;
       case operation::end:
         if (c.session && in.next() % 4 == 0) {
-          hub().end_session(c.session->handle);
+          hub().end_session(c.session->handle, now_);
           reset(c);
         }
         break;
@@ -195,8 +199,13 @@ class hub_simulation {
     if (!c.session || !c.attached) return;
     std::optional<std::string> nick;
     if (how % 3 != 0) nick = nickname_pool[how % nickname_pool.size()];
+    const bool creates = h_.rooms().count(room_names[room]) == 0;
     auto r = hub().join_room(c.session->handle, {room_names[room], nick}, now_);
     if (!r) {
+      // Only creating a room spends the budget; joining one that exists never does.
+      const bool budget = r.error().code == error_code::rate_limited || r.error().code == error_code::room_limit;
+      if (budget && creates) return;
+      if (budget) fail("joining an existing room was refused by the creation budget");
       if (r.error().code != error_code::nickname_taken || !nick) fail("join failed: " + r.error().message);
       if (c.in_room[room]) fail("a member's rejoin was refused");
       return;
@@ -207,7 +216,7 @@ class hub_simulation {
 
   void leave(client& c, room_index room) {
     if (!c.session || !c.attached) return;
-    auto r = hub().leave_room(c.session->handle, {room_names[room]});
+    auto r = hub().leave_room(c.session->handle, {room_names[room]}, now_);
     if (r.has_value() != c.in_room[room]) fail("leave disagreed with the model's membership");
     c.in_room[room] = false;
     // Messages still queued from before the leave may arrive, or may not after a drop.
@@ -352,7 +361,12 @@ class hub_simulation {
     std::size_t memberships = 0;
     for (const auto& [name, room] : h_.rooms()) {
       if (room.by_folded.size() != room.members.size()) fail("nicknames are not unique in " + name);
+      // Exactly the rooms that are empty and never written to are waiting to expire.
+      if (room.expires_at.has_value() != (room.members.empty() && !room.used))
+        fail("the expiry of " + name + " disagrees with its members and its use");
       const room_index index = index_of(name);
+      if (index < room_count && room.used != (last_seq_[index] > 0))
+        fail(name + " is used exactly when a message was sent in it");
       std::array<session_handle, client_count> seen{};
       std::size_t seen_count = 0;
       for (const auto& m : room.members) {

@@ -340,8 +340,10 @@ class server_run {
   }
 
   void list_or_who(std::optional<connection_model>& slot, std::uint8_t arg) {
-    if (arg & 0x40) request(slot, list_rooms_args{});
-    else request(slot, who_is_here_args{room_of(arg)});
+    // Half of them paged, with small limits, so nextCursor comes up.
+    const std::optional<std::uint32_t> limit = (arg & 0x20) ? std::optional<std::uint32_t>(1u + arg % 3u) : std::nullopt;
+    if (arg & 0x40) request(slot, list_rooms_args{limit, std::nullopt});
+    else request(slot, who_is_here_args{room_of(arg), limit, std::nullopt});
   }
 
   void send(std::optional<connection_model>& slot, std::uint8_t arg, std::uint8_t how) {

@@ -46,10 +46,10 @@ bool equal(const tool_args& a, const tool_args& b) {
         const T& y = std::get<T>(b);
         if constexpr (std::is_same_v<T, join_room_args>) return x.room == y.room && x.nickname == y.nickname;
         else if constexpr (std::is_same_v<T, leave_room_args>) return x.room == y.room;
-        else if constexpr (std::is_same_v<T, list_rooms_args>) return true;
+        else if constexpr (std::is_same_v<T, list_rooms_args>) return x.limit == y.limit && x.cursor == y.cursor;
         else if constexpr (std::is_same_v<T, send_message_args>)
           return x.room == y.room && x.body == y.body && x.client_msg_id == y.client_msg_id;
-        else return x.room == y.room;
+        else return x.room == y.room && x.limit == y.limit && x.cursor == y.cursor;
       },
       a);
 }
@@ -100,6 +100,14 @@ void check_rules(const tool_args& args, std::string_view text) {
         if constexpr (std::is_same_v<T, send_message_args>) {
           if (!check_body(a.body)) fail("accepted a bad body", text);
           if (a.client_msg_id && !check_client_msg_id(*a.client_msg_id)) fail("accepted a bad clientMsgId", text);
+        }
+        if constexpr (std::is_same_v<T, list_rooms_args>) {
+          if (a.limit && !check_limit(*a.limit, max_list_rooms_limit)) fail("accepted a bad list_rooms limit", text);
+          if (a.cursor && !check_room_cursor(*a.cursor)) fail("accepted a bad list_rooms cursor", text);
+        }
+        if constexpr (std::is_same_v<T, who_is_here_args>) {
+          if (a.limit && !check_limit(*a.limit, max_who_is_here_limit)) fail("accepted a bad who_is_here limit", text);
+          if (a.cursor && !parse_member_cursor(*a.cursor)) fail("accepted a bad who_is_here cursor", text);
         }
       },
       args);

@@ -126,3 +126,22 @@ TEST_CASE("RFC 3339 with milliseconds in UTC") {
   CHECK(format_rfc3339(from_unix_ms(4102444799999)) == "2099-12-31T23:59:59.999Z");
   CHECK(format_rfc3339(from_unix_ms(-1)) == "1969-12-31T23:59:59.999Z");
 }
+
+TEST_CASE("token bucket per minute: burst 20, then one every 6 s, exactly") {
+  auto bucket = token_bucket<test_moment::monotonic_time>::per_minute({20, 10}, epoch.monotonic);
+  for (int i = 1; i <= 20; ++i) CHECK_MESSAGE(!bucket.try_take(epoch.monotonic), "room ", i);
+  auto refused = bucket.try_take(epoch.monotonic);
+  REQUIRE(refused);
+  CHECK(*refused == milliseconds(6000));
+  CHECK(*bucket.try_take(epoch.monotonic + milliseconds(5999)) == milliseconds(1));
+  CHECK_FALSE(bucket.try_take(epoch.monotonic + milliseconds(6000)));
+  CHECK(bucket.milli_tokens(epoch.monotonic + milliseconds(9000)) == 500);
+  CHECK_FALSE(bucket.full(epoch.monotonic + milliseconds(9000)));
+  CHECK(bucket.full(epoch.monotonic + std::chrono::hours(24 * 365 * 100)));  // no overflow after a long gap
+}
+
+TEST_CASE("token bucket: huge rates saturate instead of overflowing") {
+  token_bucket bucket({4000000000u, 4000000000u}, epoch.monotonic);
+  for (int i = 0; i < 3; ++i) (void)bucket.try_take(epoch.monotonic);
+  CHECK(bucket.milli_tokens(epoch.monotonic + std::chrono::hours(1)) == std::uint64_t{4000000000u} * 1000);
+}

@@ -96,9 +96,9 @@ TEST_CASE("a nickname frees up when its member leaves or its session ends") {
   auto a = f.session();
   auto b = f.session();
   f.join(a, "lobby", "alice");
-  REQUIRE(f.h.leave_room(a, {"lobby"}));
+  REQUIRE(f.h.leave_room(a, {"lobby"}, epoch));
   f.join(b, "lobby", "ALICE");
-  f.h.end_session(b);
+  f.h.end_session(b, epoch);
   f.join(a, "lobby", "alice");
 }
 
@@ -133,10 +133,10 @@ TEST_CASE("leave is silent to others; leaving a room you are not in is NotInRoom
   auto b = f.session();
   f.join(a, "lobby", "alice");
   f.join(b, "lobby", "bob");
-  auto left = f.h.leave_room(a, {"lobby"});
+  auto left = f.h.leave_room(a, {"lobby"}, epoch);
   CHECK(left->room == "lobby");
   CHECK(f.received(b).empty());
-  CHECK(f.h.leave_room(a, {"lobby"}).error().code == error_code::not_in_room);
+  CHECK(f.h.leave_room(a, {"lobby"}, epoch).error().code == error_code::not_in_room);
   CHECK(f.h.who_is_here(b, {"lobby"})->nicknames == std::vector<std::string>{"bob"});
 }
 
@@ -379,7 +379,7 @@ TEST_CASE("an emptied room persists and is listed as available with 0 members") 
   fixture f;
   auto a = f.session();
   f.join(a, "lobby");
-  f.h.end_session(a);
+  f.h.end_session(a, epoch);
   auto b = f.session();
   auto listed = f.h.list_rooms(b);
   REQUIRE(listed->available.size() == 1);
@@ -411,7 +411,7 @@ TEST_CASE("a clean end drops memberships at once") {
   auto b = f.session();
   f.join(a, "lobby", "alice");
   f.join(b, "lobby", "bob");
-  f.h.end_session(a);
+  f.h.end_session(a, epoch);
   CHECK(f.h.who_is_here(b, {"lobby"})->nicknames == std::vector<std::string>{"bob"});
   CHECK(f.h.stats().sessions == 1);
 }
@@ -581,13 +581,13 @@ TEST_CASE("an ack or a resume past the room's latest seq is refused and changes 
 TEST_CASE("operations on an ended session are refused, not crashed") {
   fixture f;
   auto a = f.session();
-  f.h.end_session(a);
+  f.h.end_session(a, epoch);
   CHECK(f.h.join_room(a, {"lobby", std::nullopt}, epoch).error().code == error_code::internal);
   CHECK(f.h.send_message(a, {"lobby", "x", std::nullopt}, epoch).error().code == error_code::internal);
   CHECK_FALSE(f.h.list_rooms(a));
   CHECK_FALSE(f.h.ack(a, {"lobby", 1}));
   f.h.detach(a, epoch);
-  f.h.end_session(a);
+  f.h.end_session(a, epoch);
   CHECK(f.h.drain(a).empty());
 }
 
@@ -597,4 +597,287 @@ TEST_CASE("the hub validates arguments itself, for C++ callers that skip the wir
   CHECK(f.h.join_room(a, {"Bad Room", std::nullopt}, epoch).error().details["field"] == "room");
   CHECK(f.h.join_room(a, {"lobby", std::string("-x")}, epoch).error().details["field"] == "nickname");
   CHECK(f.h.rooms().empty());
+}
+
+// ---- room-flood defences ---------------------------------------------------
+
+namespace {
+
+std::string room_name(int i) {
+  const std::string n = std::to_string(i);
+  return "room-" + std::string(4 - std::min<std::size_t>(4, n.size()), '0') + n;  // name order is number order
+}
+
+// A store whose deletes can be made to fail.
+struct flaky_delete_store {
+  bool fail_delete = false;
+  test_store inner;
+  auto load_rooms() { return inner.load_rooms(); }
+  result<void> create_room(std::string_view n, test_moment::wall_time t) { return inner.create_room(n, t); }
+  result<bool> delete_room(std::string_view n, test_moment::wall_time t) {
+    if (fail_delete) return make_error(error_code::internal, "disk full");
+    return inner.delete_room(n, t);
+  }
+  result<std::uint64_t> reserve_seq_block(std::string_view r, std::uint64_t c) { return inner.reserve_seq_block(r, c); }
+};
+struct flaky_delete_policy : simulated_policy {
+  using room_store = flaky_delete_store;
+};
+
+}  // namespace
+
+TEST_CASE("creating rooms spends a per-session budget; over it nothing is created, and joining existing rooms goes on") {
+  fixture f;
+  auto a = f.session();
+  for (int i = 0; i < 20; ++i) f.join(a, room_name(i));
+  auto refused = f.h.join_room(a, {"one-too-many", std::nullopt}, epoch);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == error_code::rate_limited);
+  CHECK(refused.error().details == json{{"retryAfterMs", 6000}});
+  CHECK(f.h.rooms().count("one-too-many") == 0);
+  CHECK(f.store.load_rooms()->size() == 20);
+  CHECK(f.h.session(a)->memberships.count("one-too-many") == 0);
+  CHECK(f.h.stats().room_creations_refused_total == 1);
+  CHECK(f.h.stats().rate_limited_total == 0);  // that counter is send_message's
+  // Joining rooms that exist costs nothing, for this session or any other.
+  auto b = f.session();
+  f.join(b, room_name(3));
+  REQUIRE(f.h.leave_room(a, {room_name(3)}, epoch));
+  f.join(a, room_name(3));
+  // The advertised wait is exactly enough.
+  CHECK(f.h.join_room(a, {"one-too-many", std::nullopt}, epoch + milliseconds(5999)).error().code ==
+        error_code::rate_limited);
+  CHECK(f.h.join_room(a, {"one-too-many", std::nullopt}, epoch + milliseconds(6000)));
+  // Another session without a token has a budget of its own.
+  CHECK(f.h.join_room(b, {"b-own", std::nullopt}, epoch));
+}
+
+TEST_CASE("sessions of one token label share one creation budget, across sessions and after they end") {
+  hub_config config;
+  config.room_creation = {2, 1};
+  fixture f(config);
+  auto a1 = f.h.open_session(epoch, "alice-agent").handle;
+  auto a2 = f.h.open_session(epoch, "alice-agent").handle;
+  auto b = f.h.open_session(epoch, "bob-agent").handle;
+  f.join(a1, "one");
+  f.join(a2, "two");
+  CHECK(f.h.join_room(a2, {"three", std::nullopt}, epoch).error().code == error_code::rate_limited);
+  f.h.end_session(a1, epoch);
+  f.h.end_session(a2, epoch);
+  auto a3 = f.h.open_session(epoch, "alice-agent").handle;  // a new session does not reset the label's budget
+  auto again = f.h.join_room(a3, {"three", std::nullopt}, epoch);
+  CHECK(again.error().code == error_code::rate_limited);
+  CHECK(again.error().details["retryAfterMs"] == 60000);
+  f.join(b, "three");  // another label is not affected
+  f.join(a3, "three");  // and now it exists: free
+}
+
+TEST_CASE("max_rooms refuses a join that would create a room with RoomLimitError, spends no budget, and lets joins in") {
+  hub_config config;
+  config.max_rooms = 2;
+  config.room_creation = {3, 0};  // three creations ever: a cap refusal that spent one would show
+  config.room_ttl = milliseconds(1000);
+  fixture f(config);
+  auto a = f.session();
+  f.join(a, "one");
+  f.join(a, "two");
+  for (int i = 0; i < 5; ++i) {
+    auto refused = f.h.join_room(a, {"three", std::nullopt}, epoch);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == error_code::room_limit);
+    CHECK(refused.error().details == json{{"maxRooms", 2}});
+    CHECK(to_string(refused.error().code) == "RoomLimitError");
+  }
+  CHECK(f.h.rooms().size() == 2);
+  CHECK(f.store.load_rooms()->size() == 2);
+  f.join(f.session(), "two");  // existing rooms still take members
+  REQUIRE(f.h.leave_room(a, {"one"}, epoch));
+  (void)f.h.expire(epoch + milliseconds(1000));  // "one" was empty and unused: gone, under the cap again
+  CHECK(f.h.rooms().count("one") == 0);
+  CHECK(f.h.join_room(a, {"three", std::nullopt}, epoch + milliseconds(1000)));  // the third token was still there
+}
+
+TEST_CASE("an empty room nobody wrote to expires after the TTL, in the store too; a used or occupied one never does") {
+  hub_config config;
+  config.room_ttl = milliseconds(10000);
+  fixture f(config);
+  auto a = f.session();
+  f.join(a, "idle");
+  f.join(a, "busy");
+  f.join(a, "kept");
+  REQUIRE(f.send(a, "busy", "hello"));
+  CHECK_FALSE(f.h.next_deadline());  // every room has a member
+  const auto t1 = epoch + milliseconds(1000);
+  REQUIRE(f.h.leave_room(a, {"idle"}, t1));
+  REQUIRE(f.h.leave_room(a, {"busy"}, t1));
+  CHECK(f.h.next_deadline() == t1.monotonic + milliseconds(10000));
+  (void)f.h.expire(t1 + milliseconds(9999));
+  CHECK(f.h.rooms().count("idle") == 1);  // not a millisecond early
+  (void)f.h.expire(t1 + milliseconds(10000));
+  CHECK(f.h.rooms().count("idle") == 0);
+  CHECK(f.h.rooms().count("busy") == 1);  // a message was sent: permanent
+  CHECK(f.h.rooms().count("kept") == 1);  // a member is in it
+  CHECK(f.h.stats().rooms_expired_total == 1);
+  const auto stored = f.store.load_rooms().value();
+  CHECK(stored.size() == 2);
+  CHECK(std::none_of(stored.begin(), stored.end(), [](const auto& r) { return r.name == "idle"; }));
+  CHECK_FALSE(f.h.next_deadline());
+}
+
+TEST_CASE("a join before the TTL runs out keeps the room, and the TTL starts again when it empties") {
+  hub_config config;
+  config.room_ttl = milliseconds(10000);
+  fixture f(config);
+  auto a = f.session();
+  f.join(a, "lobby");
+  REQUIRE(f.h.leave_room(a, {"lobby"}, epoch));
+  REQUIRE(f.h.join_room(a, {"lobby", std::nullopt}, epoch + milliseconds(9000)));
+  (void)f.h.expire(epoch + milliseconds(20000));
+  CHECK(f.h.rooms().count("lobby") == 1);
+  f.h.end_session(a, epoch + milliseconds(20000));  // ending the session empties it too
+  CHECK(f.h.next_deadline() == (epoch + milliseconds(30000)).monotonic);
+  (void)f.h.expire(epoch + milliseconds(30000));
+  CHECK(f.h.rooms().count("lobby") == 0);
+}
+
+TEST_CASE("rooms loaded from the store start their TTL at the first time the hub is given; used ones never expire") {
+  test_store store;
+  REQUIRE(store.create_room("unused", epoch.wall));
+  REQUIRE(store.create_room("used", epoch.wall));
+  REQUIRE(store.reserve_seq_block("used", 4));
+  hub_config config;
+  config.room_ttl = milliseconds(5000);
+  auto h = test_hub::open(store, testing::seeded_random(1), config);
+  REQUIRE(h);
+  CHECK_FALSE(h->next_deadline());  // no time yet
+  const auto start = epoch + std::chrono::hours(1);
+  (void)h->expire(start);
+  CHECK(h->next_deadline() == (start + milliseconds(5000)).monotonic);
+  (void)h->expire(start + milliseconds(5000));
+  CHECK(h->rooms().count("unused") == 0);
+  CHECK(h->rooms().count("used") == 1);
+  CHECK(store.load_rooms()->size() == 1);
+}
+
+TEST_CASE("a room TTL of 0 never expires anything") {
+  hub_config config;
+  config.room_ttl = milliseconds(0);
+  fixture f(config);
+  auto a = f.session();
+  f.join(a, "lobby");
+  REQUIRE(f.h.leave_room(a, {"lobby"}, epoch));
+  CHECK_FALSE(f.h.next_deadline());
+  (void)f.h.expire(epoch + std::chrono::hours(24 * 365));
+  CHECK(f.h.rooms().count("lobby") == 1);
+}
+
+TEST_CASE("a store that cannot delete keeps the room, and the hub tries again a TTL later") {
+  flaky_delete_store store;
+  hub_config config;
+  config.room_ttl = milliseconds(1000);
+  auto h = basic_hub<flaky_delete_policy>::open(store, testing::seeded_random(1), config);
+  auto s = h->open_session(epoch).handle;
+  REQUIRE(h->join_room(s, {"lobby", std::nullopt}, epoch));
+  REQUIRE(h->leave_room(s, {"lobby"}, epoch));
+  store.fail_delete = true;
+  (void)h->expire(epoch + milliseconds(1000));
+  CHECK(h->rooms().count("lobby") == 1);
+  CHECK(h->next_deadline() == (epoch + milliseconds(2000)).monotonic);
+  store.fail_delete = false;
+  (void)h->expire(epoch + milliseconds(2000));
+  CHECK(h->rooms().count("lobby") == 0);
+  CHECK(store.inner.load_rooms()->empty());
+}
+
+TEST_CASE("list_rooms pages through every room in name order, splitting each page into joined and available") {
+  fixture f;
+  auto a = f.session();
+  auto b = f.session();
+  for (const char* r : {"c", "a", "e"}) f.join(a, r);
+  for (const char* r : {"b", "d"}) f.join(b, r);
+  auto page1 = f.h.list_rooms(a, {2u, std::nullopt});
+  REQUIRE(page1);
+  CHECK(page1->joined.size() == 1);
+  CHECK(page1->joined[0].name == "a");
+  CHECK(page1->available.size() == 1);
+  CHECK(page1->available[0].name == "b");
+  CHECK(page1->next_cursor == "b");
+  auto page2 = f.h.list_rooms(a, {2u, page1->next_cursor});
+  CHECK(page2->joined[0].name == "c");
+  CHECK(page2->available[0].name == "d");
+  CHECK(page2->next_cursor == "d");
+  auto page3 = f.h.list_rooms(a, {2u, page2->next_cursor});
+  CHECK(page3->joined.size() == 1);
+  CHECK(page3->joined[0].name == "e");
+  CHECK(page3->available.empty());
+  CHECK_FALSE(page3->next_cursor);  // the last page says so by saying nothing
+  CHECK(json(*page3).contains("nextCursor") == false);
+  // A cursor that names no room (it expired meanwhile) still pages on from its place.
+  auto after_bb = f.h.list_rooms(a, {5u, std::string("bb")});
+  CHECK(after_bb->joined.size() == 2);  // c, e
+  CHECK(after_bb->available.size() == 1);  // d
+  // Without a limit: everything here, in the old shape.
+  auto all = f.h.list_rooms(a);
+  CHECK(all->joined.size() == 3);
+  CHECK(all->available.size() == 2);
+  CHECK_FALSE(json(*all).contains("nextCursor"));
+}
+
+TEST_CASE("list_rooms without a limit stops at the default page and says where to go on") {
+  hub_config config;
+  config.room_creation = {1000, 1000};
+  fixture f(config);
+  auto a = f.session();
+  for (int i = 0; i < static_cast<int>(default_list_rooms_page) + 3; ++i) f.join(a, room_name(i));
+  auto first = f.h.list_rooms(a);
+  REQUIRE(first);
+  CHECK(first->joined.size() == default_list_rooms_page);
+  REQUIRE(first->next_cursor);
+  CHECK(*first->next_cursor == room_name(static_cast<int>(default_list_rooms_page) - 1));
+  auto rest = f.h.list_rooms(a, {std::nullopt, first->next_cursor});
+  CHECK(rest->joined.size() == 3);
+  CHECK_FALSE(rest->next_cursor);
+}
+
+TEST_CASE("list_rooms and who_is_here refuse a bad limit or cursor with InvalidArgumentError") {
+  fixture f;
+  auto a = f.session();
+  f.join(a, "lobby");
+  for (std::uint32_t bad : {0u, max_list_rooms_limit + 1}) {
+    auto r = f.h.list_rooms(a, {bad, std::nullopt});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().details == json{{"field", "limit"}, {"rule", "integer 1..500"}});
+  }
+  auto cursor = f.h.list_rooms(a, {std::nullopt, std::string("Not A Room")});
+  CHECK(cursor.error().details == json{{"field", "cursor"}, {"rule", std::string(cursor_rule)}});
+  auto who_limit = f.h.who_is_here(a, {"lobby", max_who_is_here_limit + 1, std::nullopt});
+  CHECK(who_limit.error().details == json{{"field", "limit"}, {"rule", "integer 1..1000"}});
+  for (const char* bad : {"", "x", "-1", "12345678901234567890"}) {
+    CAPTURE(bad);
+    CHECK(f.h.who_is_here(a, {"lobby", std::nullopt, std::string(bad)}).error().details["field"] == "cursor");
+  }
+}
+
+TEST_CASE("who_is_here pages in join order, and a member leaving between pages skips nobody") {
+  fixture f;
+  std::vector<session_handle> s;
+  for (const char* n : {"m1", "m2", "m3", "m4", "m5"}) {
+    s.push_back(f.session());
+    f.join(s.back(), "lobby", std::string(n));
+  }
+  auto page1 = f.h.who_is_here(s[0], {"lobby", 2u, std::nullopt});
+  REQUIRE(page1);
+  CHECK(page1->nicknames == std::vector<std::string>{"m1", "m2"});
+  REQUIRE(page1->next_cursor);
+  REQUIRE(f.h.leave_room(s[1], {"lobby"}, epoch));  // m2, the cursor's own member, leaves
+  REQUIRE(f.h.leave_room(s[2], {"lobby"}, epoch));  // and m3, the next one
+  f.join(s[2], "lobby", std::string("m3-again"));    // rejoins at the end
+  auto page2 = f.h.who_is_here(s[0], {"lobby", 2u, page1->next_cursor});
+  CHECK(page2->nicknames == std::vector<std::string>{"m4", "m5"});
+  auto page3 = f.h.who_is_here(s[0], {"lobby", 2u, page2->next_cursor});
+  CHECK(page3->nicknames == std::vector<std::string>{"m3-again"});
+  CHECK_FALSE(page3->next_cursor);
+  auto all = f.h.who_is_here(s[0], {"lobby"});
+  CHECK(all->nicknames == std::vector<std::string>{"m1", "m4", "m5", "m3-again"});
+  CHECK_FALSE(all->next_cursor);
 }

@@ -852,3 +852,33 @@ TEST_CASE("a wall-clock step of an hour either way closes and expires nothing ea
     CHECK_FALSE(alice.server_closed());  // alice answers pings: read() pongs them
   }
 }
+
+TEST_CASE("sessions of one token share its room budget; a resume keeps it; another token has its own") {
+  test_hooks hooks;
+  hooks.required = true;
+  hooks.tokens = {{"parley_tok_a", {token_status::valid, "alice-agent"}}, {"parley_tok_b", {token_status::valid, "bob"}}};
+  hub_config hc;
+  hc.room_creation = {2, 1};
+  harness h({}, hooks, hc);
+  auto session_with = [&](const std::string& token) {
+    peer c(h);
+    c.upgrade();
+    REQUIRE(c.hello(token)["_tag"] == "hello.ok");
+    return c;
+  };
+  auto join = [](peer& c, const std::string& room) {
+    return c.call({{"_tag", "tool.join_room"}, {"room", room}});
+  };
+  peer a1 = session_with("parley_tok_a");
+  peer a2 = session_with("parley_tok_a");
+  CHECK(join(a1, "one")["_tag"] == "tool.ok");
+  CHECK(join(a2, "two")["_tag"] == "tool.ok");
+  auto refused = join(a2, "three");
+  CHECK(refused["code"] == "RateLimitedError");
+  CHECK(refused["details"]["retryAfterMs"] == 60000);
+  CHECK(h.h.rooms().count("three") == 0);
+  peer b = session_with("parley_tok_b");
+  CHECK(join(b, "three")["_tag"] == "tool.ok");
+  CHECK(join(a1, "three")["_tag"] == "tool.ok");  // it exists now: free
+  CHECK(h.srv.metrics_text().find("parley_room_creations_refused_total 1\n") != std::string::npos);
+}

@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <string>
 
 using namespace parley;
@@ -16,6 +17,11 @@ frame_error decode_error(std::string_view text) {
   auto r = decode_client_frame(text);
   REQUIRE_FALSE(r);
   return r.error();
+}
+client_frame decode_ok(std::string_view text) {
+  auto r = decode_client_frame(text);
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().err.message));
+  return *r;
 }
 }  // namespace
 
@@ -334,4 +340,112 @@ TEST_CASE("serve_client_text answers tool frames under their requestId and acks 
   CHECK(who["result"]["nicknames"].size() == 2);
   auto left = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.leave_room","requestId":"8","room":"lobby"})", epoch));
   CHECK(left["result"] == json::parse(R"({"room":"lobby"})"));
+}
+
+// ---- paging (parley's addition) ---------------------------------------------
+
+TEST_CASE("list_rooms and who_is_here take an optional limit and cursor, and encode them back") {
+  auto list = decode_ok(R"({"_tag":"tool.list_rooms","requestId":"p","limit":500,"cursor":"lobby"})");
+  const auto& la = std::get<list_rooms_args>(std::get<tool_request>(list).args);
+  CHECK(la.limit == 500u);
+  CHECK(la.cursor == "lobby");
+  auto bare = decode_ok(R"({"_tag":"tool.list_rooms","requestId":"p"})");
+  CHECK_FALSE(std::get<list_rooms_args>(std::get<tool_request>(bare).args).limit);
+  auto who = decode_ok(R"({"_tag":"tool.who_is_here","requestId":"w","room":"ops","limit":1,"cursor":"17"})");
+  const auto& wa = std::get<who_is_here_args>(std::get<tool_request>(who).args);
+  CHECK(wa.limit == 1u);
+  CHECK(wa.cursor == "17");
+  CHECK(json::parse(encode_tool_request({"p", la})) ==
+        json::parse(R"({"_tag":"tool.list_rooms","requestId":"p","limit":500,"cursor":"lobby"})"));
+  CHECK(json::parse(encode_tool_request({"w", wa})) ==
+        json::parse(R"({"_tag":"tool.who_is_here","requestId":"w","room":"ops","limit":1,"cursor":"17"})"));
+  CHECK(json::parse(encode_tool_request({"p", list_rooms_args{}})) == json::parse(R"({"_tag":"tool.list_rooms","requestId":"p"})"));
+}
+
+TEST_CASE("a bad limit or cursor is InvalidArgumentError naming the field and rule") {
+  struct probe {
+    std::string text;
+    std::string field;
+    std::string rule;
+  };
+  const std::string lr = R"({"_tag":"tool.list_rooms","requestId":"q",)";
+  const std::string wh = R"({"_tag":"tool.who_is_here","requestId":"q","room":"ops",)";
+  for (const auto& p : std::vector<probe>{
+           {lr + R"("limit":0})", "limit", "integer 1..500"},
+           {lr + R"("limit":501})", "limit", "integer 1..500"},
+           {lr + R"("limit":-1})", "limit", "integer 1..500"},
+           {lr + R"("limit":2.0})", "limit", "integer 1..500"},
+           {lr + R"("limit":"5"})", "limit", "integer 1..500"},
+           {lr + R"("limit":null})", "limit", "integer 1..500"},
+           {lr + R"("limit":18446744073709551616})", "limit", "integer 1..500"},
+           {lr + R"("cursor":5})", "cursor", "type string"},
+           {lr + R"("cursor":"Lobby"})", "cursor", "a nextCursor from a previous answer"},
+           {lr + R"("cursor":""})", "cursor", "a nextCursor from a previous answer"},
+           {wh + R"("limit":1001})", "limit", "integer 1..1000"},
+           {wh + R"("limit":0})", "limit", "integer 1..1000"},
+           {wh + R"("cursor":"abc"})", "cursor", "a nextCursor from a previous answer"},
+           {wh + R"("cursor":"12345678901234567890"})", "cursor", "a nextCursor from a previous answer"},
+           {wh + R"("cursor":[]})", "cursor", "type string"},
+       }) {
+    CAPTURE(p.text);
+    auto e = decode_error(p.text);
+    CHECK(e.request_id == "q");
+    CHECK(e.err.code == error_code::invalid_argument);
+    CHECK(e.err.details == json{{"field", p.field}, {"rule", p.rule}});
+  }
+}
+
+namespace {
+
+// The largest tool.ok a page can make: every name and nickname 32 characters, every
+// count as wide as a size_t prints, a requestId of the longest allowed.
+std::size_t worst_list_rooms_answer(std::size_t rooms) {
+  list_rooms_result r;
+  for (std::size_t i = 0; i < rooms; ++i)
+    r.joined.push_back(joined_room{std::string(32, 'r'), std::string(32, 'N'), std::numeric_limits<std::size_t>::max()});
+  r.next_cursor = std::string(32, 'r');
+  return encode_server_text_frame(encode_tool_ok(std::string(max_request_id_length, 'q'), json(r))).size();
+}
+
+std::size_t worst_who_is_here_answer(std::size_t members) {
+  who_is_here_result r{std::string(32, 'r'), std::vector<std::string>(members, std::string(32, 'N')),
+                       std::string(19, '9')};
+  return encode_server_text_frame(encode_tool_ok(std::string(max_request_id_length, 'q'), json(r))).size();
+}
+
+}  // namespace
+
+TEST_CASE("the worst-case page, with or without a limit, fits in one WebSocket message of the default limit") {
+  const std::size_t limit = websocket_limits{}.max_message_bytes;
+  CHECK(worst_list_rooms_answer(default_list_rooms_page) < limit / 2);  // the default page: well under
+  CHECK(worst_list_rooms_answer(max_list_rooms_limit) < limit);
+  CHECK(worst_who_is_here_answer(default_who_is_here_page) < limit / 3 * 2);
+  CHECK(worst_who_is_here_answer(max_who_is_here_limit) < limit);
+  // The check can fail: twice the largest page would not fit.
+  CHECK(worst_list_rooms_answer(2 * max_list_rooms_limit) > limit);
+}
+
+TEST_CASE("serve_client_text pages list_rooms, and a bad limit answers under the requestId and changes nothing") {
+  served s;
+  auto a = s.h.open_session(epoch).handle;
+  for (const char* r : {"a", "b", "c"})
+    REQUIRE(serve_client_text(s.h, a, std::string(R"({"_tag":"tool.join_room","requestId":"j","room":")") + r + "\"}", epoch));
+  auto page = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.list_rooms","requestId":"1","limit":2})", epoch));
+  CHECK(page["result"]["nextCursor"] == "b");
+  CHECK(page["result"]["joined"].size() == 2);
+  auto last = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.list_rooms","requestId":"2","limit":2,"cursor":"b"})", epoch));
+  CHECK(last["result"] == json::parse(R"({"joined":[{"name":"c","nickname":")" +
+                                      s.h.session(a)->memberships.at("c").nickname +
+                                      R"(","membersCount":1}],"available":[]})"));
+  auto bad = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.list_rooms","requestId":"3","limit":0})", epoch));
+  CHECK(bad["code"] == "InvalidArgumentError");
+  CHECK(bad["requestId"] == "3");
+  CHECK(s.h.rooms().size() == 3);
+}
+
+TEST_CASE("RoomLimitError is a tool error with its maxRooms") {
+  CHECK(error_code_from_string("RoomLimitError") == error_code::room_limit);
+  auto j = json::parse(encode_tool_err("r", error{error_code::room_limit, "full", json{{"maxRooms", 3}}}));
+  CHECK(j["code"] == "RoomLimitError");
+  CHECK(j["details"]["maxRooms"] == 3);
 }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,9 @@ constexpr const char* migrations[] = {
     "  last_used_at INTEGER,"
     "  revoked_at INTEGER"
     ");",
+    // 2: a deleted room that had seqs stays as a tombstone, so that creating it again
+    // continues its seqs instead of repeating them.
+    "ALTER TABLE rooms ADD COLUMN deleted_at INTEGER;",
 };
 static_assert(std::size(migrations) == database::latest_schema_version);
 
@@ -81,6 +85,31 @@ parley::result<void> create_private_directories(const std::filesystem::path& dir
     return os_error("cannot create directory", prefix);
   }
   return {};
+}
+
+// ---- database_lock ----
+
+parley::result<database_lock> database_lock::acquire(const std::filesystem::path& file, mode how) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return os_error("cannot open", file);
+  int rc;
+  do {
+    rc = ::flock(fd, how == mode::shared_wait ? LOCK_SH : LOCK_EX | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK)
+      return parley::make_error(parley::error_code::invalid_argument,
+                                "a server is running on " + file.string() + "; stop it first");
+    errno = err;
+    return os_error("cannot lock", file);
+  }
+  return database_lock(fd);
+}
+
+database_lock::~database_lock() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 // ---- statement ----

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -52,10 +53,31 @@ class statement {
   int bind_error_ = 0;
 };
 
+// An flock(2) on the database file, held until destroyed: a running server holds it
+// shared, `room delete` exclusive, so that the one refuses while the other runs. It is a
+// lock of its own kind, apart from SQLite's fcntl locks on the same file. Its descriptor
+// must stay open while a `database` on the file is open in this process: closing any
+// descriptor of a file drops the process's fcntl locks on it, SQLite's included.
+class database_lock {
+ public:
+  enum class mode { shared_wait, exclusive_or_fail };
+  // Fails with error_code::invalid_argument when `exclusive_or_fail` finds it held.
+  [[nodiscard]] static parley::result<database_lock> acquire(const std::filesystem::path& file, mode how);
+
+  database_lock(database_lock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  database_lock& operator=(database_lock&&) = delete;
+  database_lock(const database_lock&) = delete;
+  ~database_lock();
+
+ private:
+  explicit database_lock(int fd) noexcept : fd_(fd) {}
+  int fd_;
+};
+
 // One connection: WAL, a busy timeout, and the schema at `latest_schema_version`.
 class database {
  public:
-  static constexpr int latest_schema_version = 1;
+  static constexpr int latest_schema_version = 2;
 
   // Creates the file with mode 0600 (and its directory, 0700) when missing, then
   // applies every migration the file has not seen yet, each in its own transaction.

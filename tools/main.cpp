@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// parley-tools' main: parse the command line, apply the start-up rules, run the server, the bridge or a token command.
+// parley-tools' main: parse the command line, apply the start-up rules, run the server, the bridge, or a token or room command.
 #include "auth_rule.hpp"
 #include "crypto.hpp"
 #include "database.hpp"
@@ -14,12 +14,14 @@
 #include "parley_git_revision.hpp"  // generated at build time: PARLEY_GIT_REVISION
 
 #include <CLI/CLI.hpp>
+#include <parley/arguments.hpp>
 #include <parley/version.hpp>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -97,6 +99,8 @@ parley::result<database> open_database(std::filesystem::path& file) {
 
 int server_main(server_options& options) {
   const logger log(options.log);
+  // Declared before the database, so released after it closes (see database_lock).
+  std::optional<database_lock> running;
   if (auto problem = validate(options)) {
     print_error("server: " + *problem);
     return exit_usage;
@@ -106,6 +110,13 @@ int server_main(server_options& options) {
     log.error(db.error().message);
     return exit_failure;
   }
+  // Held until exit, so that `room delete` refuses to change rooms under a running server.
+  auto locked = database_lock::acquire(options.db_file, database_lock::mode::shared_wait);
+  if (!locked) {
+    log.error(locked.error().message);
+    return exit_failure;
+  }
+  running.emplace(std::move(*locked));
   token_store tokens(*db, openssl_random_source());
   const auto active = tokens.any_active();
   if (!active) {
@@ -189,6 +200,49 @@ int token_revoke(std::filesystem::path& db_file, const std::string& label) {
   return exit_ok;
 }
 
+int room_list(std::filesystem::path& db_file) {
+  auto db = open_database(db_file);
+  if (!db) return fail(db.error());
+  sqlite_room_store store(*db);
+  const auto rooms = store.load_rooms();
+  if (!rooms) return fail(rooms.error());
+  if (rooms->empty()) {
+    std::fprintf(stderr, "No rooms.\n");
+    return exit_ok;
+  }
+  int width = 4;  // "ROOM"
+  for (const auto& r : *rooms) width = std::max(width, static_cast<int>(r.name.size()));
+  std::printf("%-*s  %-24s  %s\n", width, "ROOM", "CREATED", "MAX SEQ");
+  for (const auto& r : *rooms)
+    std::printf("%-*s  %-24s  %llu\n", width, r.name.c_str(), parley::format_rfc3339(r.created_at).c_str(),
+                static_cast<unsigned long long>(r.next_seq - 1));
+  return exit_ok;
+}
+
+int room_delete(std::filesystem::path& db_file, const std::string& name) {
+  if (auto ok = parley::check_room_slug("room", name); !ok) return fail(ok.error());
+  // Declared before the database, so released after it closes (see database_lock).
+  std::optional<database_lock> alone;
+  auto db = open_database(db_file);
+  if (!db) return fail(db.error());
+  // A running server keeps its rooms in memory and would not see the deletion.
+  auto locked = database_lock::acquire(db_file, database_lock::mode::exclusive_or_fail);
+  if (!locked) {
+    print_error("room delete: " + locked.error().message);
+    return exit_failure;
+  }
+  alone.emplace(std::move(*locked));
+  sqlite_room_store store(*db);
+  const auto deleted = store.delete_room(name, wall_clock_now());
+  if (!deleted) return fail(deleted.error());
+  if (!*deleted) {
+    print_error("no room " + name + " in " + db_file.string());
+    return exit_usage;
+  }
+  std::fprintf(stderr, "Deleted room %s.\n", name.c_str());
+  return exit_ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -240,6 +294,18 @@ int main(int argc, char** argv) {
       ->envname("PARLEY_RATE_PER_SECOND");
   add_count(*server_cmd, "--replay-capacity", server.hub.replay_capacity, "Unacked messages kept per (session, room) for a resume")
       ->envname("PARLEY_REPLAY_CAPACITY");
+  add_count(*server_cmd, "--max-rooms", server.hub.max_rooms,
+            "Rooms at most; a join that would create another is refused with RoomLimitError")
+      ->envname("PARLEY_MAX_ROOMS");
+  add_count(*server_cmd, "--room-rate-capacity", server.hub.room_creation.capacity,
+            "Rooms a token (or a session without one) may create in a burst")
+      ->envname("PARLEY_ROOM_RATE_CAPACITY");
+  add_count(*server_cmd, "--room-rate-per-minute", server.hub.room_creation.refill_per_minute,
+            "Sustained room creations per minute per token (or session without one)")
+      ->envname("PARLEY_ROOM_RATE_PER_MINUTE");
+  add_seconds(*server_cmd, "--room-ttl", server.hub.room_ttl,
+              "Delete a room that is empty and was never written to after this long; 0: never")
+      ->envname("PARLEY_ROOM_TTL");
   server_cmd
       ->add_option("--allow-origin", server.allow_origins,
                    "A web page origin (http(s)://host[:port]) besides the server's own that may open a WebSocket; "
@@ -274,6 +340,23 @@ int main(int argc, char** argv) {
   revoke_cmd->add_option("--label", label, "Label of the token to revoke")->required();
   add_db(*revoke_cmd, token_db);
 
+  std::filesystem::path room_db;
+  std::string room_name;
+  CLI::App* room_cmd = app.add_subcommand("room", "List and delete rooms in the database (delete: server stopped)");
+  room_cmd->require_subcommand(1);
+  CLI::App* room_list_cmd =
+      room_cmd->add_subcommand("list", "List rooms: name, creation time, and the highest seq ever reserved");
+  add_db(*room_list_cmd, room_db);
+  CLI::App* room_delete_cmd = room_cmd->add_subcommand(
+      "delete",
+      "Delete a room. Stop the server first: a running server keeps its rooms in memory, so this refuses while one "
+      "runs on the database");
+  room_delete_cmd->add_option("name", room_name, "The room's name")->required();
+  add_db(*room_delete_cmd, room_db);
+  room_delete_cmd->footer(
+      "A room that ever had messages keeps its seq counter hidden in the database, so if it is created again its "
+      "seqs continue and never repeat.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -285,5 +368,7 @@ int main(int argc, char** argv) {
   if (*issue_cmd) return token_issue(token_db, label);
   if (*list_cmd) return token_list(token_db);
   if (*revoke_cmd) return token_revoke(token_db, label);
+  if (*room_list_cmd) return room_list(room_db);
+  if (*room_delete_cmd) return room_delete(room_db, room_name);
   return exit_usage;  // unreachable: require_subcommand
 }

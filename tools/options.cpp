@@ -49,8 +49,11 @@ std::optional<std::string> validate(const server_options& o) {
         positive("--max-connections", o.core.max_connections), positive("--max-queue-bytes", o.core.max_queue_bytes),
         positive("--max-message-bytes", o.core.websocket.max_message_bytes),
         positive("--rate-capacity", o.hub.rate.capacity), positive("--rate-per-second", o.hub.rate.refill_per_second),
-        positive("--replay-capacity", o.hub.replay_capacity)})
+        positive("--replay-capacity", o.hub.replay_capacity), positive("--max-rooms", o.hub.max_rooms),
+        positive("--room-rate-capacity", o.hub.room_creation.capacity),
+        positive("--room-rate-per-minute", o.hub.room_creation.refill_per_minute)})
     if (problem) return problem;
+  if (o.hub.room_ttl.count() < 0) return "--room-ttl must be a number of seconds, or 0 for never";
   for (const auto& origin : o.allow_origins)
     if (auto parsed = parley::parse_web_origin(origin); !parsed) return "--allow-origin: " + parsed.error().message;
   return std::nullopt;

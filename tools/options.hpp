@@ -27,7 +27,7 @@ struct server_options {
   std::filesystem::path tls_key;
   std::vector<std::string> allow_origins;  // browser origins besides our own page's (validate() checks each)
   // The core's own settings, defaults and all: the flags write into them directly.
-  parley::hub_config hub;      // --session-grace, --rate-*, --replay-capacity
+  parley::hub_config hub;      // --session-grace, --rate-*, --replay-capacity, --max-rooms, --room-*
   parley::server_config core;  // --max-connections, --handshake-timeout, --ping-interval, --pong-timeout, --max-*-bytes
 
   [[nodiscard]] bool tls() const noexcept { return !tls_cert.empty(); }

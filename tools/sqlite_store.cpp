@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The three statements behind sqlite_room_store.
+// The statements behind sqlite_room_store.
 #include "sqlite_store.hpp"
 
 #include <cstdint>
@@ -10,14 +10,15 @@ namespace parley_tools {
 
 parley::result<std::vector<parley::stored_room>> sqlite_room_store::load_rooms() {
   // BINARY collation orders by bytes, as std::string's operator< does.
-  auto s = db_.prepare("SELECT name, created_at FROM rooms ORDER BY name");
+  auto s = db_.prepare("SELECT name, created_at, next_seq FROM rooms WHERE deleted_at IS NULL ORDER BY name");
   if (!s) return tl::unexpected(s.error());
   std::vector<parley::stored_room> rooms;
   for (;;) {
     auto row = s->step();
     if (!row) return tl::unexpected(row.error());
     if (!*row) return rooms;
-    rooms.push_back(parley::stored_room{s->text(0), parley::from_unix_ms(s->int64(1))});
+    rooms.push_back(
+        parley::stored_room{s->text(0), parley::from_unix_ms(s->int64(1)), static_cast<std::uint64_t>(s->int64(2))});
   }
 }
 
@@ -45,12 +46,33 @@ parley::result<std::uint64_t> sqlite_room_store::reserve_seq_block(std::string_v
   return noted("reserve seqs in " + std::string(room), update_seq_block(room, count));
 }
 
+parley::result<bool> sqlite_room_store::delete_room(std::string_view name, parley::wall_time now) {
+  return noted("delete room " + std::string(name), remove_room(name, now));
+}
+
 parley::result<void> sqlite_room_store::insert_room(std::string_view name, parley::wall_time now) {
-  auto s = db_.prepare("INSERT INTO rooms (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING");
+  // A tombstone comes back to life with its seqs; a live room is left as it is.
+  auto s = db_.prepare(
+      "INSERT INTO rooms (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE "
+      "SET created_at = excluded.created_at, deleted_at = NULL WHERE deleted_at IS NOT NULL");
   if (!s) return tl::unexpected(s.error());
   s->bind(1, name).bind(2, parley::to_unix_ms(now));
   if (auto done = s->step(); !done) return tl::unexpected(done.error());
   return {};
+}
+
+parley::result<bool> sqlite_room_store::remove_room(std::string_view name, parley::wall_time now) {
+  // A room that never had seqs can go entirely; one that had keeps its high-water mark.
+  auto gone = db_.prepare("DELETE FROM rooms WHERE name = ?1 AND next_seq = 1 AND deleted_at IS NULL");
+  if (!gone) return tl::unexpected(gone.error());
+  gone->bind(1, name);
+  if (auto done = gone->step(); !done) return tl::unexpected(done.error());
+  if (db_.changes() > 0) return true;
+  auto hidden = db_.prepare("UPDATE rooms SET deleted_at = ?2 WHERE name = ?1 AND deleted_at IS NULL");
+  if (!hidden) return tl::unexpected(hidden.error());
+  hidden->bind(1, name).bind(2, parley::to_unix_ms(now));
+  if (auto done = hidden->step(); !done) return tl::unexpected(done.error());
+  return db_.changes() > 0;
 }
 
 parley::result<std::uint64_t> sqlite_room_store::update_seq_block(std::string_view room, std::uint64_t count) {

@@ -18,6 +18,8 @@ class sqlite_room_store {
 
   parley::result<std::vector<parley::stored_room>> load_rooms();
   parley::result<void> create_room(std::string_view name, parley::wall_time now);
+  // false when there is no such room (or it was deleted already).
+  parley::result<bool> delete_room(std::string_view name, parley::wall_time now);
   // One UPDATE ... RETURNING: the block is durable before any seq in it is used.
   parley::result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
 
@@ -28,6 +30,7 @@ class sqlite_room_store {
   template <class T>
   parley::result<T> noted(std::string_view what, parley::result<T> r);
   parley::result<void> insert_room(std::string_view name, parley::wall_time now);
+  parley::result<bool> remove_room(std::string_view name, parley::wall_time now);
   parley::result<std::uint64_t> update_seq_block(std::string_view room, std::uint64_t count);
 
   const database& db_;

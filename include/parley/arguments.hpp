@@ -7,6 +7,7 @@
 #include "utf8.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -63,6 +64,45 @@ namespace detail {
     if (!ok) return tl::unexpected(invalid_argument("clientMsgId", rule, "clientMsgId may hold only A-Z a-z 0-9 _ -"));
   }
   return {};
+}
+
+// ---- paging (parley's addition) --------------------------------------------
+//
+// list_rooms and who_is_here answer one page at a time. Without a `limit` a page holds
+// at most the default below, so that an answer never outgrows the 64 KiB WebSocket
+// message limit of the peer reading it, however many rooms or members there are:
+// wire_test checks the worst case (32-character names and nicknames) at each bound.
+inline constexpr std::uint32_t max_list_rooms_limit = 500;
+inline constexpr std::uint32_t default_list_rooms_page = 256;
+inline constexpr std::uint32_t max_who_is_here_limit = 1000;
+inline constexpr std::uint32_t default_who_is_here_page = 1000;
+
+inline constexpr std::string_view cursor_rule = "a nextCursor from a previous answer";
+
+[[nodiscard]] inline result<void> check_limit(std::uint64_t value, std::uint32_t max) {
+  if (value < 1 || value > max)
+    return tl::unexpected(invalid_argument("limit", "integer 1.." + std::to_string(max),
+                                           "limit must be an integer from 1 to " + std::to_string(max)));
+  return {};
+}
+
+// list_rooms' cursor is the last room name of the previous page.
+[[nodiscard]] inline result<void> check_room_cursor(std::string_view value) {
+  if (!validate_room_slug(value))
+    return tl::unexpected(invalid_argument("cursor", cursor_rule, "cursor is not one this server handed out"));
+  return {};
+}
+
+// who_is_here's cursor is a position in the room's join order: 1 to 19 decimal digits.
+[[nodiscard]] inline result<std::uint64_t> parse_member_cursor(std::string_view value) {
+  auto bad = [] { return tl::unexpected(invalid_argument("cursor", cursor_rule, "cursor is not one this server handed out")); };
+  if (value.empty() || value.size() > 19) return bad();
+  std::uint64_t n = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') return bad();
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
 }
 
 }  // namespace parley

@@ -31,12 +31,13 @@ enum class error_code {
   not_in_room,
   internal,
   invalid_argument,  // parley's addition: bad arguments are answered under their requestId
+  room_limit,        // parley's addition: a join that would create a room past --max-rooms
   // system.error
   bad_frame,
 };
 
 namespace detail {
-inline constexpr std::array<std::pair<error_code, std::string_view>, 15> error_code_names{{
+inline constexpr std::array<std::pair<error_code, std::string_view>, 16> error_code_names{{
     {error_code::auth_required, "AuthRequiredError"},
     {error_code::bad_token, "BadTokenError"},
     {error_code::token_revoked, "TokenRevokedError"},
@@ -51,6 +52,7 @@ inline constexpr std::array<std::pair<error_code, std::string_view>, 15> error_c
     {error_code::not_in_room, "NotInRoomError"},
     {error_code::internal, "InternalError"},
     {error_code::invalid_argument, "InvalidArgumentError"},
+    {error_code::room_limit, "RoomLimitError"},
     {error_code::bad_frame, "BadFrameError"},
 }};
 }  // namespace detail

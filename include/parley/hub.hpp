@@ -7,6 +7,11 @@
 // read only the monotonic one, and the wall clock reaches only sentAt and UUIDv7.
 // Deliveries go to per-session outboxes that the caller drains; a message's frame is
 // encoded once and shared by every recipient's outbox and replay ring.
+//
+// Rooms are cheap to ask for and permanent once used, so creating them is bounded three
+// ways: a per-principal budget (the token's label, or the session when it has none), a
+// server-wide cap, and a TTL after which a room nobody is in and nobody ever wrote to is
+// deleted again. Joining an existing room is never limited.
 #pragma once
 
 #include "clock.hpp"
@@ -24,6 +29,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +50,9 @@ struct hub_config {
   std::size_t max_body_bytes = default_max_body_bytes;
   std::uint64_t seq_block_size = 256;         // seqs reserved per store write (hi/lo)
   std::string server_version = std::string(version_string);
+  per_minute_budget room_creation{};          // new rooms per principal: burst 20, 10/min
+  std::size_t max_rooms = 10000;              // rooms at most; a join that would create one more is refused
+  milliseconds room_ttl = std::chrono::hours(24);  // an empty room never written to goes after this; 0: never
 };
 
 // A local handle for a session; only the hub and its caller see it, never the wire.
@@ -64,6 +73,8 @@ struct hub_stats {
   std::uint64_t deliveries_total = 0;
   std::uint64_t rate_limited_total = 0;
   std::uint64_t replay_overflows_total = 0;
+  std::uint64_t room_creations_refused_total = 0;  // by the budget or the cap
+  std::uint64_t rooms_expired_total = 0;
 };
 
 template <class Policy>
@@ -81,6 +92,7 @@ class basic_hub {
   struct member {
     session_state* session;
     std::string nickname;
+    std::uint64_t joined = 0;  // this room's join counter at the join: who_is_here's cursor
   };
 
   struct room_state {
@@ -90,6 +102,9 @@ class basic_hub {
     std::uint64_t next_seq = 0;                                  // hi/lo: [next_seq, seq_limit) is reserved
     std::uint64_t seq_limit = 0;
     std::uint64_t last_seq = 0;
+    bool used = false;                         // a seq was ever reserved: never expires
+    std::uint64_t joins = 0;                   // members ever admitted
+    std::optional<monotonic_time> expires_at;  // set while empty and unused, with a TTL
   };
 
   struct membership {
@@ -109,6 +124,8 @@ class basic_hub {
     idempotency_window<send_message_result, monotonic_time> sent;
     std::vector<shared_frame> outbox;
     bool ready_listed = false;
+    std::string principal;                    // the token's label; empty: the session is its own
+    token_bucket<monotonic_time> room_bucket;  // room creations, when the principal is the session
   };
 
   // Loads the store's rooms; a store that cannot be read is an error, not an empty hub.
@@ -116,7 +133,13 @@ class basic_hub {
     auto rooms = store.load_rooms();
     if (!rooms) return tl::unexpected(rooms.error());
     basic_hub h(store, std::move(random), std::move(config));
-    for (auto& r : *rooms) h.rooms_.emplace(r.name, room_state{r.name, {}, {}, 0, 0, 0});
+    for (auto& r : *rooms) {
+      room_state& room = h.rooms_.emplace(r.name, room_state{}).first->second;
+      room.name = r.name;
+      room.used = r.next_seq > 1;
+      // Their TTL starts at the first call that brings the time (a server's first tick).
+      if (!room.used && h.config_.room_ttl.count() > 0) h.unstamped_rooms_.push_back(r.name);
+    }
     return h;
   }
 
@@ -126,12 +149,16 @@ class basic_hub {
 
   // ---- sessions -----------------------------------------------------------
 
-  [[nodiscard]] session_grant open_session(const moment_type& now) {
+  // `principal` is who the room-creation budget belongs to: the label of the token the
+  // session presented, or empty when it presented none (the session is its own).
+  [[nodiscard]] session_grant open_session(const moment_type& now, std::string principal = {}) {
+    touch(now);
     const session_handle handle = ++last_handle_;
     auto s = std::make_unique<session_state>(session_state{
         handle, uuid_v4(random_), random_token(random_, 32), true, {}, {},
         token_bucket<monotonic_time>(config_.rate, now.monotonic),
-        idempotency_window<send_message_result, monotonic_time>(config_.idempotency), {}, false});
+        idempotency_window<send_message_result, monotonic_time>(config_.idempotency), {}, false, std::move(principal),
+        token_bucket<monotonic_time>::per_minute(config_.room_creation, now.monotonic)});
     session_grant grant{handle, s->id, s->reconnect_token};
     by_id_.emplace(s->id, handle);
     sessions_.emplace(handle, std::move(s));
@@ -143,6 +170,7 @@ class basic_hub {
   // them was evicted the resume fails with ReplayBufferOverflowError and the session
   // ends, so its nicknames are free for the fresh session the client starts next.
   [[nodiscard]] result<session_grant> resume_session(const resume_block& resume, const moment_type& now) {
+    touch(now);
     auto id = by_id_.find(resume.session_id);
     if (id == by_id_.end())
       return make_error(error_code::unknown_session, "no session " + resume.session_id + " (it ended or never existed)");
@@ -163,7 +191,7 @@ class basic_hub {
       ++stats_.replay_overflows_total;
       std::string rooms;
       for (const auto& r : lost) rooms += (rooms.empty() ? "" : ", ") + r.get<std::string>();
-      end_session(s.handle);
+      end_session(s.handle, now);
       return make_error(error_code::replay_buffer_overflow,
                         "messages were dropped while disconnected (in " + rooms + "); the session has ended",
                         json{{"rooms", std::move(lost)}});
@@ -180,6 +208,7 @@ class basic_hub {
 
   // The transport is gone; memberships stay for the grace period.
   void detach(session_handle handle, const moment_type& now) {
+    touch(now);
     session_state* s = find(handle);
     if (!s || !s->attached) return;
     s->attached = false;
@@ -189,10 +218,11 @@ class basic_hub {
   }
 
   // A clean end (close 1000, or the grace ran out): memberships vanish at once.
-  void end_session(session_handle handle) {
+  void end_session(session_handle handle, const moment_type& now) {
+    touch(now);
     session_state* s = find(handle);
     if (!s) return;
-    for (auto& [name, m] : s->memberships) remove_member(*m.room, *s);
+    for (auto& [name, m] : s->memberships) remove_member(*m.room, *s, now);
     if (!s->attached) deadlines_.erase({s->detach_deadline, handle});
     by_id_.erase(s->id);
     sessions_.erase(handle);
@@ -206,25 +236,44 @@ class basic_hub {
     }
   };
 
-  // Ends every detached session whose grace ran out by `now`; returns them.
+  // Ends every detached session whose grace ran out by `now` and returns them; then
+  // deletes every room whose TTL ran out (stats().rooms_expired_total counts them).
   std::vector<ended_session> expire(const moment_type& now) {
+    touch(now);
     std::vector<ended_session> ended;
     while (!deadlines_.empty() && deadlines_.begin()->first <= now.monotonic) {
       const session_handle h = deadlines_.begin()->second;
       ended.push_back(ended_session{h, sessions_.at(h)->id});
-      end_session(h);
+      end_session(h, now);
+    }
+    while (!room_deadlines_.empty() && room_deadlines_.begin()->first <= now.monotonic) {
+      auto it = rooms_.find(room_deadlines_.begin()->second);
+      room_deadlines_.erase(room_deadlines_.begin());
+      if (it == rooms_.end()) continue;  // cannot happen: a room leaves rooms_ only here
+      room_state& r = it->second;
+      r.expires_at.reset();
+      if (!store_->delete_room(r.name, now.wall)) {
+        schedule_expiry(r, now);  // the store failed: keep the room and try again a TTL later
+        continue;
+      }
+      ++stats_.rooms_expired_total;
+      rooms_.erase(it);
     }
     return ended;
   }
 
   [[nodiscard]] std::optional<monotonic_time> next_deadline() const {
-    if (deadlines_.empty()) return std::nullopt;
-    return deadlines_.begin()->first;
+    std::optional<monotonic_time> next;
+    if (!deadlines_.empty()) next = deadlines_.begin()->first;
+    if (!room_deadlines_.empty() && (!next || room_deadlines_.begin()->first < *next))
+      next = room_deadlines_.begin()->first;
+    return next;
   }
 
   // ---- tools ----------------------------------------------------------------
 
   [[nodiscard]] result<join_room_result> join_room(session_handle handle, const join_room_args& args, const moment_type& now) {
+    touch(now);
     session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
@@ -233,7 +282,7 @@ class basic_hub {
     if (auto it = s->memberships.find(args.room); it != s->memberships.end())
       return join_room_result{args.room, it->second.nickname, it->second.room->members.size()};
 
-    auto room = ensure_room(args.room, now);
+    auto room = ensure_room(*s, args.room, now);
     if (!room) return tl::unexpected(room.error());
     room_state& r = **room;
     std::string nickname;
@@ -246,26 +295,30 @@ class basic_hub {
     } else {
       nickname = allocate_nickname(random_, [&](const std::string& folded) { return r.by_folded.count(folded) > 0; });
     }
-    r.members.push_back(member{s, nickname});
+    r.members.push_back(member{s, nickname, ++r.joins});
     r.by_folded.emplace(fold_nickname(nickname), handle);
+    cancel_expiry(r);
     s->memberships.emplace(args.room, membership{&r, nickname, replay_ring(config_.replay_capacity)});
     return join_room_result{args.room, std::move(nickname), r.members.size()};
   }
 
   // Silent to the others: there are no presence events in the protocol.
-  [[nodiscard]] result<leave_room_result> leave_room(session_handle handle, const leave_room_args& args) {
+  [[nodiscard]] result<leave_room_result> leave_room(session_handle handle, const leave_room_args& args,
+                                                     const moment_type& now) {
+    touch(now);
     session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
     auto it = s->memberships.find(args.room);
     if (it == s->memberships.end()) return not_in_room(args.room);
-    remove_member(*it->second.room, *s);
+    remove_member(*it->second.room, *s, now);
     s->memberships.erase(it);
     return leave_room_result{args.room};
   }
 
   [[nodiscard]] result<send_message_result> send_message(session_handle handle, const send_message_args& args,
                                                          const moment_type& now) {
+    touch(now);
     session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
@@ -301,28 +354,50 @@ class basic_hub {
     return sent;
   }
 
-  [[nodiscard]] result<list_rooms_result> list_rooms(session_handle handle) const {
+  // One page of every room in name order, each in `joined` or `available`; the page
+  // after `cursor` (the previous page's last name), of `limit` rooms or the default.
+  [[nodiscard]] result<list_rooms_result> list_rooms(session_handle handle, const list_rooms_args& args = {}) const {
     const session_state* s = find(handle);
     if (!s) return no_session();
+    if (args.limit)
+      if (auto ok = check_limit(*args.limit, max_list_rooms_limit); !ok) return tl::unexpected(ok.error());
+    if (args.cursor)
+      if (auto ok = check_room_cursor(*args.cursor); !ok) return tl::unexpected(ok.error());
+    const std::size_t page = args.limit.value_or(default_list_rooms_page);
     list_rooms_result out;
-    for (const auto& [name, r] : rooms_) {
-      if (auto it = s->memberships.find(name); it != s->memberships.end())
-        out.joined.push_back(joined_room{name, it->second.nickname, r.members.size()});
+    auto it = args.cursor ? rooms_.upper_bound(*args.cursor) : rooms_.begin();
+    for (std::size_t n = 0; it != rooms_.end() && n < page; ++it, ++n) {
+      const auto& [name, r] = *it;
+      if (auto m = s->memberships.find(name); m != s->memberships.end())
+        out.joined.push_back(joined_room{name, m->second.nickname, r.members.size()});
       else
         out.available.push_back(available_room{name, r.members.size()});
     }
+    if (it != rooms_.end()) out.next_cursor = std::prev(it)->first;
     return out;
   }
 
+  // One page of the members in join order, after `cursor` (a position in that order).
   [[nodiscard]] result<who_is_here_result> who_is_here(session_handle handle, const who_is_here_args& args) const {
     const session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
+    if (args.limit)
+      if (auto ok = check_limit(*args.limit, max_who_is_here_limit); !ok) return tl::unexpected(ok.error());
+    std::uint64_t after = 0;
+    if (args.cursor) {
+      auto c = parse_member_cursor(*args.cursor);
+      if (!c) return tl::unexpected(c.error());
+      after = *c;
+    }
     auto it = s->memberships.find(args.room);
     if (it == s->memberships.end()) return not_in_room(args.room);
+    const auto& members = it->second.room->members;
+    const std::size_t page = args.limit.value_or(default_who_is_here_page);
     who_is_here_result out{args.room, {}};
-    out.nicknames.reserve(it->second.room->members.size());
-    for (const member& m : it->second.room->members) out.nicknames.push_back(m.nickname);
+    auto m = std::partition_point(members.begin(), members.end(), [&](const member& x) { return x.joined <= after; });
+    for (std::size_t n = 0; m != members.end() && n < page; ++m, ++n) out.nicknames.push_back(m->nickname);
+    if (m != members.end()) out.next_cursor = std::to_string(std::prev(m)->joined);
     return out;
   }
 
@@ -376,6 +451,8 @@ class basic_hub {
     return it->second;
   }
   [[nodiscard]] const hub_config& config() const noexcept { return config_; }
+  // Cheap, unlike stats(): a server reads it every tick to log expiries.
+  [[nodiscard]] std::uint64_t rooms_expired_total() const noexcept { return stats_.rooms_expired_total; }
 
  private:
   basic_hub(store_type& store, random_type random, hub_config config)
@@ -413,11 +490,59 @@ class basic_hub {
     return it == resume.last_acked_seq_by_room.end() ? m.ring.acked() : it->second;
   }
 
-  result<room_state*> ensure_room(const std::string& name, const moment_type& now) {
+  // An existing room, or a new one if the cap and the principal's budget allow: the
+  // cap is checked first, so a refused creation spends no budget.
+  result<room_state*> ensure_room(session_state& s, const std::string& name, const moment_type& now) {
     if (auto it = rooms_.find(name); it != rooms_.end()) return &it->second;
+    if (rooms_.size() >= config_.max_rooms) {
+      ++stats_.room_creations_refused_total;
+      return make_error(error_code::room_limit,
+                        "the server has " + std::to_string(rooms_.size()) + " rooms, its limit; " + name +
+                            " cannot be created (existing rooms can still be joined)",
+                        json{{"maxRooms", config_.max_rooms}});
+    }
+    if (auto wait = creation_budget(s, now).try_take(now.monotonic)) {
+      ++stats_.room_creations_refused_total;
+      return make_error(error_code::rate_limited,
+                        "creating rooms too fast: retry after " + std::to_string(wait->count()) + " ms",
+                        json{{"retryAfterMs", wait->count()}});
+    }
     if (auto created = store_->create_room(name, now.wall); !created)
       return make_error(error_code::internal, "could not create room " + name + ": " + created.error().message);
-    return &rooms_.emplace(name, room_state{name, {}, {}, 0, 0, 0}).first->second;
+    room_state& r = rooms_.emplace(name, room_state{}).first->second;
+    r.name = name;
+    return &r;
+  }
+
+  token_bucket<monotonic_time>& creation_budget(session_state& s, const moment_type& now) {
+    if (s.principal.empty()) return s.room_bucket;
+    auto it = principal_buckets_.find(s.principal);
+    if (it == principal_buckets_.end())
+      it = principal_buckets_
+               .emplace(s.principal, token_bucket<monotonic_time>::per_minute(config_.room_creation, now.monotonic))
+               .first;
+    return it->second;
+  }
+
+  // Rooms loaded by open() start their TTL at the first call that brings the time.
+  void touch(const moment_type& now) {
+    if (unstamped_rooms_.empty()) return;
+    for (const std::string& name : unstamped_rooms_)
+      if (auto it = rooms_.find(name); it != rooms_.end()) schedule_expiry(it->second, now);
+    unstamped_rooms_.clear();
+  }
+
+  // Only a room that is empty and was never written to expires: its name is all there is.
+  void schedule_expiry(room_state& r, const moment_type& now) {
+    if (config_.room_ttl.count() <= 0 || r.used || !r.members.empty() || r.expires_at) return;
+    r.expires_at = now.monotonic + config_.room_ttl;
+    room_deadlines_.emplace(*r.expires_at, r.name);
+  }
+
+  void cancel_expiry(room_state& r) {
+    if (!r.expires_at) return;
+    room_deadlines_.erase({*r.expires_at, r.name});
+    r.expires_at.reset();
   }
 
   result<std::uint64_t> next_seq(room_state& r) {
@@ -426,16 +551,18 @@ class basic_hub {
       if (!first) return make_error(error_code::internal, "could not reserve seqs: " + first.error().message);
       r.next_seq = *first;
       r.seq_limit = *first + config_.seq_block_size;
+      r.used = true;
     }
     r.last_seq = r.next_seq;
     return r.next_seq++;
   }
 
-  void remove_member(room_state& r, const session_state& s) {
+  void remove_member(room_state& r, const session_state& s, const moment_type& now) {
     auto it = std::find_if(r.members.begin(), r.members.end(), [&](const member& m) { return m.session == &s; });
     if (it == r.members.end()) return;
     r.by_folded.erase(fold_nickname(it->nickname));
     r.members.erase(it);  // keeps join order for who_is_here
+    schedule_expiry(r, now);
   }
 
   void enqueue(session_state& s, const shared_frame& frame) {
@@ -454,6 +581,9 @@ class basic_hub {
   std::unordered_map<session_handle, std::unique_ptr<session_state>> sessions_;
   std::unordered_map<std::string, session_handle> by_id_;
   std::set<std::pair<monotonic_time, session_handle>> deadlines_;
+  std::set<std::pair<monotonic_time, std::string>> room_deadlines_;  // empty, unused rooms by expiry
+  std::vector<std::string> unstamped_rooms_;                         // loaded, waiting for the time
+  std::map<std::string, token_bucket<monotonic_time>, std::less<>> principal_buckets_;  // by token label
   std::vector<session_handle> ready_;
   session_handle last_handle_ = 0;
   hub_stats stats_{};

@@ -17,17 +17,23 @@ template <class WallTime>
 struct basic_stored_room {
   std::string name;
   WallTime created_at;
+  std::uint64_t next_seq = 1;  // the first seq not yet reserved: 1 means no message was ever sent
 };
 using stored_room = basic_stored_room<wall_time>;
 
 // A policy's room_store is any type with these members (the hub calls them
-// synchronously and rarely: once when a room is first created and once per seq block
-// (hi/lo), never per message; bodies never reach a store):
+// synchronously and rarely: once when a room is first created, once per seq block
+// (hi/lo) and once when an unused room expires, never per message; bodies never reach
+// a store):
 //
 //   result<std::vector<basic_stored_room<W>>> load_rooms();
-//       every room that ever existed, in name order;
+//       every room that exists, in name order;
 //   result<void> create_room(std::string_view name, W now);
 //       records a new room; creating one that exists is not an error;
+//   result<bool> delete_room(std::string_view name, W now);
+//       forgets a room; false when there is no such room. A room whose seqs were
+//       never reserved goes entirely; one that had seqs keeps its high-water mark out
+//       of sight, so that creating it again continues its seqs and none ever repeats;
 //   result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
 //       reserves `count` seqs for `room` and returns the first: [first, first + count)
 //       are the caller's, and no later call, in this process or after a restart, hands
@@ -42,18 +48,30 @@ class basic_memory_room_store {
   result<std::vector<basic_stored_room<wall_time>>> load_rooms() {
     std::vector<basic_stored_room<wall_time>> out;
     out.reserve(rooms_.size());
-    for (const auto& [name, r] : rooms_) out.push_back({name, r.created_at});
+    for (const auto& [name, r] : rooms_)
+      if (!r.deleted) out.push_back({name, r.created_at, r.next_seq});
     return out;
   }
 
   result<void> create_room(std::string_view name, wall_time now) {
-    rooms_.try_emplace(std::string(name), entry{now, 1});
+    auto [it, created] = rooms_.try_emplace(std::string(name), entry{now, 1, false});
+    if (!created && it->second.deleted) it->second = entry{now, it->second.next_seq, false};
     return {};
+  }
+
+  result<bool> delete_room(std::string_view name, wall_time) {
+    auto it = rooms_.find(name);
+    if (it == rooms_.end() || it->second.deleted) return false;
+    if (it->second.next_seq == 1)
+      rooms_.erase(it);
+    else
+      it->second.deleted = true;
+    return true;
   }
 
   result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count) {
     auto it = rooms_.find(room);
-    if (it == rooms_.end()) return make_error(error_code::internal, "seq block for unknown room " + std::string(room));
+    if (it == rooms_.end() || it->second.deleted) return make_error(error_code::internal, "seq block for unknown room " + std::string(room));
     const std::uint64_t first = it->second.next_seq;
     it->second.next_seq += count;
     ++blocks_reserved_;
@@ -66,6 +84,7 @@ class basic_memory_room_store {
   struct entry {
     wall_time created_at;
     std::uint64_t next_seq;
+    bool deleted;  // a tombstone keeping the seqs of a deleted room that had some
   };
   std::map<std::string, entry, std::less<>> rooms_;
   std::uint64_t blocks_reserved_ = 0;

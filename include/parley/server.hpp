@@ -169,7 +169,10 @@ class basic_server {
       check_deadlines(c, t);
       if (auto next = deadline_of(c)) wake_at(c, *next);
     }
+    const std::uint64_t rooms_expired = hub_.rooms_expired_total();
     for (const auto& ended : hub_.expire(now)) log(log_level::info, "session " + ended.session_id + " expired");
+    if (const std::uint64_t n = hub_.rooms_expired_total() - rooms_expired; n > 0)
+      log(log_level::info, std::to_string(n) + (n == 1 ? " room" : " rooms") + " expired: empty and never written to");
   }
 
   // When on_timer wants to run next, on the monotonic clock.
@@ -254,7 +257,7 @@ class basic_server {
         }
         by_session_.erase(conn);
       }
-      hub_.end_session(s);
+      hub_.end_session(s, now);
       it = labels_.erase(it);
     }
   }
@@ -279,6 +282,11 @@ class basic_server {
     metric("rate_limited_total", "counter", "send_message calls refused by the rate limit.", st.rate_limited_total);
     metric("replay_overflows_total", "counter", "Resumes refused because the replay ring had overflowed.",
            st.replay_overflows_total);
+    metric("room_creations_refused_total", "counter",
+           "Joins refused because they would create a room over the creation budget or the room cap.",
+           st.room_creations_refused_total);
+    metric("rooms_expired_total", "counter", "Empty rooms never written to, deleted after the room TTL.",
+           st.rooms_expired_total);
     metric("slow_consumer_closes_total", "counter", "Connections closed with 4008 for an outgoing queue over its bound.",
            slow_consumer_closes_);
     metric("connections_refused_total", "counter", "Connections refused at the connection cap.", refused_connections_);
@@ -510,13 +518,13 @@ class basic_server {
   }
   void on_event(connection& c, ws_ping& e, const moment_type&) { push(c, make_shared_frame(c.ws.encode_pong(e.payload))); }
   void on_event(connection&, ws_pong&, const moment_type&) {}
-  void on_event(connection& c, ws_close& e, const moment_type&) {
+  void on_event(connection& c, ws_close& e, const moment_type& now) {
     // 1000 is a deliberate goodbye: the session ends now and its nicknames vanish for
     // everyone; any other close is a drop that the grace period covers.
     if (c.session && e.code == ws_status::normal) {
       log(log_level::info, "session " + session_id_of(c) + " ended by the client");
       by_session_.erase(*c.session);
-      hub_.end_session(*c.session);
+      hub_.end_session(*c.session, now);
       c.session.reset();
     }
     close(c, e.code, {});
@@ -561,7 +569,7 @@ class basic_server {
         }
       }
     }
-    hello_outcome outcome = serve_hello(hub_, *hello, now, auth_failure);
+    hello_outcome outcome = serve_hello(hub_, *hello, now, auth_failure, c.label);
     if (!outcome.session) {
       log(log_level::info, "hello refused with close code " + std::to_string(*outcome.close_code));
       send_text(c, outcome.frame);

@@ -39,10 +39,12 @@ struct hello_outcome {
 
 // `auth_failure` is the authenticator's verdict (the server's token store decides;
 // the core only shapes the answer). Resume needs the reconnect token, not a bearer
-// token: the session was authenticated when it began.
+// token: the session was authenticated when it began. `principal` is the label of the
+// token a fresh session presented (empty: none), whose budget its room creations spend.
 template <class Hub>
 [[nodiscard]] hello_outcome serve_hello(Hub& h, const hello_frame& hello, const typename Hub::moment_type& now,
-                                        const std::optional<error>& auth_failure = std::nullopt) {
+                                        const std::optional<error>& auth_failure = std::nullopt,
+                                        std::string principal = {}) {
   auto refuse = [](const error& e) { return hello_outcome{encode_hello_err(e), std::nullopt, close_code_for(e.code)}; };
   if (!client_version_compatible(hello.client_version))
     return refuse(error{error_code::version_mismatch,
@@ -52,7 +54,7 @@ template <class Hub>
   result<session_grant> grant = [&]() -> result<session_grant> {
     if (hello.resume) return h.resume_session(*hello.resume, now);
     if (auth_failure) return tl::unexpected(*auth_failure);
-    return h.open_session(now);
+    return h.open_session(now, std::move(principal));
   }();
   if (!grant) return refuse(grant.error());
   std::string ok = encode_hello_ok(hello_ok_frame{grant->session_id, grant->reconnect_token, h.config().server_version});
@@ -71,8 +73,8 @@ template <class Hub>
       [&](const auto& args) -> std::string {
         using T = std::decay_t<decltype(args)>;
         if constexpr (std::is_same_v<T, join_room_args>) return answer(h.join_room(session, args, now));
-        else if constexpr (std::is_same_v<T, leave_room_args>) return answer(h.leave_room(session, args));
-        else if constexpr (std::is_same_v<T, list_rooms_args>) return answer(h.list_rooms(session));
+        else if constexpr (std::is_same_v<T, leave_room_args>) return answer(h.leave_room(session, args, now));
+        else if constexpr (std::is_same_v<T, list_rooms_args>) return answer(h.list_rooms(session, args));
         else if constexpr (std::is_same_v<T, send_message_args>) return answer(h.send_message(session, args, now));
         else return answer(h.who_is_here(session, args));
       },

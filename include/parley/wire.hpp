@@ -47,7 +47,12 @@ struct join_room_args {
 struct leave_room_args {
   std::string room;
 };
-struct list_rooms_args {};
+// Paging is parley's addition: without a limit a page holds at most the default of
+// arguments.hpp, and the answer carries nextCursor when more remain.
+struct list_rooms_args {
+  std::optional<std::uint32_t> limit{};  // 1..max_list_rooms_limit
+  std::optional<std::string> cursor{};   // the nextCursor of the previous page
+};
 struct send_message_args {
   std::string room;
   std::string body;
@@ -55,6 +60,8 @@ struct send_message_args {
 };
 struct who_is_here_args {
   std::string room;
+  std::optional<std::uint32_t> limit{};  // 1..max_who_is_here_limit
+  std::optional<std::string> cursor{};   // the nextCursor of the previous page
 };
 
 using tool_args = std::variant<join_room_args, leave_room_args, list_rooms_args, send_message_args, who_is_here_args>;
@@ -100,6 +107,7 @@ struct available_room {
 struct list_rooms_result {
   std::vector<joined_room> joined;
   std::vector<available_room> available;
+  std::optional<std::string> next_cursor{};  // set when rooms after this page remain
 };
 struct send_message_result {
   std::string room;
@@ -110,6 +118,7 @@ struct send_message_result {
 struct who_is_here_result {
   std::string room;
   std::vector<std::string> nicknames;
+  std::optional<std::string> next_cursor{};  // set when members after this page remain
 };
 
 inline void to_json(json& j, const join_room_result& r) {
@@ -123,11 +132,15 @@ inline void to_json(json& j, const list_rooms_result& r) {
   json available = json::array();
   for (const auto& x : r.available) available.push_back(json{{"name", x.name}, {"membersCount", x.members_count}});
   j = json{{"joined", std::move(joined)}, {"available", std::move(available)}};
+  if (r.next_cursor) j["nextCursor"] = *r.next_cursor;
 }
 inline void to_json(json& j, const send_message_result& r) {
   j = json{{"room", r.room}, {"seq", r.seq}, {"messageId", r.message_id}, {"sentAt", r.sent_at}};
 }
-inline void to_json(json& j, const who_is_here_result& r) { j = json{{"room", r.room}, {"nicknames", r.nicknames}}; }
+inline void to_json(json& j, const who_is_here_result& r) {
+  j = json{{"room", r.room}, {"nicknames", r.nicknames}};
+  if (r.next_cursor) j["nextCursor"] = *r.next_cursor;
+}
 
 // ---- server → client ------------------------------------------------------
 
@@ -239,6 +252,19 @@ class field_reader {
     return read_seq(name, *v);
   }
 
+  // An optional `limit`: a JSON integer (not 2.0, not a string) from 1 to `max`.
+  result<std::optional<std::uint32_t>> optional_limit(std::uint32_t max) const {
+    const json* v = find("limit");
+    if (!v) return std::optional<std::uint32_t>{};
+    if (!v->is_number_unsigned()) {
+      if (v->is_number_integer()) return tl::unexpected(check_limit(0, max).error());
+      return tl::unexpected(invalid_argument("limit", "integer 1.." + std::to_string(max),
+                                             "limit must be an integer from 1 to " + std::to_string(max)));
+    }
+    if (auto ok = check_limit(v->get<std::uint64_t>(), max); !ok) return tl::unexpected(ok.error());
+    return std::optional<std::uint32_t>(static_cast<std::uint32_t>(v->get<std::uint64_t>()));
+  }
+
   static result<std::uint64_t> read_seq(std::string_view name, const json& v) {
     if (v.is_number_unsigned() && v.get<std::uint64_t>() <= max_wire_integer) return v.get<std::uint64_t>();
     return tl::unexpected(invalid_argument(name, "integer 0..2^53-1", std::string(name) + " must be a non-negative integer"));
@@ -269,7 +295,15 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
     if (!r) return tl::unexpected(r.error());
     return leave_room_args{std::move(*r)};
   }
-  if (tag == "tool.list_rooms") return list_rooms_args{};
+  if (tag == "tool.list_rooms") {
+    auto limit = f.optional_limit(max_list_rooms_limit);
+    if (!limit) return tl::unexpected(limit.error());
+    auto cursor = f.optional_string("cursor");
+    if (!cursor) return tl::unexpected(cursor.error());
+    if (*cursor)
+      if (auto ok = check_room_cursor(**cursor); !ok) return tl::unexpected(ok.error());
+    return list_rooms_args{*limit, std::move(*cursor)};
+  }
   if (tag == "tool.send_message") {
     auto r = room();
     if (!r) return tl::unexpected(r.error());
@@ -285,7 +319,13 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
   if (tag == "tool.who_is_here") {
     auto r = room();
     if (!r) return tl::unexpected(r.error());
-    return who_is_here_args{std::move(*r)};
+    auto limit = f.optional_limit(max_who_is_here_limit);
+    if (!limit) return tl::unexpected(limit.error());
+    auto cursor = f.optional_string("cursor");
+    if (!cursor) return tl::unexpected(cursor.error());
+    if (*cursor)
+      if (auto ok = parse_member_cursor(**cursor); !ok) return tl::unexpected(ok.error());
+    return who_is_here_args{std::move(*r), *limit, std::move(*cursor)};
   }
   return make_error(error_code::bad_frame, "unknown frame tag");
 }
@@ -407,13 +447,19 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
         } else if constexpr (std::is_same_v<T, leave_room_args>) {
           return json{{"_tag", "tool.leave_room"}, {"room", a.room}};
         } else if constexpr (std::is_same_v<T, list_rooms_args>) {
-          return json{{"_tag", "tool.list_rooms"}};
+          json o{{"_tag", "tool.list_rooms"}};
+          if (a.limit) o["limit"] = *a.limit;
+          if (a.cursor) o["cursor"] = *a.cursor;
+          return o;
         } else if constexpr (std::is_same_v<T, send_message_args>) {
           json o{{"_tag", "tool.send_message"}, {"room", a.room}, {"body", a.body}};
           if (a.client_msg_id) o["clientMsgId"] = *a.client_msg_id;
           return o;
         } else {
-          return json{{"_tag", "tool.who_is_here"}, {"room", a.room}};
+          json o{{"_tag", "tool.who_is_here"}, {"room", a.room}};
+          if (a.limit) o["limit"] = *a.limit;
+          if (a.cursor) o["cursor"] = *a.cursor;
+          return o;
         }
       },
       r.args);

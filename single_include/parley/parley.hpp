@@ -70,12 +70,13 @@ enum class error_code {
   not_in_room,
   internal,
   invalid_argument,  // parley's addition: bad arguments are answered under their requestId
+  room_limit,        // parley's addition: a join that would create a room past --max-rooms
   // system.error
   bad_frame,
 };
 
 namespace detail {
-inline constexpr std::array<std::pair<error_code, std::string_view>, 15> error_code_names{{
+inline constexpr std::array<std::pair<error_code, std::string_view>, 16> error_code_names{{
     {error_code::auth_required, "AuthRequiredError"},
     {error_code::bad_token, "BadTokenError"},
     {error_code::token_revoked, "TokenRevokedError"},
@@ -90,6 +91,7 @@ inline constexpr std::array<std::pair<error_code, std::string_view>, 15> error_c
     {error_code::not_in_room, "NotInRoomError"},
     {error_code::internal, "InternalError"},
     {error_code::invalid_argument, "InvalidArgumentError"},
+    {error_code::room_limit, "RoomLimitError"},
     {error_code::bad_frame, "BadFrameError"},
 }};
 }  // namespace detail
@@ -309,6 +311,7 @@ class utf8_validator {
 // ----- end parley/utf8.hpp -----
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -365,6 +368,45 @@ namespace detail {
     if (!ok) return tl::unexpected(invalid_argument("clientMsgId", rule, "clientMsgId may hold only A-Z a-z 0-9 _ -"));
   }
   return {};
+}
+
+// ---- paging (parley's addition) --------------------------------------------
+//
+// list_rooms and who_is_here answer one page at a time. Without a `limit` a page holds
+// at most the default below, so that an answer never outgrows the 64 KiB WebSocket
+// message limit of the peer reading it, however many rooms or members there are:
+// wire_test checks the worst case (32-character names and nicknames) at each bound.
+inline constexpr std::uint32_t max_list_rooms_limit = 500;
+inline constexpr std::uint32_t default_list_rooms_page = 256;
+inline constexpr std::uint32_t max_who_is_here_limit = 1000;
+inline constexpr std::uint32_t default_who_is_here_page = 1000;
+
+inline constexpr std::string_view cursor_rule = "a nextCursor from a previous answer";
+
+[[nodiscard]] inline result<void> check_limit(std::uint64_t value, std::uint32_t max) {
+  if (value < 1 || value > max)
+    return tl::unexpected(invalid_argument("limit", "integer 1.." + std::to_string(max),
+                                           "limit must be an integer from 1 to " + std::to_string(max)));
+  return {};
+}
+
+// list_rooms' cursor is the last room name of the previous page.
+[[nodiscard]] inline result<void> check_room_cursor(std::string_view value) {
+  if (!validate_room_slug(value))
+    return tl::unexpected(invalid_argument("cursor", cursor_rule, "cursor is not one this server handed out"));
+  return {};
+}
+
+// who_is_here's cursor is a position in the room's join order: 1 to 19 decimal digits.
+[[nodiscard]] inline result<std::uint64_t> parse_member_cursor(std::string_view value) {
+  auto bad = [] { return tl::unexpected(invalid_argument("cursor", cursor_rule, "cursor is not one this server handed out")); };
+  if (value.empty() || value.size() > 19) return bad();
+  std::uint64_t n = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') return bad();
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
 }
 
 }  // namespace parley
@@ -1377,17 +1419,23 @@ template <class WallTime>
 struct basic_stored_room {
   std::string name;
   WallTime created_at;
+  std::uint64_t next_seq = 1;  // the first seq not yet reserved: 1 means no message was ever sent
 };
 using stored_room = basic_stored_room<wall_time>;
 
 // A policy's room_store is any type with these members (the hub calls them
-// synchronously and rarely: once when a room is first created and once per seq block
-// (hi/lo), never per message; bodies never reach a store):
+// synchronously and rarely: once when a room is first created, once per seq block
+// (hi/lo) and once when an unused room expires, never per message; bodies never reach
+// a store):
 //
 //   result<std::vector<basic_stored_room<W>>> load_rooms();
-//       every room that ever existed, in name order;
+//       every room that exists, in name order;
 //   result<void> create_room(std::string_view name, W now);
 //       records a new room; creating one that exists is not an error;
+//   result<bool> delete_room(std::string_view name, W now);
+//       forgets a room; false when there is no such room. A room whose seqs were
+//       never reserved goes entirely; one that had seqs keeps its high-water mark out
+//       of sight, so that creating it again continues its seqs and none ever repeats;
 //   result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
 //       reserves `count` seqs for `room` and returns the first: [first, first + count)
 //       are the caller's, and no later call, in this process or after a restart, hands
@@ -1402,18 +1450,30 @@ class basic_memory_room_store {
   result<std::vector<basic_stored_room<wall_time>>> load_rooms() {
     std::vector<basic_stored_room<wall_time>> out;
     out.reserve(rooms_.size());
-    for (const auto& [name, r] : rooms_) out.push_back({name, r.created_at});
+    for (const auto& [name, r] : rooms_)
+      if (!r.deleted) out.push_back({name, r.created_at, r.next_seq});
     return out;
   }
 
   result<void> create_room(std::string_view name, wall_time now) {
-    rooms_.try_emplace(std::string(name), entry{now, 1});
+    auto [it, created] = rooms_.try_emplace(std::string(name), entry{now, 1, false});
+    if (!created && it->second.deleted) it->second = entry{now, it->second.next_seq, false};
     return {};
+  }
+
+  result<bool> delete_room(std::string_view name, wall_time) {
+    auto it = rooms_.find(name);
+    if (it == rooms_.end() || it->second.deleted) return false;
+    if (it->second.next_seq == 1)
+      rooms_.erase(it);
+    else
+      it->second.deleted = true;
+    return true;
   }
 
   result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count) {
     auto it = rooms_.find(room);
-    if (it == rooms_.end()) return make_error(error_code::internal, "seq block for unknown room " + std::string(room));
+    if (it == rooms_.end() || it->second.deleted) return make_error(error_code::internal, "seq block for unknown room " + std::string(room));
     const std::uint64_t first = it->second.next_seq;
     it->second.next_seq += count;
     ++blocks_reserved_;
@@ -1426,6 +1486,7 @@ class basic_memory_room_store {
   struct entry {
     wall_time created_at;
     std::uint64_t next_seq;
+    bool deleted;  // a tombstone keeping the seqs of a deleted room that had some
   };
   std::map<std::string, entry, std::less<>> rooms_;
   std::uint64_t blocks_reserved_ = 0;
@@ -2081,7 +2142,12 @@ struct join_room_args {
 struct leave_room_args {
   std::string room;
 };
-struct list_rooms_args {};
+// Paging is parley's addition: without a limit a page holds at most the default of
+// arguments.hpp, and the answer carries nextCursor when more remain.
+struct list_rooms_args {
+  std::optional<std::uint32_t> limit{};  // 1..max_list_rooms_limit
+  std::optional<std::string> cursor{};   // the nextCursor of the previous page
+};
 struct send_message_args {
   std::string room;
   std::string body;
@@ -2089,6 +2155,8 @@ struct send_message_args {
 };
 struct who_is_here_args {
   std::string room;
+  std::optional<std::uint32_t> limit{};  // 1..max_who_is_here_limit
+  std::optional<std::string> cursor{};   // the nextCursor of the previous page
 };
 
 using tool_args = std::variant<join_room_args, leave_room_args, list_rooms_args, send_message_args, who_is_here_args>;
@@ -2134,6 +2202,7 @@ struct available_room {
 struct list_rooms_result {
   std::vector<joined_room> joined;
   std::vector<available_room> available;
+  std::optional<std::string> next_cursor{};  // set when rooms after this page remain
 };
 struct send_message_result {
   std::string room;
@@ -2144,6 +2213,7 @@ struct send_message_result {
 struct who_is_here_result {
   std::string room;
   std::vector<std::string> nicknames;
+  std::optional<std::string> next_cursor{};  // set when members after this page remain
 };
 
 inline void to_json(json& j, const join_room_result& r) {
@@ -2157,11 +2227,15 @@ inline void to_json(json& j, const list_rooms_result& r) {
   json available = json::array();
   for (const auto& x : r.available) available.push_back(json{{"name", x.name}, {"membersCount", x.members_count}});
   j = json{{"joined", std::move(joined)}, {"available", std::move(available)}};
+  if (r.next_cursor) j["nextCursor"] = *r.next_cursor;
 }
 inline void to_json(json& j, const send_message_result& r) {
   j = json{{"room", r.room}, {"seq", r.seq}, {"messageId", r.message_id}, {"sentAt", r.sent_at}};
 }
-inline void to_json(json& j, const who_is_here_result& r) { j = json{{"room", r.room}, {"nicknames", r.nicknames}}; }
+inline void to_json(json& j, const who_is_here_result& r) {
+  j = json{{"room", r.room}, {"nicknames", r.nicknames}};
+  if (r.next_cursor) j["nextCursor"] = *r.next_cursor;
+}
 
 // ---- server → client ------------------------------------------------------
 
@@ -2273,6 +2347,19 @@ class field_reader {
     return read_seq(name, *v);
   }
 
+  // An optional `limit`: a JSON integer (not 2.0, not a string) from 1 to `max`.
+  result<std::optional<std::uint32_t>> optional_limit(std::uint32_t max) const {
+    const json* v = find("limit");
+    if (!v) return std::optional<std::uint32_t>{};
+    if (!v->is_number_unsigned()) {
+      if (v->is_number_integer()) return tl::unexpected(check_limit(0, max).error());
+      return tl::unexpected(invalid_argument("limit", "integer 1.." + std::to_string(max),
+                                             "limit must be an integer from 1 to " + std::to_string(max)));
+    }
+    if (auto ok = check_limit(v->get<std::uint64_t>(), max); !ok) return tl::unexpected(ok.error());
+    return std::optional<std::uint32_t>(static_cast<std::uint32_t>(v->get<std::uint64_t>()));
+  }
+
   static result<std::uint64_t> read_seq(std::string_view name, const json& v) {
     if (v.is_number_unsigned() && v.get<std::uint64_t>() <= max_wire_integer) return v.get<std::uint64_t>();
     return tl::unexpected(invalid_argument(name, "integer 0..2^53-1", std::string(name) + " must be a non-negative integer"));
@@ -2303,7 +2390,15 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
     if (!r) return tl::unexpected(r.error());
     return leave_room_args{std::move(*r)};
   }
-  if (tag == "tool.list_rooms") return list_rooms_args{};
+  if (tag == "tool.list_rooms") {
+    auto limit = f.optional_limit(max_list_rooms_limit);
+    if (!limit) return tl::unexpected(limit.error());
+    auto cursor = f.optional_string("cursor");
+    if (!cursor) return tl::unexpected(cursor.error());
+    if (*cursor)
+      if (auto ok = check_room_cursor(**cursor); !ok) return tl::unexpected(ok.error());
+    return list_rooms_args{*limit, std::move(*cursor)};
+  }
   if (tag == "tool.send_message") {
     auto r = room();
     if (!r) return tl::unexpected(r.error());
@@ -2319,7 +2414,13 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
   if (tag == "tool.who_is_here") {
     auto r = room();
     if (!r) return tl::unexpected(r.error());
-    return who_is_here_args{std::move(*r)};
+    auto limit = f.optional_limit(max_who_is_here_limit);
+    if (!limit) return tl::unexpected(limit.error());
+    auto cursor = f.optional_string("cursor");
+    if (!cursor) return tl::unexpected(cursor.error());
+    if (*cursor)
+      if (auto ok = parse_member_cursor(**cursor); !ok) return tl::unexpected(ok.error());
+    return who_is_here_args{std::move(*r), *limit, std::move(*cursor)};
   }
   return make_error(error_code::bad_frame, "unknown frame tag");
 }
@@ -2441,13 +2542,19 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
         } else if constexpr (std::is_same_v<T, leave_room_args>) {
           return json{{"_tag", "tool.leave_room"}, {"room", a.room}};
         } else if constexpr (std::is_same_v<T, list_rooms_args>) {
-          return json{{"_tag", "tool.list_rooms"}};
+          json o{{"_tag", "tool.list_rooms"}};
+          if (a.limit) o["limit"] = *a.limit;
+          if (a.cursor) o["cursor"] = *a.cursor;
+          return o;
         } else if constexpr (std::is_same_v<T, send_message_args>) {
           json o{{"_tag", "tool.send_message"}, {"room", a.room}, {"body", a.body}};
           if (a.client_msg_id) o["clientMsgId"] = *a.client_msg_id;
           return o;
         } else {
-          return json{{"_tag", "tool.who_is_here"}, {"room", a.room}};
+          json o{{"_tag", "tool.who_is_here"}, {"room", a.room}};
+          if (a.limit) o["limit"] = *a.limit;
+          if (a.cursor) o["cursor"] = *a.cursor;
+          return o;
         }
       },
       r.args);
@@ -4504,6 +4611,11 @@ using bridge = basic_bridge<default_policy>;
 // read only the monotonic one, and the wall clock reaches only sentAt and UUIDv7.
 // Deliveries go to per-session outboxes that the caller drains; a message's frame is
 // encoded once and shared by every recipient's outbox and replay ring.
+//
+// Rooms are cheap to ask for and permanent once used, so creating them is bounded three
+// ways: a per-principal budget (the token's label, or the session when it has none), a
+// server-wide cap, and a TTL after which a room nobody is in and nobody ever wrote to is
+// deleted again. Joining an existing room is never limited.
 
 
 // ----- begin parley/idempotency_window.hpp -----
@@ -4703,7 +4815,7 @@ class replay_ring {
 
 // ----- begin parley/token_bucket.hpp -----
 // SPDX-License-Identifier: MIT
-// The per-session send budget: a token bucket, in integer milli-tokens so it never drifts.
+// Budgets as token buckets, in exact integer units so they never drift: sends per second, room creations per minute.
 
 
 #include <algorithm>
@@ -4717,46 +4829,71 @@ struct token_bucket_config {
   std::uint32_t refill_per_second = 10;  // sustained rate
 };
 
+// A slower budget, for what is costly and rare (creating a room writes to disk).
+struct per_minute_budget {
+  std::uint32_t capacity = 20;          // burst
+  std::uint32_t refill_per_minute = 10; // sustained rate
+};
+
 // `Time` is a monotonic clock's time point: a wall-clock step must not mint or withhold tokens.
+//
+// One token is `period` units (the period in milliseconds), and each millisecond adds
+// `refill` units: refill tokens per period, in integers, with no remainder lost.
 template <class Time>
 class token_bucket {
  public:
   explicit token_bucket(token_bucket_config config, Time now) noexcept
-      : config_(config), milli_tokens_(std::uint64_t{config.capacity} * 1000), updated_(now) {}
+      : token_bucket(config.capacity, config.refill_per_second, 1000, now) {}
+  // Not a constructor: `token_bucket({20, 10}, now)` must keep meaning per second.
+  [[nodiscard]] static token_bucket per_minute(per_minute_budget config, Time now) noexcept {
+    return token_bucket(config.capacity, config.refill_per_minute, 60000, now);
+  }
 
   // Takes one token, or returns how long until one is available (rounded up, so a
   // caller that waits exactly that long succeeds).
   [[nodiscard]] std::optional<milliseconds> try_take(Time now) noexcept {
     refill(now);
-    if (milli_tokens_ >= 1000) {
-      milli_tokens_ -= 1000;
+    if (units_ >= period_) {
+      units_ -= period_;
       return std::nullopt;
     }
-    if (config_.refill_per_second == 0) return milliseconds::max();
-    // The refill rate is refill_per_second milli-tokens per millisecond.
-    const std::uint64_t missing = 1000 - milli_tokens_;
-    return milliseconds((missing + config_.refill_per_second - 1) / config_.refill_per_second);
+    if (refill_ == 0) return milliseconds::max();
+    const std::uint64_t missing = period_ - units_;
+    return milliseconds((missing + refill_ - 1) / refill_);
   }
 
+  // Thousandths of a token.
   [[nodiscard]] std::uint64_t milli_tokens(Time now) noexcept {
     refill(now);
-    return milli_tokens_;
+    return units_ / period_ * 1000 + units_ % period_ * 1000 / period_;
+  }
+
+  // True when the bucket is full at `now`: forgetting it changes nothing.
+  [[nodiscard]] bool full(Time now) noexcept {
+    refill(now);
+    return units_ == cap();
   }
 
  private:
+  token_bucket(std::uint32_t capacity, std::uint32_t refill, std::uint64_t period, Time now) noexcept
+      : capacity_(capacity), refill_(refill), period_(period), units_(std::uint64_t{capacity} * period), updated_(now) {}
+
+  std::uint64_t cap() const noexcept { return std::uint64_t{capacity_} * period_; }
+
   void refill(Time now) noexcept {
     if (now <= updated_) return;  // a clock stepping back never mints tokens
     const auto elapsed = static_cast<std::uint64_t>((now - updated_).count());
-    const std::uint64_t cap = std::uint64_t{config_.capacity} * 1000;
-    // Saturate before multiplying: a long idle gap must not overflow.
-    const std::uint64_t gained =
-        elapsed >= cap ? cap : std::min(cap, elapsed * config_.refill_per_second);
-    milli_tokens_ = std::min(cap, milli_tokens_ + gained);
+    // Saturate before multiplying: a long idle gap or a huge rate must not overflow.
+    const std::uint64_t room = cap() - units_;
+    const std::uint64_t gained = refill_ != 0 && elapsed > room / refill_ ? room : elapsed * refill_;
+    units_ = std::min(cap(), units_ + gained);
     updated_ = now;
   }
 
-  token_bucket_config config_;
-  std::uint64_t milli_tokens_;
+  std::uint32_t capacity_;
+  std::uint32_t refill_;
+  std::uint64_t period_;  // units per token, = the refill period in milliseconds
+  std::uint64_t units_;
   Time updated_;
 };
 
@@ -4765,6 +4902,7 @@ class token_bucket {
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -4785,6 +4923,9 @@ struct hub_config {
   std::size_t max_body_bytes = default_max_body_bytes;
   std::uint64_t seq_block_size = 256;         // seqs reserved per store write (hi/lo)
   std::string server_version = std::string(version_string);
+  per_minute_budget room_creation{};          // new rooms per principal: burst 20, 10/min
+  std::size_t max_rooms = 10000;              // rooms at most; a join that would create one more is refused
+  milliseconds room_ttl = std::chrono::hours(24);  // an empty room never written to goes after this; 0: never
 };
 
 // A local handle for a session; only the hub and its caller see it, never the wire.
@@ -4805,6 +4946,8 @@ struct hub_stats {
   std::uint64_t deliveries_total = 0;
   std::uint64_t rate_limited_total = 0;
   std::uint64_t replay_overflows_total = 0;
+  std::uint64_t room_creations_refused_total = 0;  // by the budget or the cap
+  std::uint64_t rooms_expired_total = 0;
 };
 
 template <class Policy>
@@ -4822,6 +4965,7 @@ class basic_hub {
   struct member {
     session_state* session;
     std::string nickname;
+    std::uint64_t joined = 0;  // this room's join counter at the join: who_is_here's cursor
   };
 
   struct room_state {
@@ -4831,6 +4975,9 @@ class basic_hub {
     std::uint64_t next_seq = 0;                                  // hi/lo: [next_seq, seq_limit) is reserved
     std::uint64_t seq_limit = 0;
     std::uint64_t last_seq = 0;
+    bool used = false;                         // a seq was ever reserved: never expires
+    std::uint64_t joins = 0;                   // members ever admitted
+    std::optional<monotonic_time> expires_at;  // set while empty and unused, with a TTL
   };
 
   struct membership {
@@ -4850,6 +4997,8 @@ class basic_hub {
     idempotency_window<send_message_result, monotonic_time> sent;
     std::vector<shared_frame> outbox;
     bool ready_listed = false;
+    std::string principal;                    // the token's label; empty: the session is its own
+    token_bucket<monotonic_time> room_bucket;  // room creations, when the principal is the session
   };
 
   // Loads the store's rooms; a store that cannot be read is an error, not an empty hub.
@@ -4857,7 +5006,13 @@ class basic_hub {
     auto rooms = store.load_rooms();
     if (!rooms) return tl::unexpected(rooms.error());
     basic_hub h(store, std::move(random), std::move(config));
-    for (auto& r : *rooms) h.rooms_.emplace(r.name, room_state{r.name, {}, {}, 0, 0, 0});
+    for (auto& r : *rooms) {
+      room_state& room = h.rooms_.emplace(r.name, room_state{}).first->second;
+      room.name = r.name;
+      room.used = r.next_seq > 1;
+      // Their TTL starts at the first call that brings the time (a server's first tick).
+      if (!room.used && h.config_.room_ttl.count() > 0) h.unstamped_rooms_.push_back(r.name);
+    }
     return h;
   }
 
@@ -4867,12 +5022,16 @@ class basic_hub {
 
   // ---- sessions -----------------------------------------------------------
 
-  [[nodiscard]] session_grant open_session(const moment_type& now) {
+  // `principal` is who the room-creation budget belongs to: the label of the token the
+  // session presented, or empty when it presented none (the session is its own).
+  [[nodiscard]] session_grant open_session(const moment_type& now, std::string principal = {}) {
+    touch(now);
     const session_handle handle = ++last_handle_;
     auto s = std::make_unique<session_state>(session_state{
         handle, uuid_v4(random_), random_token(random_, 32), true, {}, {},
         token_bucket<monotonic_time>(config_.rate, now.monotonic),
-        idempotency_window<send_message_result, monotonic_time>(config_.idempotency), {}, false});
+        idempotency_window<send_message_result, monotonic_time>(config_.idempotency), {}, false, std::move(principal),
+        token_bucket<monotonic_time>::per_minute(config_.room_creation, now.monotonic)});
     session_grant grant{handle, s->id, s->reconnect_token};
     by_id_.emplace(s->id, handle);
     sessions_.emplace(handle, std::move(s));
@@ -4884,6 +5043,7 @@ class basic_hub {
   // them was evicted the resume fails with ReplayBufferOverflowError and the session
   // ends, so its nicknames are free for the fresh session the client starts next.
   [[nodiscard]] result<session_grant> resume_session(const resume_block& resume, const moment_type& now) {
+    touch(now);
     auto id = by_id_.find(resume.session_id);
     if (id == by_id_.end())
       return make_error(error_code::unknown_session, "no session " + resume.session_id + " (it ended or never existed)");
@@ -4904,7 +5064,7 @@ class basic_hub {
       ++stats_.replay_overflows_total;
       std::string rooms;
       for (const auto& r : lost) rooms += (rooms.empty() ? "" : ", ") + r.get<std::string>();
-      end_session(s.handle);
+      end_session(s.handle, now);
       return make_error(error_code::replay_buffer_overflow,
                         "messages were dropped while disconnected (in " + rooms + "); the session has ended",
                         json{{"rooms", std::move(lost)}});
@@ -4921,6 +5081,7 @@ class basic_hub {
 
   // The transport is gone; memberships stay for the grace period.
   void detach(session_handle handle, const moment_type& now) {
+    touch(now);
     session_state* s = find(handle);
     if (!s || !s->attached) return;
     s->attached = false;
@@ -4930,10 +5091,11 @@ class basic_hub {
   }
 
   // A clean end (close 1000, or the grace ran out): memberships vanish at once.
-  void end_session(session_handle handle) {
+  void end_session(session_handle handle, const moment_type& now) {
+    touch(now);
     session_state* s = find(handle);
     if (!s) return;
-    for (auto& [name, m] : s->memberships) remove_member(*m.room, *s);
+    for (auto& [name, m] : s->memberships) remove_member(*m.room, *s, now);
     if (!s->attached) deadlines_.erase({s->detach_deadline, handle});
     by_id_.erase(s->id);
     sessions_.erase(handle);
@@ -4947,25 +5109,44 @@ class basic_hub {
     }
   };
 
-  // Ends every detached session whose grace ran out by `now`; returns them.
+  // Ends every detached session whose grace ran out by `now` and returns them; then
+  // deletes every room whose TTL ran out (stats().rooms_expired_total counts them).
   std::vector<ended_session> expire(const moment_type& now) {
+    touch(now);
     std::vector<ended_session> ended;
     while (!deadlines_.empty() && deadlines_.begin()->first <= now.monotonic) {
       const session_handle h = deadlines_.begin()->second;
       ended.push_back(ended_session{h, sessions_.at(h)->id});
-      end_session(h);
+      end_session(h, now);
+    }
+    while (!room_deadlines_.empty() && room_deadlines_.begin()->first <= now.monotonic) {
+      auto it = rooms_.find(room_deadlines_.begin()->second);
+      room_deadlines_.erase(room_deadlines_.begin());
+      if (it == rooms_.end()) continue;  // cannot happen: a room leaves rooms_ only here
+      room_state& r = it->second;
+      r.expires_at.reset();
+      if (!store_->delete_room(r.name, now.wall)) {
+        schedule_expiry(r, now);  // the store failed: keep the room and try again a TTL later
+        continue;
+      }
+      ++stats_.rooms_expired_total;
+      rooms_.erase(it);
     }
     return ended;
   }
 
   [[nodiscard]] std::optional<monotonic_time> next_deadline() const {
-    if (deadlines_.empty()) return std::nullopt;
-    return deadlines_.begin()->first;
+    std::optional<monotonic_time> next;
+    if (!deadlines_.empty()) next = deadlines_.begin()->first;
+    if (!room_deadlines_.empty() && (!next || room_deadlines_.begin()->first < *next))
+      next = room_deadlines_.begin()->first;
+    return next;
   }
 
   // ---- tools ----------------------------------------------------------------
 
   [[nodiscard]] result<join_room_result> join_room(session_handle handle, const join_room_args& args, const moment_type& now) {
+    touch(now);
     session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
@@ -4974,7 +5155,7 @@ class basic_hub {
     if (auto it = s->memberships.find(args.room); it != s->memberships.end())
       return join_room_result{args.room, it->second.nickname, it->second.room->members.size()};
 
-    auto room = ensure_room(args.room, now);
+    auto room = ensure_room(*s, args.room, now);
     if (!room) return tl::unexpected(room.error());
     room_state& r = **room;
     std::string nickname;
@@ -4987,26 +5168,30 @@ class basic_hub {
     } else {
       nickname = allocate_nickname(random_, [&](const std::string& folded) { return r.by_folded.count(folded) > 0; });
     }
-    r.members.push_back(member{s, nickname});
+    r.members.push_back(member{s, nickname, ++r.joins});
     r.by_folded.emplace(fold_nickname(nickname), handle);
+    cancel_expiry(r);
     s->memberships.emplace(args.room, membership{&r, nickname, replay_ring(config_.replay_capacity)});
     return join_room_result{args.room, std::move(nickname), r.members.size()};
   }
 
   // Silent to the others: there are no presence events in the protocol.
-  [[nodiscard]] result<leave_room_result> leave_room(session_handle handle, const leave_room_args& args) {
+  [[nodiscard]] result<leave_room_result> leave_room(session_handle handle, const leave_room_args& args,
+                                                     const moment_type& now) {
+    touch(now);
     session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
     auto it = s->memberships.find(args.room);
     if (it == s->memberships.end()) return not_in_room(args.room);
-    remove_member(*it->second.room, *s);
+    remove_member(*it->second.room, *s, now);
     s->memberships.erase(it);
     return leave_room_result{args.room};
   }
 
   [[nodiscard]] result<send_message_result> send_message(session_handle handle, const send_message_args& args,
                                                          const moment_type& now) {
+    touch(now);
     session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
@@ -5042,28 +5227,50 @@ class basic_hub {
     return sent;
   }
 
-  [[nodiscard]] result<list_rooms_result> list_rooms(session_handle handle) const {
+  // One page of every room in name order, each in `joined` or `available`; the page
+  // after `cursor` (the previous page's last name), of `limit` rooms or the default.
+  [[nodiscard]] result<list_rooms_result> list_rooms(session_handle handle, const list_rooms_args& args = {}) const {
     const session_state* s = find(handle);
     if (!s) return no_session();
+    if (args.limit)
+      if (auto ok = check_limit(*args.limit, max_list_rooms_limit); !ok) return tl::unexpected(ok.error());
+    if (args.cursor)
+      if (auto ok = check_room_cursor(*args.cursor); !ok) return tl::unexpected(ok.error());
+    const std::size_t page = args.limit.value_or(default_list_rooms_page);
     list_rooms_result out;
-    for (const auto& [name, r] : rooms_) {
-      if (auto it = s->memberships.find(name); it != s->memberships.end())
-        out.joined.push_back(joined_room{name, it->second.nickname, r.members.size()});
+    auto it = args.cursor ? rooms_.upper_bound(*args.cursor) : rooms_.begin();
+    for (std::size_t n = 0; it != rooms_.end() && n < page; ++it, ++n) {
+      const auto& [name, r] = *it;
+      if (auto m = s->memberships.find(name); m != s->memberships.end())
+        out.joined.push_back(joined_room{name, m->second.nickname, r.members.size()});
       else
         out.available.push_back(available_room{name, r.members.size()});
     }
+    if (it != rooms_.end()) out.next_cursor = std::prev(it)->first;
     return out;
   }
 
+  // One page of the members in join order, after `cursor` (a position in that order).
   [[nodiscard]] result<who_is_here_result> who_is_here(session_handle handle, const who_is_here_args& args) const {
     const session_state* s = find(handle);
     if (!s) return no_session();
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
+    if (args.limit)
+      if (auto ok = check_limit(*args.limit, max_who_is_here_limit); !ok) return tl::unexpected(ok.error());
+    std::uint64_t after = 0;
+    if (args.cursor) {
+      auto c = parse_member_cursor(*args.cursor);
+      if (!c) return tl::unexpected(c.error());
+      after = *c;
+    }
     auto it = s->memberships.find(args.room);
     if (it == s->memberships.end()) return not_in_room(args.room);
+    const auto& members = it->second.room->members;
+    const std::size_t page = args.limit.value_or(default_who_is_here_page);
     who_is_here_result out{args.room, {}};
-    out.nicknames.reserve(it->second.room->members.size());
-    for (const member& m : it->second.room->members) out.nicknames.push_back(m.nickname);
+    auto m = std::partition_point(members.begin(), members.end(), [&](const member& x) { return x.joined <= after; });
+    for (std::size_t n = 0; m != members.end() && n < page; ++m, ++n) out.nicknames.push_back(m->nickname);
+    if (m != members.end()) out.next_cursor = std::to_string(std::prev(m)->joined);
     return out;
   }
 
@@ -5117,6 +5324,8 @@ class basic_hub {
     return it->second;
   }
   [[nodiscard]] const hub_config& config() const noexcept { return config_; }
+  // Cheap, unlike stats(): a server reads it every tick to log expiries.
+  [[nodiscard]] std::uint64_t rooms_expired_total() const noexcept { return stats_.rooms_expired_total; }
 
  private:
   basic_hub(store_type& store, random_type random, hub_config config)
@@ -5154,11 +5363,59 @@ class basic_hub {
     return it == resume.last_acked_seq_by_room.end() ? m.ring.acked() : it->second;
   }
 
-  result<room_state*> ensure_room(const std::string& name, const moment_type& now) {
+  // An existing room, or a new one if the cap and the principal's budget allow: the
+  // cap is checked first, so a refused creation spends no budget.
+  result<room_state*> ensure_room(session_state& s, const std::string& name, const moment_type& now) {
     if (auto it = rooms_.find(name); it != rooms_.end()) return &it->second;
+    if (rooms_.size() >= config_.max_rooms) {
+      ++stats_.room_creations_refused_total;
+      return make_error(error_code::room_limit,
+                        "the server has " + std::to_string(rooms_.size()) + " rooms, its limit; " + name +
+                            " cannot be created (existing rooms can still be joined)",
+                        json{{"maxRooms", config_.max_rooms}});
+    }
+    if (auto wait = creation_budget(s, now).try_take(now.monotonic)) {
+      ++stats_.room_creations_refused_total;
+      return make_error(error_code::rate_limited,
+                        "creating rooms too fast: retry after " + std::to_string(wait->count()) + " ms",
+                        json{{"retryAfterMs", wait->count()}});
+    }
     if (auto created = store_->create_room(name, now.wall); !created)
       return make_error(error_code::internal, "could not create room " + name + ": " + created.error().message);
-    return &rooms_.emplace(name, room_state{name, {}, {}, 0, 0, 0}).first->second;
+    room_state& r = rooms_.emplace(name, room_state{}).first->second;
+    r.name = name;
+    return &r;
+  }
+
+  token_bucket<monotonic_time>& creation_budget(session_state& s, const moment_type& now) {
+    if (s.principal.empty()) return s.room_bucket;
+    auto it = principal_buckets_.find(s.principal);
+    if (it == principal_buckets_.end())
+      it = principal_buckets_
+               .emplace(s.principal, token_bucket<monotonic_time>::per_minute(config_.room_creation, now.monotonic))
+               .first;
+    return it->second;
+  }
+
+  // Rooms loaded by open() start their TTL at the first call that brings the time.
+  void touch(const moment_type& now) {
+    if (unstamped_rooms_.empty()) return;
+    for (const std::string& name : unstamped_rooms_)
+      if (auto it = rooms_.find(name); it != rooms_.end()) schedule_expiry(it->second, now);
+    unstamped_rooms_.clear();
+  }
+
+  // Only a room that is empty and was never written to expires: its name is all there is.
+  void schedule_expiry(room_state& r, const moment_type& now) {
+    if (config_.room_ttl.count() <= 0 || r.used || !r.members.empty() || r.expires_at) return;
+    r.expires_at = now.monotonic + config_.room_ttl;
+    room_deadlines_.emplace(*r.expires_at, r.name);
+  }
+
+  void cancel_expiry(room_state& r) {
+    if (!r.expires_at) return;
+    room_deadlines_.erase({*r.expires_at, r.name});
+    r.expires_at.reset();
   }
 
   result<std::uint64_t> next_seq(room_state& r) {
@@ -5167,16 +5424,18 @@ class basic_hub {
       if (!first) return make_error(error_code::internal, "could not reserve seqs: " + first.error().message);
       r.next_seq = *first;
       r.seq_limit = *first + config_.seq_block_size;
+      r.used = true;
     }
     r.last_seq = r.next_seq;
     return r.next_seq++;
   }
 
-  void remove_member(room_state& r, const session_state& s) {
+  void remove_member(room_state& r, const session_state& s, const moment_type& now) {
     auto it = std::find_if(r.members.begin(), r.members.end(), [&](const member& m) { return m.session == &s; });
     if (it == r.members.end()) return;
     r.by_folded.erase(fold_nickname(it->nickname));
     r.members.erase(it);  // keeps join order for who_is_here
+    schedule_expiry(r, now);
   }
 
   void enqueue(session_state& s, const shared_frame& frame) {
@@ -5195,6 +5454,9 @@ class basic_hub {
   std::unordered_map<session_handle, std::unique_ptr<session_state>> sessions_;
   std::unordered_map<std::string, session_handle> by_id_;
   std::set<std::pair<monotonic_time, session_handle>> deadlines_;
+  std::set<std::pair<monotonic_time, std::string>> room_deadlines_;  // empty, unused rooms by expiry
+  std::vector<std::string> unstamped_rooms_;                         // loaded, waiting for the time
+  std::map<std::string, token_bucket<monotonic_time>, std::less<>> principal_buckets_;  // by token label
   std::vector<session_handle> ready_;
   session_handle last_handle_ = 0;
   hub_stats stats_{};
@@ -5352,10 +5614,12 @@ struct hello_outcome {
 
 // `auth_failure` is the authenticator's verdict (the server's token store decides;
 // the core only shapes the answer). Resume needs the reconnect token, not a bearer
-// token: the session was authenticated when it began.
+// token: the session was authenticated when it began. `principal` is the label of the
+// token a fresh session presented (empty: none), whose budget its room creations spend.
 template <class Hub>
 [[nodiscard]] hello_outcome serve_hello(Hub& h, const hello_frame& hello, const typename Hub::moment_type& now,
-                                        const std::optional<error>& auth_failure = std::nullopt) {
+                                        const std::optional<error>& auth_failure = std::nullopt,
+                                        std::string principal = {}) {
   auto refuse = [](const error& e) { return hello_outcome{encode_hello_err(e), std::nullopt, close_code_for(e.code)}; };
   if (!client_version_compatible(hello.client_version))
     return refuse(error{error_code::version_mismatch,
@@ -5365,7 +5629,7 @@ template <class Hub>
   result<session_grant> grant = [&]() -> result<session_grant> {
     if (hello.resume) return h.resume_session(*hello.resume, now);
     if (auth_failure) return tl::unexpected(*auth_failure);
-    return h.open_session(now);
+    return h.open_session(now, std::move(principal));
   }();
   if (!grant) return refuse(grant.error());
   std::string ok = encode_hello_ok(hello_ok_frame{grant->session_id, grant->reconnect_token, h.config().server_version});
@@ -5384,8 +5648,8 @@ template <class Hub>
       [&](const auto& args) -> std::string {
         using T = std::decay_t<decltype(args)>;
         if constexpr (std::is_same_v<T, join_room_args>) return answer(h.join_room(session, args, now));
-        else if constexpr (std::is_same_v<T, leave_room_args>) return answer(h.leave_room(session, args));
-        else if constexpr (std::is_same_v<T, list_rooms_args>) return answer(h.list_rooms(session));
+        else if constexpr (std::is_same_v<T, leave_room_args>) return answer(h.leave_room(session, args, now));
+        else if constexpr (std::is_same_v<T, list_rooms_args>) return answer(h.list_rooms(session, args));
         else if constexpr (std::is_same_v<T, send_message_args>) return answer(h.send_message(session, args, now));
         else return answer(h.who_is_here(session, args));
       },
@@ -5558,7 +5822,10 @@ class basic_server {
       check_deadlines(c, t);
       if (auto next = deadline_of(c)) wake_at(c, *next);
     }
+    const std::uint64_t rooms_expired = hub_.rooms_expired_total();
     for (const auto& ended : hub_.expire(now)) log(log_level::info, "session " + ended.session_id + " expired");
+    if (const std::uint64_t n = hub_.rooms_expired_total() - rooms_expired; n > 0)
+      log(log_level::info, std::to_string(n) + (n == 1 ? " room" : " rooms") + " expired: empty and never written to");
   }
 
   // When on_timer wants to run next, on the monotonic clock.
@@ -5643,7 +5910,7 @@ class basic_server {
         }
         by_session_.erase(conn);
       }
-      hub_.end_session(s);
+      hub_.end_session(s, now);
       it = labels_.erase(it);
     }
   }
@@ -5668,6 +5935,11 @@ class basic_server {
     metric("rate_limited_total", "counter", "send_message calls refused by the rate limit.", st.rate_limited_total);
     metric("replay_overflows_total", "counter", "Resumes refused because the replay ring had overflowed.",
            st.replay_overflows_total);
+    metric("room_creations_refused_total", "counter",
+           "Joins refused because they would create a room over the creation budget or the room cap.",
+           st.room_creations_refused_total);
+    metric("rooms_expired_total", "counter", "Empty rooms never written to, deleted after the room TTL.",
+           st.rooms_expired_total);
     metric("slow_consumer_closes_total", "counter", "Connections closed with 4008 for an outgoing queue over its bound.",
            slow_consumer_closes_);
     metric("connections_refused_total", "counter", "Connections refused at the connection cap.", refused_connections_);
@@ -5899,13 +6171,13 @@ class basic_server {
   }
   void on_event(connection& c, ws_ping& e, const moment_type&) { push(c, make_shared_frame(c.ws.encode_pong(e.payload))); }
   void on_event(connection&, ws_pong&, const moment_type&) {}
-  void on_event(connection& c, ws_close& e, const moment_type&) {
+  void on_event(connection& c, ws_close& e, const moment_type& now) {
     // 1000 is a deliberate goodbye: the session ends now and its nicknames vanish for
     // everyone; any other close is a drop that the grace period covers.
     if (c.session && e.code == ws_status::normal) {
       log(log_level::info, "session " + session_id_of(c) + " ended by the client");
       by_session_.erase(*c.session);
-      hub_.end_session(*c.session);
+      hub_.end_session(*c.session, now);
       c.session.reset();
     }
     close(c, e.code, {});
@@ -5950,7 +6222,7 @@ class basic_server {
         }
       }
     }
-    hello_outcome outcome = serve_hello(hub_, *hello, now, auth_failure);
+    hello_outcome outcome = serve_hello(hub_, *hello, now, auth_failure, c.label);
     if (!outcome.session) {
       log(log_level::info, "hello refused with close code " + std::to_string(*outcome.close_code));
       send_text(c, outcome.frame);

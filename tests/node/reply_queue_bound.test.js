@@ -72,7 +72,8 @@ function closeFrameIn(bytes) {
 }
 
 test('a client that never reads cannot make the server queue replies past --max-queue-bytes', async (t) => {
-  const server = await startServer(t, { args: ['--max-queue-bytes', '65536'] });
+  // One session creates all the rooms: its room budget must allow 200.
+  const server = await startServer(t, { args: ['--max-queue-bytes', '65536', '--room-rate-capacity', '200'] });
   // 200 rooms make every list_rooms reply about 8 KB.
   const owner = await session(server);
   for (let i = 0; i < 200; i++) await owner.join(`room-number-${i}`);

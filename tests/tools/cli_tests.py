@@ -37,6 +37,10 @@ SERVER_FLAGS = {
     "--rate-capacity": ("PARLEY_RATE_CAPACITY", "20"),
     "--rate-per-second": ("PARLEY_RATE_PER_SECOND", "10"),
     "--replay-capacity": ("PARLEY_REPLAY_CAPACITY", "64"),
+    "--max-rooms": ("PARLEY_MAX_ROOMS", "10000"),
+    "--room-rate-capacity": ("PARLEY_ROOM_RATE_CAPACITY", "20"),
+    "--room-rate-per-minute": ("PARLEY_ROOM_RATE_PER_MINUTE", "10"),
+    "--room-ttl": ("PARLEY_ROOM_TTL", "86400"),
 }
 
 TOKEN_RE = re.compile(r"parley_tok_[A-Za-z0-9_-]{43}")
@@ -75,7 +79,7 @@ class version_and_help(cli_test):
     def test_top_level_help_lists_the_subcommands(self):
         r = self.run_tool("--help")
         self.assertEqual(r.returncode, 0, r.stderr)
-        for sub in ("server", "mcp", "token"):
+        for sub in ("server", "mcp", "token", "room"):
             self.assertIn(sub, r.stdout)
 
     def test_server_help_documents_every_flag_with_its_default_and_variable(self):
@@ -157,6 +161,29 @@ class tokens(cli_test):
         self.assertIn("token issue", r.stderr)
 
 
+class rooms(cli_test):
+    def room(self, *args):
+        return self.run_tool("room", *args)
+
+    def test_an_empty_database_lists_no_rooms(self):
+        r = self.room("list", "--db", self.db)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertIn("No rooms", r.stderr)
+
+    def test_deleting_an_unknown_or_misspelt_room_is_a_usage_error(self):
+        r = self.room("delete", "nowhere", "--db", self.db)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("no room nowhere", r.stderr)
+        self.assertEqual(self.room("delete", "Not-A-Slug", "--db", self.db).returncode, 2)
+        self.assertEqual(self.room("delete", "--db", self.db).returncode, 2)  # the name is required
+
+    def test_delete_help_says_to_stop_the_server(self):
+        r = self.room("delete", "--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("Stop the server first", r.stdout)
+
+
 class server_start_up(cli_test):
     HINT = "parley-tools token issue --label NAME"
 
@@ -193,6 +220,9 @@ class server_start_up(cli_test):
             ("--log-level", "loud"),
             ("--max-connections", "0"),
             ("--ping-interval", "0"),
+            ("--max-rooms", "0"),
+            ("--room-rate-per-minute", "0"),
+            ("--room-ttl", "-1"),
             ("--tls-cert", cert),
             ("--tls-cert", cert, "--tls-key", os.path.join(self.dir, "missing.pem")),
         ]

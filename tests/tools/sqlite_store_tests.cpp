@@ -142,3 +142,47 @@ TEST_CASE("seq blocks for an unknown room, of no seqs, or past the end are inter
   CHECK(store.reserve_seq_block("lobby", 1).value() == static_cast<std::uint64_t>(INT64_MAX - 1));
   CHECK_FALSE(store.reserve_seq_block("lobby", 1));
 }
+
+TEST_CASE("deleting a room: an unused one goes, a used one keeps its seqs for when it comes back") {
+  const temp_dir dir;
+  const auto file = dir / "parley.db";
+  {
+    const database db = open_ok(file);
+    sqlite_room_store store(db);
+    REQUIRE(store.create_room("empty", parley::from_unix_ms(0)));
+    REQUIRE(store.create_room("busy", parley::from_unix_ms(0)));
+    CHECK(store.reserve_seq_block("busy", 10).value() == 1);
+    CHECK(store.load_rooms().value()[0].next_seq == 11);  // "busy" sorts first
+    CHECK(store.load_rooms().value()[1].next_seq == 1);
+    CHECK(store.delete_room("empty", parley::from_unix_ms(5)).value());
+    CHECK(store.delete_room("busy", parley::from_unix_ms(5)).value());
+    CHECK_FALSE(store.delete_room("busy", parley::from_unix_ms(6)).value());  // already gone
+    CHECK_FALSE(store.delete_room("nowhere", parley::from_unix_ms(6)).value());
+    CHECK(store.load_rooms().value().empty());
+    CHECK_FALSE(store.reserve_seq_block("empty", 1));  // no row left at all
+  }
+  const database db = open_ok(file);
+  sqlite_room_store store(db);
+  CHECK(store.load_rooms().value().empty());  // deletions survive reopening
+  REQUIRE(store.create_room("busy", parley::from_unix_ms(9)));
+  const auto rooms = store.load_rooms().value();
+  REQUIRE(rooms.size() == 1);
+  CHECK(rooms[0].created_at == parley::from_unix_ms(9));
+  CHECK(store.reserve_seq_block("busy", 1).value() == 11);  // never 1 again
+}
+
+TEST_CASE("a version 1 file migrates to tombstones and keeps its rooms") {
+  const temp_dir dir;
+  const auto file = dir / "parley.db";
+  {
+    const database db = open_ok(file);
+    REQUIRE(db.exec("ALTER TABLE rooms DROP COLUMN deleted_at; PRAGMA user_version = 1;"
+                    "INSERT INTO rooms (name, created_at, next_seq) VALUES ('old', 1, 7)"));
+  }
+  const database db = open_ok(file);
+  CHECK(db.schema_version().value() == 2);
+  sqlite_room_store store(db);
+  const auto rooms = store.load_rooms().value();
+  REQUIRE(rooms.size() == 1);
+  CHECK(rooms[0].next_seq == 7);
+}
