@@ -3,6 +3,7 @@
 #include <parley/parley.hpp>
 
 #include "in_memory_network.hpp"
+#include "scripted_server.hpp"
 
 #include <doctest/doctest.h>
 
@@ -392,4 +393,57 @@ TEST_CASE("reconnect backoff grows from 100 ms with jitter and is capped at 10 s
     CHECK(waits[i] >= 5000);
     CHECK(waits[i] <= 10000);
   }
+}
+
+namespace {
+
+json request_line(int id, const std::string& method, json params = json::object()) {
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", std::move(params)}};
+}
+
+json initialize_line() {
+  return request_line(1, "initialize",
+                      {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()},
+                       {"clientInfo", {{"name", "test"}, {"version", "1"}}}});
+}
+
+}  // namespace
+
+TEST_CASE("a tool call whose answer is over the limit every time gets an MCP error after 3 attempts") {
+  parley::testing::scripted_server srv;
+  srv.answer = parley::testing::oversized_tool_ok;
+  test_bridge b(bridge_config{}, test_random(3));
+  mono_time t = parley::simulated_epoch.monotonic;
+  std::vector<json> out;
+  auto receive = [&](std::string bytes, mono_time now) { b.receive_socket(bytes, now); };
+  auto seen = [&](test_bridge::actions& a) {
+    for (const auto& line : a.stdout_lines) out.push_back(json::parse(line));
+    if (a.batch != stdout_batch::none) b.stdout_written(a.batch);
+    return !a.stdout_lines.empty();
+  };
+  auto dials = parley::testing::run_scripted(b, srv, t, t + seconds(1), receive, seen);
+  b.receive_stdin(initialize_line().dump() + "\n" +
+                      json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}.dump() + "\n" +
+                      request_line(2, "tools/call", {{"name", "who_is_here"}, {"arguments", {{"room", "ops"}}}}).dump() +
+                      "\n",
+                  t);
+  const auto more = parley::testing::run_scripted(b, srv, t, t + seconds(60), receive, seen);
+  dials.insert(dials.end(), more.begin(), more.end());
+  const json* answer = nullptr;
+  for (const auto& line : out)
+    if (line.contains("id") && line["id"] == 2) {
+      CHECK_FALSE(answer);  // answered once
+      answer = &line;
+    }
+  REQUIRE(answer);
+  CHECK(is_error(*answer));
+  const std::string text = (*answer)["result"]["content"][0]["text"];
+  CHECK(text.find("who_is_here") != std::string::npos);
+  CHECK(text.find("3 times") != std::string::npos);
+  CHECK(text.find("message larger than") != std::string::npos);
+  const json details = json::parse((*answer)["result"]["content"][1]["text"].get<std::string>());
+  CHECK(details["code"] == "RetriesExhaustedError");
+  CHECK(details["attempts"] == 3);
+  CHECK(srv.requests == 3);
+  CHECK(dials.size() == 4);  // and then it stays connected
 }

@@ -213,6 +213,13 @@ class basic_bridge {
       case call_failure::closed:
         mcp_.fail_tool_call(id, "parley-tools mcp is shutting down; the parley server did not answer this call.");
         return;
+      case call_failure::gave_up: {
+        nlohmann::json details = {{"code", "RetriesExhaustedError"}};
+        if (e.details.is_object())
+          for (auto d = e.details.begin(); d != e.details.end(); ++d) details[d.key()] = *d;
+        mcp_.fail_tool_call(id, e.message, std::move(details));
+        return;
+      }
     }
   }
 
