@@ -447,3 +447,61 @@ TEST_CASE("a tool call whose answer is over the limit every time gets an MCP err
   CHECK(srv.requests == 3);
   CHECK(dials.size() == 4);  // and then it stays connected
 }
+
+TEST_CASE("backpressure: past max_unwritten_stdout_bytes the bridge serves no more stdin and wants none") {
+  bridge_config config;
+  config.max_unwritten_stdout_bytes = 64 * 1024;
+  test_bridge b(config, test_random(4));
+  const mono_time t = parley::simulated_epoch.monotonic;
+  CHECK(b.wants_input());
+  std::string lines = initialize_line().dump() + "\n";
+  for (int id = 2; id < 2002; ++id) lines += request_line(id, "ping").dump() + "\n";
+  b.receive_stdin(lines, t);
+  auto answered = [](const test_bridge::actions& a) {
+    std::size_t n = 0;
+    for (const auto& l : a.stdout_lines) n += json::parse(l).contains("id") ? 1 : 0;
+    return n;
+  };
+  // The host does not read: the first batch is handed out and never confirmed written.
+  auto a = b.poll(t);
+  std::size_t seen = answered(a);
+  CHECK(seen < 2001);
+  CHECK(b.unwritten_stdout_bytes() >= config.max_unwritten_stdout_bytes);
+  CHECK(b.unwritten_stdout_bytes() < config.max_unwritten_stdout_bytes + 1024);
+  CHECK_FALSE(b.wants_input());
+  const auto more = b.poll(t);
+  CHECK(answered(more) == 0);  // nothing more is served while nothing is written
+  CHECK_FALSE(b.wants_input());
+  // The host reads: the rest is served, a batch at a time, and then it wants input again.
+  stdout_batch last = a.batch;
+  for (int round = 0; round < 100 && seen < 2001; ++round) {
+    b.stdout_written(last);
+    a = b.poll(t);
+    seen += answered(a);
+    if (a.batch != stdout_batch::none) last = a.batch;
+  }
+  CHECK(seen == 2001);
+  b.stdout_written(last);
+  CHECK(b.unwritten_stdout_bytes() == 0);
+  CHECK(b.wants_input());
+}
+
+TEST_CASE("backpressure: a line split across reads is served once whole, and shutdown serves what is held") {
+  bridge_config config;
+  config.max_unwritten_stdout_bytes = 1;  // any unwritten output holds stdin back
+  test_bridge b(config, test_random(4));
+  const mono_time t = parley::simulated_epoch.monotonic;
+  const std::string init = initialize_line().dump() + "\n";
+  b.receive_stdin(std::string_view(init).substr(0, 10), t);
+  CHECK(b.wants_input());  // a part line is handed to the MCP server: nothing is held
+  b.receive_stdin(std::string_view(init).substr(10) , t);
+  b.receive_stdin(request_line(2, "ping").dump() + "\n" + request_line(3, "ping").dump() + "\n", t);
+  CHECK_FALSE(b.wants_input());
+  auto a = b.poll(t);
+  REQUIRE(a.stdout_lines.size() == 1);  // initialize's answer; the pings wait for it to be written
+  b.shutdown(t);
+  a = b.poll(t);
+  REQUIRE(a.stdout_lines.size() == 2);
+  CHECK(json::parse(a.stdout_lines[0])["id"] == 2);
+  CHECK(json::parse(a.stdout_lines[1])["id"] == 3);
+}
