@@ -3,6 +3,7 @@
 #include <parley/parley.hpp>
 
 #include "in_memory_network.hpp"
+#include "scripted_server.hpp"
 
 #include <doctest/doctest.h>
 
@@ -392,4 +393,115 @@ TEST_CASE("reconnect backoff grows from 100 ms with jitter and is capped at 10 s
     CHECK(waits[i] >= 5000);
     CHECK(waits[i] <= 10000);
   }
+}
+
+namespace {
+
+json request_line(int id, const std::string& method, json params = json::object()) {
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", std::move(params)}};
+}
+
+json initialize_line() {
+  return request_line(1, "initialize",
+                      {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()},
+                       {"clientInfo", {{"name", "test"}, {"version", "1"}}}});
+}
+
+}  // namespace
+
+TEST_CASE("a tool call whose answer is over the limit every time gets an MCP error after 3 attempts") {
+  parley::testing::scripted_server srv;
+  srv.answer = parley::testing::oversized_tool_ok;
+  test_bridge b(bridge_config{}, test_random(3));
+  mono_time t = parley::simulated_epoch.monotonic;
+  std::vector<json> out;
+  auto receive = [&](std::string bytes, mono_time now) { b.receive_socket(bytes, now); };
+  auto seen = [&](test_bridge::actions& a) {
+    for (const auto& line : a.stdout_lines) out.push_back(json::parse(line));
+    if (a.batch != stdout_batch::none) b.stdout_written(a.batch);
+    return !a.stdout_lines.empty();
+  };
+  auto dials = parley::testing::run_scripted(b, srv, t, t + seconds(1), receive, seen);
+  b.receive_stdin(initialize_line().dump() + "\n" +
+                      json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}.dump() + "\n" +
+                      request_line(2, "tools/call", {{"name", "who_is_here"}, {"arguments", {{"room", "ops"}}}}).dump() +
+                      "\n",
+                  t);
+  const auto more = parley::testing::run_scripted(b, srv, t, t + seconds(60), receive, seen);
+  dials.insert(dials.end(), more.begin(), more.end());
+  const json* answer = nullptr;
+  for (const auto& line : out)
+    if (line.contains("id") && line["id"] == 2) {
+      CHECK_FALSE(answer);  // answered once
+      answer = &line;
+    }
+  REQUIRE(answer);
+  CHECK(is_error(*answer));
+  const std::string text = (*answer)["result"]["content"][0]["text"];
+  CHECK(text.find("who_is_here") != std::string::npos);
+  CHECK(text.find("3 times") != std::string::npos);
+  CHECK(text.find("message larger than") != std::string::npos);
+  const json details = json::parse((*answer)["result"]["content"][1]["text"].get<std::string>());
+  CHECK(details["code"] == "RetriesExhaustedError");
+  CHECK(details["attempts"] == 3);
+  CHECK(srv.requests == 3);
+  CHECK(dials.size() == 4);  // and then it stays connected
+}
+
+TEST_CASE("backpressure: past max_unwritten_stdout_bytes the bridge serves no more stdin and wants none") {
+  bridge_config config;
+  config.max_unwritten_stdout_bytes = 64 * 1024;
+  test_bridge b(config, test_random(4));
+  const mono_time t = parley::simulated_epoch.monotonic;
+  CHECK(b.wants_input());
+  std::string lines = initialize_line().dump() + "\n";
+  for (int id = 2; id < 2002; ++id) lines += request_line(id, "ping").dump() + "\n";
+  b.receive_stdin(lines, t);
+  auto answered = [](const test_bridge::actions& a) {
+    std::size_t n = 0;
+    for (const auto& l : a.stdout_lines) n += json::parse(l).contains("id") ? 1 : 0;
+    return n;
+  };
+  // The host does not read: the first batch is handed out and never confirmed written.
+  auto a = b.poll(t);
+  std::size_t seen = answered(a);
+  CHECK(seen < 2001);
+  CHECK(b.unwritten_stdout_bytes() >= config.max_unwritten_stdout_bytes);
+  CHECK(b.unwritten_stdout_bytes() < config.max_unwritten_stdout_bytes + 1024);
+  CHECK_FALSE(b.wants_input());
+  const auto more = b.poll(t);
+  CHECK(answered(more) == 0);  // nothing more is served while nothing is written
+  CHECK_FALSE(b.wants_input());
+  // The host reads: the rest is served, a batch at a time, and then it wants input again.
+  stdout_batch last = a.batch;
+  for (int round = 0; round < 100 && seen < 2001; ++round) {
+    b.stdout_written(last);
+    a = b.poll(t);
+    seen += answered(a);
+    if (a.batch != stdout_batch::none) last = a.batch;
+  }
+  CHECK(seen == 2001);
+  b.stdout_written(last);
+  CHECK(b.unwritten_stdout_bytes() == 0);
+  CHECK(b.wants_input());
+}
+
+TEST_CASE("backpressure: a line split across reads is served once whole, and shutdown serves what is held") {
+  bridge_config config;
+  config.max_unwritten_stdout_bytes = 1;  // any unwritten output holds stdin back
+  test_bridge b(config, test_random(4));
+  const mono_time t = parley::simulated_epoch.monotonic;
+  const std::string init = initialize_line().dump() + "\n";
+  b.receive_stdin(std::string_view(init).substr(0, 10), t);
+  CHECK(b.wants_input());  // a part line is handed to the MCP server: nothing is held
+  b.receive_stdin(std::string_view(init).substr(10) , t);
+  b.receive_stdin(request_line(2, "ping").dump() + "\n" + request_line(3, "ping").dump() + "\n", t);
+  CHECK_FALSE(b.wants_input());
+  auto a = b.poll(t);
+  REQUIRE(a.stdout_lines.size() == 1);  // initialize's answer; the pings wait for it to be written
+  b.shutdown(t);
+  a = b.poll(t);
+  REQUIRE(a.stdout_lines.size() == 2);
+  CHECK(json::parse(a.stdout_lines[0])["id"] == 2);
+  CHECK(json::parse(a.stdout_lines[1])["id"] == 3);
 }

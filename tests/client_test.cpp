@@ -3,6 +3,7 @@
 #include <parley/parley.hpp>
 
 #include "in_memory_network.hpp"
+#include "scripted_server.hpp"
 
 #include <doctest/doctest.h>
 
@@ -342,7 +343,7 @@ TEST_CASE("client: backoff is exponential with equal jitter: 50-100 ms first, do
   }
 }
 
-TEST_CASE("client: a session that opened resets the backoff, so the next drop retries within 100 ms") {
+TEST_CASE("client: a session that stayed open 10 s resets the backoff, so the next drop retries within 100 ms") {
   in_memory_network net;
   net.server_up = false;
   peer& p = net.add<peer>(3);
@@ -350,6 +351,7 @@ TEST_CASE("client: a session that opened resets the backoff, so the next drop re
   net.server_up = true;
   net.advance(seconds(10));
   REQUIRE(p.c.session_open());
+  net.advance(seconds(10));  // healthy_after
   net.cut(p);
   const auto a = p.c.poll(net.now());
   REQUIRE(a.deadline);
@@ -464,4 +466,114 @@ TEST_CASE("client: another client resumes a session from its snapshot, and the s
   CHECK(again.c.session()->session_id == snapshot->session_id);
   CHECK(again.bodies() == std::vector<std::string>{"2", "3"});
   CHECK(again.c.rooms().at("lobby") == "bob");
+}
+
+TEST_CASE("client: a session that fails again at once does not reset the backoff") {
+  in_memory_network net;
+  net.server_up = false;
+  peer& p = net.add<peer>(3);
+  for (int i = 0; i < 6; ++i) net.advance(seconds(4));  // six refused dials: the next step is 6.4 s
+  net.server_up = true;
+  net.advance(seconds(10));
+  REQUIRE(p.c.session_open());
+  net.cut(p);  // before healthy_after, and no call was answered
+  const auto a = p.c.poll(net.now());
+  REQUIRE(a.deadline);
+  CHECK((*a.deadline - net.now()) >= milliseconds(3200));
+}
+
+TEST_CASE("client: an answered call proves the connection, and resets the backoff at once") {
+  in_memory_network net;
+  net.server_up = false;
+  peer& p = net.add<peer>(3);
+  for (int i = 0; i < 6; ++i) net.advance(seconds(4));
+  net.server_up = true;
+  net.advance(seconds(10));
+  REQUIRE(p.c.session_open());
+  p.ok(list_rooms_args{});
+  net.cut(p);
+  const auto a = p.c.poll(net.now());
+  REQUIRE(a.deadline);
+  CHECK((*a.deadline - net.now()) <= milliseconds(100));
+}
+
+TEST_CASE("client: it takes from the server what the server takes from a client: one constant") {
+  CHECK(client_config{}.websocket.max_message_bytes == max_websocket_message_bytes);
+  CHECK(server_config{}.websocket.max_message_bytes == max_websocket_message_bytes);
+  CHECK(websocket_limits{}.max_message_bytes == max_websocket_message_bytes);
+}
+
+namespace {
+
+// A client against a scripted server answering every request with `answer`; the call is
+// made once the session is open. Returns the dial times and the call's outcome.
+struct scripted_run {
+  std::vector<mono_time> dials;
+  std::vector<client_event> events;
+  std::optional<client_event> outcome;
+  int requests = 0;
+};
+
+scripted_run run_call_against(std::function<std::string(const json&)> answer, seconds for_how_long) {
+  parley::testing::scripted_server srv;
+  srv.answer = std::move(answer);
+  test_client c({}, test_random(5));
+  scripted_run run;
+  mono_time t = t0;
+  auto receive = [&](std::string bytes, mono_time now) { c.receive(bytes, now); };
+  auto seen = [&](test_client::actions& a) {
+    for (auto& e : a.events) run.events.push_back(std::move(e));
+    return !a.events.empty();
+  };
+  run.dials = parley::testing::run_scripted(c, srv, t, t0 + seconds(1), receive, seen);
+  REQUIRE(c.session_open());
+  const call_id id = c.call(list_rooms_args{});
+  auto more = parley::testing::run_scripted(c, srv, t, t0 + for_how_long, receive, seen);
+  run.dials.insert(run.dials.end(), more.begin(), more.end());
+  for (const auto& e : run.events) {
+    if (const auto* ok = std::get_if<call_succeeded>(&e); ok && ok->call == id) run.outcome = e;
+    if (const auto* failed = std::get_if<call_failed>(&e); failed && failed->call == id) run.outcome = e;
+  }
+  run.requests = srv.requests;
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("client: an answer over the limit every time fails the call after 3 attempts, with growing backoff") {
+  // The loop this guards against: 1009, resume, the same call again, backoff reset by
+  // hello.ok: 13 reconnects a second and a call that never ends.
+  const auto run = run_call_against(parley::testing::oversized_tool_ok, seconds(60));
+  REQUIRE(run.outcome);
+  REQUIRE(std::holds_alternative<call_failed>(*run.outcome));
+  const auto& failed = std::get<call_failed>(*run.outcome);
+  CHECK(failed.why == call_failure::gave_up);
+  CHECK(failed.details["tool"] == "list_rooms");
+  CHECK(failed.details["attempts"] == 3);
+  CHECK(failed.details["reason"].get<std::string>().find("message larger than 65536") != std::string::npos);
+  CHECK(failed.message.find("list_rooms") != std::string::npos);
+  CHECK(failed.message.find("3 times") != std::string::npos);
+  CHECK(run.requests == 3);
+  // The first connection, two resumes that re-sent the call, one more that stays up.
+  REQUIRE(run.dials.size() == 4);
+  const auto gap = [&](std::size_t i) { return (run.dials[i + 1] - run.dials[i]).count(); };
+  CHECK(gap(0) >= 50);
+  CHECK(gap(0) <= 100);
+  CHECK(gap(1) >= 100);
+  CHECK(gap(1) <= 200);
+  CHECK(gap(2) >= 200);
+  CHECK(gap(2) <= 400);
+}
+
+TEST_CASE("client: an answer exactly at the limit is taken") {
+  const auto run = run_call_against(
+      [](const json& request) {
+        const std::string id = request.value("requestId", "");
+        const std::size_t pad = max_websocket_message_bytes - encode_tool_ok(id, json{{"pad", ""}}).size();
+        return encode_server_text_frame(encode_tool_ok(id, json{{"pad", std::string(pad, 'x')}}));
+      },
+      seconds(5));
+  REQUIRE(run.outcome);
+  CHECK(std::holds_alternative<call_succeeded>(*run.outcome));
+  CHECK(run.dials.size() == 1);
 }

@@ -63,6 +63,7 @@ class bridge_runtime {
     stdin_ = std::make_unique<stdin_reader>(
         io_, STDIN_FILENO,
         [this](std::string bytes) {
+          stdin_held_ = true;  // the reader waits for resume(), which pump() gives once the bridge wants input
           bridge_.receive_stdin(bytes, steady_clock_now());
           pump();
         },
@@ -101,7 +102,11 @@ class bridge_runtime {
       if (link_ && a.close) link_->close_after_write();
       if (a.dial) dial();
       arm_timer(a.deadline);
-      if (a.stdout_lines.empty()) return;
+      if (a.stdout_lines.empty()) break;
+    }
+    if (stdin_held_ && stdin_ && bridge_.wants_input()) {
+      stdin_held_ = false;
+      stdin_->resume();
     }
   }
 
@@ -169,6 +174,7 @@ class bridge_runtime {
   std::uint64_t last_link_ = 0;
   std::uint64_t current_link_ = 0;
   std::unique_ptr<stdin_reader> stdin_;
+  bool stdin_held_ = false;  // a chunk was delivered and the reader waits for resume()
 };
 
 }  // namespace

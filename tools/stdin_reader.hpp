@@ -7,12 +7,18 @@
 // mutex, before the io_context is destroyed; the thread posts only while holding that
 // mutex and finding the state uncut. So a line that arrives after SIGTERM is dropped
 // instead of being posted into a destroyed io_context, and no handler runs after cut().
+//
+// Backpressure: after posting a chunk the thread reads nothing more until the loop calls
+// resume(), which it does only once the bridge wants input (its stdout is not backed
+// up). So at most one chunk is ever on its way, and a host that writes requests without
+// reading the answers is left blocked in its write() instead of growing us.
 #pragma once
 
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
 #include <cerrno>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -44,10 +50,23 @@ class stdin_reader {
   // From now on nothing is posted and no handler runs; the thread ends after its next read.
   // Call it, or destroy the reader, before the io_context goes.
   void cut() {
-    std::lock_guard lock(state_->mutex);
-    state_->io = nullptr;
-    state_->on_data = nullptr;
-    state_->on_eof = nullptr;
+    {
+      std::lock_guard lock(state_->mutex);
+      state_->io = nullptr;
+      state_->on_data = nullptr;
+      state_->on_eof = nullptr;
+    }
+    state_->resumed.notify_one();  // a thread waiting for resume() ends now
+  }
+
+  // The last chunk is taken care of: read the next one. Until this is called after a
+  // chunk was delivered, the thread does not read.
+  void resume() {
+    {
+      std::lock_guard lock(state_->mutex);
+      state_->may_read = true;
+    }
+    state_->resumed.notify_one();
   }
 
   // Expires once the thread has ended and nothing it posted is left: for tests.
@@ -57,6 +76,8 @@ class stdin_reader {
   struct shared_state {
     std::mutex mutex;
     asio::io_context* io = nullptr;  // null once cut
+    std::condition_variable resumed;
+    bool may_read = true;  // false from posting a chunk until resume()
     data_handler on_data;
     eof_handler on_eof;
   };
@@ -64,6 +85,11 @@ class stdin_reader {
   static void read_until_cut(shared_state& state, const std::shared_ptr<shared_state>& keep, int fd) {
     char buffer[65536];
     for (;;) {
+      {
+        std::unique_lock lock(state.mutex);
+        state.resumed.wait(lock, [&] { return state.may_read || !state.io; });
+        if (!state.io) return;
+      }
       const ssize_t n = ::read(fd, buffer, sizeof buffer);
       if (n < 0 && errno == EINTR) continue;
       std::lock_guard lock(state.mutex);
@@ -72,6 +98,7 @@ class stdin_reader {
         asio::post(*state.io, [keep] { deliver_eof(*keep); });
         return;
       }
+      state.may_read = false;
       asio::post(*state.io, [keep, bytes = std::string(buffer, static_cast<std::size_t>(n))]() mutable {
         deliver(*keep, std::move(bytes));
       });

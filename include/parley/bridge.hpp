@@ -34,6 +34,10 @@ struct bridge_config {
   client_config client{};
   std::size_t read_buffer_messages = 1000;  // kept for read_messages; older ones are dropped and flagged
   mcp::server_options mcp{};
+  // Backpressure: while this much stdout is produced and not confirmed written, no more
+  // stdin is served and wants_input() is false, so a host that writes requests and never
+  // reads the answers cannot grow the bridge without limit.
+  std::size_t max_unwritten_stdout_bytes = 1024 * 1024;
 };
 
 // Names a batch of stdout lines handed out by poll(); batches are numbered in the order
@@ -70,14 +74,29 @@ class basic_bridge {
 
   // ---- the MCP side (stdin/stdout) ----------------------------------------
 
+  // Bytes are kept and served a line at a time while stdout is under its bound; the loop
+  // should read no more while wants_input() is false.
   void receive_stdin(std::string_view bytes, time now) {
-    mcp_.receive_bytes(bytes);
-    serve_calls(now);
+    stdin_.append(bytes.data(), bytes.size());
+    serve_stdin(now, false);
   }
 
-  // stdin EOF, SIGTERM or SIGINT: serve what is left of stdin, then end the session with a
-  // 1000 close, which the server acts on at once.
+  // Whether the loop should read stdin: everything it gave is served and stdout is not
+  // backed up. Reading only while this holds bounds the memory a host that does not read
+  // stdout can cost us to one read of stdin plus max_unwritten_stdout_bytes (plus the
+  // answers to the last line served).
+  [[nodiscard]] bool wants_input() const noexcept {
+    return !client_.finished() && stdin_pos_ == stdin_.size() && !stdout_backed_up();
+  }
+
+  // Produced for stdout and not yet confirmed written.
+  [[nodiscard]] std::size_t unwritten_stdout_bytes() const noexcept { return unwritten_bytes_ + output_bytes_; }
+
+  // stdin EOF, SIGTERM or SIGINT: serve what is left of stdin (at most one read, so the
+  // bound does not apply), then end the session with a 1000 close, which the server acts
+  // on at once.
   void shutdown(time now) {
+    serve_stdin(now, true);
     mcp_.receive_eof();
     serve_calls(now);
     client_.close(now);
@@ -87,6 +106,7 @@ class basic_bridge {
   void stdout_written(stdout_batch batch) {
     while (!unwritten_.empty() && unwritten_.front().batch <= batch) {
       for (const auto& [room, seq] : unwritten_.front().acks) client_.ack(room, seq);
+      unwritten_bytes_ -= unwritten_.front().bytes;
       unwritten_.pop_front();
     }
   }
@@ -100,6 +120,7 @@ class basic_bridge {
   // ---- what to do ------------------------------------------------------------------
 
   [[nodiscard]] actions poll(time now) {
+    serve_stdin(now, false);  // stdout may have drained since
     auto c = client_.poll(now);
     for (auto& event : c.events) std::visit([&](auto& e) { on_client_event(e, now); }, event);
     for (auto it = waiting_reads_.begin(); it != waiting_reads_.end();) {
@@ -111,13 +132,17 @@ class basic_bridge {
       }
     }
     actions a;
-    a.stdout_lines = mcp_.take_output();
+    take_output();
+    a.stdout_lines = std::exchange(output_, {});
     if (!a.stdout_lines.empty()) {
       a.batch = stdout_batch{++last_batch_};
+      unwritten_batch written{a.batch, std::exchange(output_bytes_, 0), {}};
       // Held pushes are flushed into the output when the host sends notifications/initialized,
       // so once the MCP session is ready every pending ack's line is in this batch; before,
       // none is.
-      if (mcp_.ready() && !acks_pending_.empty()) unwritten_.push_back({a.batch, std::exchange(acks_pending_, {})});
+      if (mcp_.ready()) written.acks = std::exchange(acks_pending_, {});
+      unwritten_bytes_ += written.bytes;
+      unwritten_.push_back(std::move(written));
     }
     a.send = std::move(c.send);
     a.close = c.close;
@@ -146,8 +171,41 @@ class basic_bridge {
 
   struct unwritten_batch {
     stdout_batch batch;
+    std::size_t bytes;  // its lines and their newlines
     std::vector<ack> acks;
   };
+
+  [[nodiscard]] bool stdout_backed_up() const noexcept {
+    return unwritten_stdout_bytes() >= config_.max_unwritten_stdout_bytes;
+  }
+
+  // Moves the MCP server's output into ours, counting it.
+  void take_output() {
+    for (auto& line : mcp_.take_output()) {
+      output_bytes_ += line.size() + 1;
+      output_.push_back(std::move(line));
+    }
+  }
+
+  // Serves stdin a line at a time until it is used up or stdout is backed up (`all`:
+  // regardless of stdout). A line longer than what is buffered goes to the MCP server in
+  // pieces, which bounds it by itself.
+  void serve_stdin(time now, bool all) {
+    while (stdin_pos_ < stdin_.size()) {
+      take_output();
+      if (!all && stdout_backed_up()) break;
+      const std::size_t newline = stdin_.find('\n', stdin_pos_);
+      const std::size_t end = newline == std::string::npos ? stdin_.size() : newline + 1;
+      mcp_.receive_bytes(std::string_view(stdin_).substr(stdin_pos_, end - stdin_pos_));
+      stdin_pos_ = end;
+      serve_calls(now);
+    }
+    take_output();
+    if (stdin_pos_ == stdin_.size()) {
+      stdin_.clear();
+      stdin_pos_ = 0;
+    }
+  }
 
   void log(mcp::log_level level, std::string message) { mcp_.log(level, std::move(message)); }
 
@@ -213,6 +271,13 @@ class basic_bridge {
       case call_failure::closed:
         mcp_.fail_tool_call(id, "parley-tools mcp is shutting down; the parley server did not answer this call.");
         return;
+      case call_failure::gave_up: {
+        nlohmann::json details = {{"code", "RetriesExhaustedError"}};
+        if (e.details.is_object())
+          for (auto d = e.details.begin(); d != e.details.end(); ++d) details[d.key()] = *d;
+        mcp_.fail_tool_call(id, e.message, std::move(details));
+        return;
+      }
     }
   }
 
@@ -326,6 +391,11 @@ class basic_bridge {
   std::map<call_id, nlohmann::json> calls_;  // the client's call → the MCP request id
   std::vector<ack> acks_pending_;           // pushed, and not in any batch handed out yet
   std::deque<unwritten_batch> unwritten_;   // handed out, and not confirmed written yet
+  std::size_t unwritten_bytes_ = 0;         // ... their size
+  std::vector<std::string> output_;         // stdout lines not handed out yet
+  std::size_t output_bytes_ = 0;            // ... their size
+  std::string stdin_;                       // stdin bytes received
+  std::size_t stdin_pos_ = 0;               // ... and how far they are served
   std::uint64_t last_batch_ = 0;
   std::deque<room_message_frame> buffer_;
   bool dropped_since_read_ = false;

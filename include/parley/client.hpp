@@ -57,9 +57,17 @@ struct client_config {
   std::string client_version = std::string(version_string);
   // The nth retry in a row waits a uniformly drawn time in the upper half of the step
   // backoff_min·2^(n-1), capped at backoff_max (equal jitter): 50–100 ms, 100–200 ms, ...
-  // 5–10 s. A session that opens starts the count again.
+  // 5–10 s. The count starts again only once a session has proved healthy: it stayed open
+  // for healthy_after, or the server answered one of our calls. A session that opens and
+  // fails again at once (the same over-limit answer each time, say) keeps backing off.
   milliseconds backoff_min = std::chrono::milliseconds(100);
   milliseconds backoff_max = std::chrono::seconds(10);
+  milliseconds healthy_after = std::chrono::seconds(10);
+  // A call is sent at most this many times: when the connection dies while it is
+  // outstanding that often, it fails (call_failure::gave_up) instead of going out again.
+  int max_call_attempts = 3;
+  // Incoming messages from the server; the same constant bounds what the server accepts.
+  websocket_limits websocket{};
   milliseconds connect_timeout = std::chrono::seconds(10);      // from dialing to hello.ok
   milliseconds silence_timeout = std::chrono::seconds(90);      // the server pings every 30 s
   milliseconds close_timeout = std::chrono::milliseconds(500);  // close(): how long the 1000 close may take to go out
@@ -110,6 +118,8 @@ enum class call_failure {
   connection_lost,  // the connection dropped before the answer, and the call is not safe to send twice
   session_reset,    // a new session replaced the one the call went out on: it may or may not have taken effect
   closed,           // close() was called
+  gave_up,          // the connection died every one of max_call_attempts times the call was out; details has
+                    // {tool, attempts, reason}
 };
 
 struct call_failed {
@@ -198,7 +208,7 @@ class basic_client {
     auto request = build_upgrade_request(config_.host, config_.path, ws_key_, config_.headers);
     if (!request) return drop(now, "cannot build an upgrade request for host " + config_.host);
     http_ = http_response_parser{};
-    ws_.emplace(role::client, random_source(std::ref(random_)));
+    ws_.emplace(role::client, random_source(std::ref(random_)), config_.websocket);
     out_ += *request;
     stage_ = stage::upgrading;
     last_heard_ = now;
@@ -289,6 +299,7 @@ class basic_client {
       drop(now, refusal_.empty() ? "the server did not complete the handshake in time" : std::exchange(refusal_, {}),
            std::exchange(retry_now_, false));
     if (stage_ == stage::open && now - last_heard_ >= config_.silence_timeout) drop(now, "the server went silent");
+    if (stage_ == stage::open && attempts_ > 0 && now >= healthy_at_) attempts_ = 0;
     actions a;
     if (!finished_ && !closing_ && stage_ == stage::idle && !transport_ && (!retry_at_ || now >= *retry_at_)) {
       stage_ = stage::dialing;
@@ -333,6 +344,7 @@ class basic_client {
     tool_request frame;
     bool retry_on_resume;
     std::string rejoin_room;  // for a rejoin
+    int sends = 1;            // how many connections it went out on
   };
 
   struct waiting_call {
@@ -354,6 +366,7 @@ class basic_client {
     if (stage_ == stage::idle && !closing_ && !transport_ && retry_at_) consider(*retry_at_);
     if (handshaking()) consider(stage_deadline_);
     if (stage_ == stage::open) consider(last_heard_ + config_.silence_timeout);
+    if (stage_ == stage::open && attempts_ > 0) consider(healthy_at_);
     return next;
   }
 
@@ -362,6 +375,9 @@ class basic_client {
     const bool was_open = stage_ == stage::open;
     stage_ = stage::idle;
     ws_.reset();
+    const std::string why = !reason.empty() ? reason
+                            : close_code    ? "the server closed the connection (" + std::to_string(*close_code) + ")"
+                                            : std::string("the connection ended");
     events_.push_back(connection_closed{std::move(reason), was_open, !closing_, close_code});
     if (closing_) {
       finished_ = true;
@@ -376,15 +392,43 @@ class basic_client {
     const auto delay =
         step / 2 + static_cast<std::int64_t>(random_below(random_, static_cast<std::uint64_t>(step / 2 + 1)));
     retry_at_ = now + milliseconds(delay);
-    // Requests that may be sent twice wait for the next connection; the others fail now.
+    // Requests that may be sent twice wait for the next connection, unless each connection
+    // they went out on died under them (an answer too large for us, say); the others fail now.
     for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-      if (it->second.retry_on_resume) {
+      in_flight_request& request = it->second;
+      if (request.retry_on_resume && request.sends < config_.max_call_attempts) {
         ++it;
-      } else {
-        if (it->second.call) fail(*it->second.call, call_failure::connection_lost);
-        it = in_flight_.erase(it);
+        continue;
       }
+      if (!request.retry_on_resume) {
+        if (request.call) fail(*request.call, call_failure::connection_lost);
+      } else {
+        give_up(request, why);
+      }
+      it = in_flight_.erase(it);
     }
+  }
+
+  void give_up(const in_flight_request& request, const std::string& reason) {
+    const std::string tool(wire_tool_name(request.frame.args));
+    if (!request.call) {
+      events_.push_back(rejoin_failed{request.rejoin_room, {},
+                                      "the connection dropped each of the " + std::to_string(request.sends) +
+                                          " times the join was sent (last: " + reason + ")"});
+      rooms_.erase(request.rejoin_room);
+      return;
+    }
+    events_.push_back(call_failed{
+        *request.call, call_failure::gave_up, {},
+        tool + " failed: the connection to the parley server dropped each of the " + std::to_string(request.sends) +
+            " times this call was sent (last: " + reason + "), so it is not sent again.",
+        json{{"tool", tool}, {"attempts", request.sends}, {"reason", reason}}});
+  }
+
+  static std::string_view wire_tool_name(const tool_args& args) {
+    constexpr std::string_view names[] = {"join_room", "leave_room", "list_rooms", "send_message", "who_is_here"};
+    static_assert(std::variant_size_v<tool_args> == 5, "a tool without a name here");
+    return names[args.index()];
   }
 
   // We end the connection: what is queued (a close frame, say) is still written, then the
@@ -438,12 +482,15 @@ class basic_client {
     const bool resumed = session_ && session_->session_id == ok.session_id;
     session_ = ok;
     stage_ = stage::open;
-    attempts_ = 0;
+    healthy_at_ = now + config_.healthy_after;  // the backoff starts again then, or at an answer
     last_heard_ = now;
     last_hello_error_.reset();
     if (resumed) {
       events_.push_back(session_opened{true, {}});
-      for (auto& [number, request] : in_flight_) out_ += ws_->encode_text(encode_tool_request(request.frame));
+      for (auto& [number, request] : in_flight_) {
+        out_ += ws_->encode_text(encode_tool_request(request.frame));
+        ++request.sends;
+      }
     } else {
       session_opened opened{false, {}};
       for (const auto& [room, nickname] : rooms_) opened.rejoining.push_back(room);
@@ -480,6 +527,7 @@ class basic_client {
     if (it == in_flight_.end()) return;
     in_flight_request request = std::move(it->second);
     in_flight_.erase(it);
+    if (request.call) attempts_ = 0;  // the server answers us: the connection is good
     std::optional<std::string> nickname;
     if (auto n = ok.result.find("nickname"); n != ok.result.end() && n->is_string()) nickname = n->get<std::string>();
     if (!request.call) {
@@ -502,6 +550,7 @@ class basic_client {
     in_flight_request request = std::move(it->second);
     in_flight_.erase(it);
     if (!request.call) return rejoin_with_next_nickname(request.rejoin_room, err);
+    attempts_ = 0;  // the server answers us: the connection is good
     if (err.code == to_string(error_code::not_in_room))
       if (const auto* leave = std::get_if<leave_room_args>(&request.frame.args)) rooms_.erase(leave->room);
     events_.push_back(call_failed{*request.call, call_failure::refused, err.code, err.message, err.details});
@@ -597,6 +646,7 @@ class basic_client {
   time stage_deadline_{};
   time last_heard_{};
   time close_deadline_{};
+  time healthy_at_{};  // while open: when the backoff count starts again
   int attempts_ = 0;
   http_response_parser http_;
   std::optional<websocket> ws_;

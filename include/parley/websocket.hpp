@@ -75,10 +75,16 @@ struct ws_failure {
 
 using ws_event = std::variant<ws_text, ws_binary, ws_ping, ws_pong, ws_close, ws_failure>;
 
+// The largest WebSocket message either side of Parley accepts by default: the server from
+// its clients and the client (the MCP bridge) from the server. One constant, so that what
+// one side may send the other can take; a server frame over it would be refused with 1009
+// by every bridge. Room for an 8 KiB body with its JSON escaping several times over.
+inline constexpr std::size_t max_websocket_message_bytes = 64 * 1024;
+
 struct websocket_limits {
   // Largest message accepted, summed over its fragments; larger fails with 1009 as soon
   // as a frame header announces it, before any of its payload is buffered.
-  std::size_t max_message_bytes = 64 * 1024;
+  std::size_t max_message_bytes = max_websocket_message_bytes;
 };
 
 namespace detail {

@@ -1675,10 +1675,16 @@ struct ws_failure {
 
 using ws_event = std::variant<ws_text, ws_binary, ws_ping, ws_pong, ws_close, ws_failure>;
 
+// The largest WebSocket message either side of Parley accepts by default: the server from
+// its clients and the client (the MCP bridge) from the server. One constant, so that what
+// one side may send the other can take; a server frame over it would be refused with 1009
+// by every bridge. Room for an 8 KiB body with its JSON escaping several times over.
+inline constexpr std::size_t max_websocket_message_bytes = 64 * 1024;
+
 struct websocket_limits {
   // Largest message accepted, summed over its fragments; larger fails with 1009 as soon
   // as a frame header announces it, before any of its payload is buffered.
-  std::size_t max_message_bytes = 64 * 1024;
+  std::size_t max_message_bytes = max_websocket_message_bytes;
 };
 
 namespace detail {
@@ -2703,9 +2709,17 @@ struct client_config {
   std::string client_version = std::string(version_string);
   // The nth retry in a row waits a uniformly drawn time in the upper half of the step
   // backoff_min·2^(n-1), capped at backoff_max (equal jitter): 50–100 ms, 100–200 ms, ...
-  // 5–10 s. A session that opens starts the count again.
+  // 5–10 s. The count starts again only once a session has proved healthy: it stayed open
+  // for healthy_after, or the server answered one of our calls. A session that opens and
+  // fails again at once (the same over-limit answer each time, say) keeps backing off.
   milliseconds backoff_min = std::chrono::milliseconds(100);
   milliseconds backoff_max = std::chrono::seconds(10);
+  milliseconds healthy_after = std::chrono::seconds(10);
+  // A call is sent at most this many times: when the connection dies while it is
+  // outstanding that often, it fails (call_failure::gave_up) instead of going out again.
+  int max_call_attempts = 3;
+  // Incoming messages from the server; the same constant bounds what the server accepts.
+  websocket_limits websocket{};
   milliseconds connect_timeout = std::chrono::seconds(10);      // from dialing to hello.ok
   milliseconds silence_timeout = std::chrono::seconds(90);      // the server pings every 30 s
   milliseconds close_timeout = std::chrono::milliseconds(500);  // close(): how long the 1000 close may take to go out
@@ -2756,6 +2770,8 @@ enum class call_failure {
   connection_lost,  // the connection dropped before the answer, and the call is not safe to send twice
   session_reset,    // a new session replaced the one the call went out on: it may or may not have taken effect
   closed,           // close() was called
+  gave_up,          // the connection died every one of max_call_attempts times the call was out; details has
+                    // {tool, attempts, reason}
 };
 
 struct call_failed {
@@ -2844,7 +2860,7 @@ class basic_client {
     auto request = build_upgrade_request(config_.host, config_.path, ws_key_, config_.headers);
     if (!request) return drop(now, "cannot build an upgrade request for host " + config_.host);
     http_ = http_response_parser{};
-    ws_.emplace(role::client, random_source(std::ref(random_)));
+    ws_.emplace(role::client, random_source(std::ref(random_)), config_.websocket);
     out_ += *request;
     stage_ = stage::upgrading;
     last_heard_ = now;
@@ -2935,6 +2951,7 @@ class basic_client {
       drop(now, refusal_.empty() ? "the server did not complete the handshake in time" : std::exchange(refusal_, {}),
            std::exchange(retry_now_, false));
     if (stage_ == stage::open && now - last_heard_ >= config_.silence_timeout) drop(now, "the server went silent");
+    if (stage_ == stage::open && attempts_ > 0 && now >= healthy_at_) attempts_ = 0;
     actions a;
     if (!finished_ && !closing_ && stage_ == stage::idle && !transport_ && (!retry_at_ || now >= *retry_at_)) {
       stage_ = stage::dialing;
@@ -2979,6 +2996,7 @@ class basic_client {
     tool_request frame;
     bool retry_on_resume;
     std::string rejoin_room;  // for a rejoin
+    int sends = 1;            // how many connections it went out on
   };
 
   struct waiting_call {
@@ -3000,6 +3018,7 @@ class basic_client {
     if (stage_ == stage::idle && !closing_ && !transport_ && retry_at_) consider(*retry_at_);
     if (handshaking()) consider(stage_deadline_);
     if (stage_ == stage::open) consider(last_heard_ + config_.silence_timeout);
+    if (stage_ == stage::open && attempts_ > 0) consider(healthy_at_);
     return next;
   }
 
@@ -3008,6 +3027,9 @@ class basic_client {
     const bool was_open = stage_ == stage::open;
     stage_ = stage::idle;
     ws_.reset();
+    const std::string why = !reason.empty() ? reason
+                            : close_code    ? "the server closed the connection (" + std::to_string(*close_code) + ")"
+                                            : std::string("the connection ended");
     events_.push_back(connection_closed{std::move(reason), was_open, !closing_, close_code});
     if (closing_) {
       finished_ = true;
@@ -3022,15 +3044,43 @@ class basic_client {
     const auto delay =
         step / 2 + static_cast<std::int64_t>(random_below(random_, static_cast<std::uint64_t>(step / 2 + 1)));
     retry_at_ = now + milliseconds(delay);
-    // Requests that may be sent twice wait for the next connection; the others fail now.
+    // Requests that may be sent twice wait for the next connection, unless each connection
+    // they went out on died under them (an answer too large for us, say); the others fail now.
     for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-      if (it->second.retry_on_resume) {
+      in_flight_request& request = it->second;
+      if (request.retry_on_resume && request.sends < config_.max_call_attempts) {
         ++it;
-      } else {
-        if (it->second.call) fail(*it->second.call, call_failure::connection_lost);
-        it = in_flight_.erase(it);
+        continue;
       }
+      if (!request.retry_on_resume) {
+        if (request.call) fail(*request.call, call_failure::connection_lost);
+      } else {
+        give_up(request, why);
+      }
+      it = in_flight_.erase(it);
     }
+  }
+
+  void give_up(const in_flight_request& request, const std::string& reason) {
+    const std::string tool(wire_tool_name(request.frame.args));
+    if (!request.call) {
+      events_.push_back(rejoin_failed{request.rejoin_room, {},
+                                      "the connection dropped each of the " + std::to_string(request.sends) +
+                                          " times the join was sent (last: " + reason + ")"});
+      rooms_.erase(request.rejoin_room);
+      return;
+    }
+    events_.push_back(call_failed{
+        *request.call, call_failure::gave_up, {},
+        tool + " failed: the connection to the parley server dropped each of the " + std::to_string(request.sends) +
+            " times this call was sent (last: " + reason + "), so it is not sent again.",
+        json{{"tool", tool}, {"attempts", request.sends}, {"reason", reason}}});
+  }
+
+  static std::string_view wire_tool_name(const tool_args& args) {
+    constexpr std::string_view names[] = {"join_room", "leave_room", "list_rooms", "send_message", "who_is_here"};
+    static_assert(std::variant_size_v<tool_args> == 5, "a tool without a name here");
+    return names[args.index()];
   }
 
   // We end the connection: what is queued (a close frame, say) is still written, then the
@@ -3084,12 +3134,15 @@ class basic_client {
     const bool resumed = session_ && session_->session_id == ok.session_id;
     session_ = ok;
     stage_ = stage::open;
-    attempts_ = 0;
+    healthy_at_ = now + config_.healthy_after;  // the backoff starts again then, or at an answer
     last_heard_ = now;
     last_hello_error_.reset();
     if (resumed) {
       events_.push_back(session_opened{true, {}});
-      for (auto& [number, request] : in_flight_) out_ += ws_->encode_text(encode_tool_request(request.frame));
+      for (auto& [number, request] : in_flight_) {
+        out_ += ws_->encode_text(encode_tool_request(request.frame));
+        ++request.sends;
+      }
     } else {
       session_opened opened{false, {}};
       for (const auto& [room, nickname] : rooms_) opened.rejoining.push_back(room);
@@ -3126,6 +3179,7 @@ class basic_client {
     if (it == in_flight_.end()) return;
     in_flight_request request = std::move(it->second);
     in_flight_.erase(it);
+    if (request.call) attempts_ = 0;  // the server answers us: the connection is good
     std::optional<std::string> nickname;
     if (auto n = ok.result.find("nickname"); n != ok.result.end() && n->is_string()) nickname = n->get<std::string>();
     if (!request.call) {
@@ -3148,6 +3202,7 @@ class basic_client {
     in_flight_request request = std::move(it->second);
     in_flight_.erase(it);
     if (!request.call) return rejoin_with_next_nickname(request.rejoin_room, err);
+    attempts_ = 0;  // the server answers us: the connection is good
     if (err.code == to_string(error_code::not_in_room))
       if (const auto* leave = std::get_if<leave_room_args>(&request.frame.args)) rooms_.erase(leave->room);
     events_.push_back(call_failed{*request.call, call_failure::refused, err.code, err.message, err.details});
@@ -3243,6 +3298,7 @@ class basic_client {
   time stage_deadline_{};
   time last_heard_{};
   time close_deadline_{};
+  time healthy_at_{};  // while open: when the backoff count starts again
   int attempts_ = 0;
   http_response_parser http_;
   std::optional<websocket> ws_;
@@ -4298,6 +4354,10 @@ struct bridge_config {
   client_config client{};
   std::size_t read_buffer_messages = 1000;  // kept for read_messages; older ones are dropped and flagged
   mcp::server_options mcp{};
+  // Backpressure: while this much stdout is produced and not confirmed written, no more
+  // stdin is served and wants_input() is false, so a host that writes requests and never
+  // reads the answers cannot grow the bridge without limit.
+  std::size_t max_unwritten_stdout_bytes = 1024 * 1024;
 };
 
 // Names a batch of stdout lines handed out by poll(); batches are numbered in the order
@@ -4334,14 +4394,29 @@ class basic_bridge {
 
   // ---- the MCP side (stdin/stdout) ----------------------------------------
 
+  // Bytes are kept and served a line at a time while stdout is under its bound; the loop
+  // should read no more while wants_input() is false.
   void receive_stdin(std::string_view bytes, time now) {
-    mcp_.receive_bytes(bytes);
-    serve_calls(now);
+    stdin_.append(bytes.data(), bytes.size());
+    serve_stdin(now, false);
   }
 
-  // stdin EOF, SIGTERM or SIGINT: serve what is left of stdin, then end the session with a
-  // 1000 close, which the server acts on at once.
+  // Whether the loop should read stdin: everything it gave is served and stdout is not
+  // backed up. Reading only while this holds bounds the memory a host that does not read
+  // stdout can cost us to one read of stdin plus max_unwritten_stdout_bytes (plus the
+  // answers to the last line served).
+  [[nodiscard]] bool wants_input() const noexcept {
+    return !client_.finished() && stdin_pos_ == stdin_.size() && !stdout_backed_up();
+  }
+
+  // Produced for stdout and not yet confirmed written.
+  [[nodiscard]] std::size_t unwritten_stdout_bytes() const noexcept { return unwritten_bytes_ + output_bytes_; }
+
+  // stdin EOF, SIGTERM or SIGINT: serve what is left of stdin (at most one read, so the
+  // bound does not apply), then end the session with a 1000 close, which the server acts
+  // on at once.
   void shutdown(time now) {
+    serve_stdin(now, true);
     mcp_.receive_eof();
     serve_calls(now);
     client_.close(now);
@@ -4351,6 +4426,7 @@ class basic_bridge {
   void stdout_written(stdout_batch batch) {
     while (!unwritten_.empty() && unwritten_.front().batch <= batch) {
       for (const auto& [room, seq] : unwritten_.front().acks) client_.ack(room, seq);
+      unwritten_bytes_ -= unwritten_.front().bytes;
       unwritten_.pop_front();
     }
   }
@@ -4364,6 +4440,7 @@ class basic_bridge {
   // ---- what to do ------------------------------------------------------------------
 
   [[nodiscard]] actions poll(time now) {
+    serve_stdin(now, false);  // stdout may have drained since
     auto c = client_.poll(now);
     for (auto& event : c.events) std::visit([&](auto& e) { on_client_event(e, now); }, event);
     for (auto it = waiting_reads_.begin(); it != waiting_reads_.end();) {
@@ -4375,13 +4452,17 @@ class basic_bridge {
       }
     }
     actions a;
-    a.stdout_lines = mcp_.take_output();
+    take_output();
+    a.stdout_lines = std::exchange(output_, {});
     if (!a.stdout_lines.empty()) {
       a.batch = stdout_batch{++last_batch_};
+      unwritten_batch written{a.batch, std::exchange(output_bytes_, 0), {}};
       // Held pushes are flushed into the output when the host sends notifications/initialized,
       // so once the MCP session is ready every pending ack's line is in this batch; before,
       // none is.
-      if (mcp_.ready() && !acks_pending_.empty()) unwritten_.push_back({a.batch, std::exchange(acks_pending_, {})});
+      if (mcp_.ready()) written.acks = std::exchange(acks_pending_, {});
+      unwritten_bytes_ += written.bytes;
+      unwritten_.push_back(std::move(written));
     }
     a.send = std::move(c.send);
     a.close = c.close;
@@ -4410,8 +4491,41 @@ class basic_bridge {
 
   struct unwritten_batch {
     stdout_batch batch;
+    std::size_t bytes;  // its lines and their newlines
     std::vector<ack> acks;
   };
+
+  [[nodiscard]] bool stdout_backed_up() const noexcept {
+    return unwritten_stdout_bytes() >= config_.max_unwritten_stdout_bytes;
+  }
+
+  // Moves the MCP server's output into ours, counting it.
+  void take_output() {
+    for (auto& line : mcp_.take_output()) {
+      output_bytes_ += line.size() + 1;
+      output_.push_back(std::move(line));
+    }
+  }
+
+  // Serves stdin a line at a time until it is used up or stdout is backed up (`all`:
+  // regardless of stdout). A line longer than what is buffered goes to the MCP server in
+  // pieces, which bounds it by itself.
+  void serve_stdin(time now, bool all) {
+    while (stdin_pos_ < stdin_.size()) {
+      take_output();
+      if (!all && stdout_backed_up()) break;
+      const std::size_t newline = stdin_.find('\n', stdin_pos_);
+      const std::size_t end = newline == std::string::npos ? stdin_.size() : newline + 1;
+      mcp_.receive_bytes(std::string_view(stdin_).substr(stdin_pos_, end - stdin_pos_));
+      stdin_pos_ = end;
+      serve_calls(now);
+    }
+    take_output();
+    if (stdin_pos_ == stdin_.size()) {
+      stdin_.clear();
+      stdin_pos_ = 0;
+    }
+  }
 
   void log(mcp::log_level level, std::string message) { mcp_.log(level, std::move(message)); }
 
@@ -4477,6 +4591,13 @@ class basic_bridge {
       case call_failure::closed:
         mcp_.fail_tool_call(id, "parley-tools mcp is shutting down; the parley server did not answer this call.");
         return;
+      case call_failure::gave_up: {
+        nlohmann::json details = {{"code", "RetriesExhaustedError"}};
+        if (e.details.is_object())
+          for (auto d = e.details.begin(); d != e.details.end(); ++d) details[d.key()] = *d;
+        mcp_.fail_tool_call(id, e.message, std::move(details));
+        return;
+      }
     }
   }
 
@@ -4590,6 +4711,11 @@ class basic_bridge {
   std::map<call_id, nlohmann::json> calls_;  // the client's call → the MCP request id
   std::vector<ack> acks_pending_;           // pushed, and not in any batch handed out yet
   std::deque<unwritten_batch> unwritten_;   // handed out, and not confirmed written yet
+  std::size_t unwritten_bytes_ = 0;         // ... their size
+  std::vector<std::string> output_;         // stdout lines not handed out yet
+  std::size_t output_bytes_ = 0;            // ... their size
+  std::string stdin_;                       // stdin bytes received
+  std::size_t stdin_pos_ = 0;               // ... and how far they are served
   std::uint64_t last_batch_ = 0;
   std::deque<room_message_frame> buffer_;
   bool dropped_since_read_ = false;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// stdin_reader: chunks in order on the io_context, and nothing at all once it is cut, even after the io_context is gone.
+// stdin_reader: chunks in order on the io_context, no read past a chunk until resume(), and nothing at all once it is cut, even after the io_context is gone.
 #include "stdin_reader.hpp"
 
 #include <asio/executor_work_guard.hpp>
@@ -55,7 +55,15 @@ TEST_CASE("stdin_reader: bytes arrive on the io_context in order, then the end o
   auto work = asio::make_work_guard(io);
   std::string got;
   int ends = 0;
-  stdin_reader reader(io, p.read, [&](std::string bytes) { got += bytes; }, [&] { ++ends; });
+  stdin_reader* self = nullptr;
+  stdin_reader reader(
+      io, p.read,
+      [&](std::string bytes) {
+        got += bytes;
+        self->resume();
+      },
+      [&] { ++ends; });
+  self = &reader;
   p.put("one\n");
   p.put("two\n");
   p.close_write();
@@ -97,4 +105,23 @@ TEST_CASE("stdin_reader: after cut, the end of input is not reported either") {
   CHECK(eventually([&] { return state.use_count() == 1; }));  // only the reader holds it: the thread has ended
   CHECK(io.poll() == 0);
   CHECK(calls == 0);
+}
+
+TEST_CASE("stdin_reader: after a chunk it reads nothing until resume(), so a writer that runs ahead waits in its write") {
+  pipe_fds p;
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  std::string got;
+  stdin_reader reader(io, p.read, [&](std::string bytes) { got += bytes; }, [] {});
+  p.put("one\n");
+  while (got.empty() && io.run_one_for(5s) > 0) {
+  }
+  CHECK(got == "one\n");
+  p.put("two\n");
+  io.run_for(200ms);
+  CHECK(got == "one\n");  // held: the bytes stay in the pipe
+  reader.resume();
+  while (got.size() < 8 && io.run_one_for(5s) > 0) {
+  }
+  CHECK(got == "one\ntwo\n");
 }
