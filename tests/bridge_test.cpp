@@ -144,6 +144,29 @@ TEST_CASE("pushes wait for notifications/initialized") {
   CHECK(bob.channel_pushes()[0]["content"] == "early");
 }
 
+TEST_CASE("list_rooms and who_is_here page through the bridge: limit and cursor reach the server, nextCursor comes back") {
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
+  alice.initialize();
+  bob.initialize();
+  for (const char* room : {"alpha", "beta", "gamma"}) alice.call("join_room", {{"room", room}, {"nickname", "alice"}});
+  bob.call("join_room", {{"room", "alpha"}, {"nickname", "bob"}});
+  auto first = structured(bob.call("list_rooms", {{"limit", 2}}));
+  CHECK(first["joined"].size() + first["available"].size() == 2);
+  REQUIRE(first.contains("nextCursor"));
+  auto rest = structured(bob.call("list_rooms", {{"limit", 2}, {"cursor", first["nextCursor"]}}));
+  REQUIRE(rest["available"].size() == 1);
+  CHECK(rest["available"][0]["name"] == "gamma");
+  CHECK_FALSE(rest.contains("nextCursor"));
+
+  auto who = structured(bob.call("who_is_here", {{"room", "alpha"}, {"limit", 1}}));
+  CHECK(who["nicknames"] == json::array({"alice"}));
+  REQUIRE(who.contains("nextCursor"));
+  auto after = structured(bob.call("who_is_here", {{"room", "alpha"}, {"limit", 1}, {"cursor", who["nextCursor"]}}));
+  CHECK(after["nicknames"] == json::array({"bob"}));
+}
+
 TEST_CASE("isError results the agent can act on: taken, not in room, rate limited, invalid, unreachable") {
   in_memory_network net;
   agent& alice = net.add<agent>(1);

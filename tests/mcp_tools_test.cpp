@@ -166,6 +166,23 @@ TEST_CASE("mcp_tools: unknown properties and non-object arguments are refused") 
   }
 }
 
+TEST_CASE("mcp_tools: list_rooms and who_is_here page with limit and cursor, checked as the server checks them") {
+  auto list = accepted<mcp::list_rooms_request>("list_rooms", {{"limit", 10}, {"cursor", "ops"}});
+  CHECK(list.limit == std::uint32_t{10});
+  CHECK(list.cursor == std::string("ops"));
+  auto who = accepted<mcp::who_is_here_request>("who_is_here", {{"room", "r"}, {"limit", 1000}, {"cursor", "42"}});
+  CHECK(who.limit == std::uint32_t{1000});
+  CHECK(who.cursor == std::string("42"));
+  CHECK_FALSE(accepted<mcp::who_is_here_request>("who_is_here", {{"room", "r"}}).limit);
+  CHECK(refused("list_rooms", {{"limit", 0}}).field == "limit");
+  CHECK(refused("list_rooms", {{"limit", 501}}).field == "limit");
+  CHECK(refused("list_rooms", {{"limit", "5"}}).field == "limit");
+  CHECK(refused("list_rooms", {{"cursor", "Not A Room"}}).field == "cursor");
+  CHECK(refused("who_is_here", {{"room", "r"}, {"limit", 1001}}).field == "limit");
+  CHECK(refused("who_is_here", {{"room", "r"}, {"cursor", "x1"}}).field == "cursor");
+  CHECK(refused("who_is_here", {{"room", "r"}, {"cursor", 5}}).field == "cursor");
+}
+
 TEST_CASE("mcp_tools: the body limit is a parameter, and the schema states the one the validator applies") {
   const json exactly = {{"room", "r"}, {"body", std::string(100, 'x')}};
   const json over = {{"room", "r"}, {"body", std::string(101, 'x')}};
@@ -241,7 +258,11 @@ TEST_CASE("mcp_tools: the catalogue lists every tool with schemas matching the v
   for (const char* key : {"room", "fromNickname", "body", "seq", "messageId", "sentAt"}) CHECK(item["properties"].contains(key));
 
   const json list = tool_named("list_rooms");
-  CHECK(list["inputSchema"]["properties"].empty());
+  CHECK(list["inputSchema"]["properties"]["limit"]["maximum"] == parley::max_list_rooms_limit);
+  CHECK(list["inputSchema"]["properties"]["cursor"]["type"] == "string");
+  CHECK(list["outputSchema"]["properties"]["nextCursor"]["type"] == "string");
+  CHECK(list["outputSchema"]["required"] == json::array({"available", "joined"}));  // nextCursor is optional
+  CHECK(tool_named("who_is_here")["inputSchema"]["properties"]["limit"]["maximum"] == parley::max_who_is_here_limit);
   CHECK(list["outputSchema"]["properties"]["joined"]["items"]["properties"].contains("nickname"));
   CHECK_FALSE(list["outputSchema"]["properties"]["available"]["items"]["properties"].contains("nickname"));
 

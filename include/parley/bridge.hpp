@@ -341,9 +341,12 @@ class basic_bridge {
           using T = std::decay_t<decltype(r)>;
           if constexpr (std::is_same_v<T, mcp::join_room_request>) return join_room_args{r.room, r.nickname};
           else if constexpr (std::is_same_v<T, mcp::leave_room_request>) return leave_room_args{r.room};
-          else if constexpr (std::is_same_v<T, mcp::list_rooms_request>) return list_rooms_args{};
+          else if constexpr (std::is_same_v<T, mcp::list_rooms_request>) return list_rooms_args{r.limit, r.cursor};
           else if constexpr (std::is_same_v<T, mcp::send_message_request>) return send_message_args{r.room, r.body, std::nullopt};
-          else return who_is_here_args{std::get<mcp::who_is_here_request>(call.request).room};
+          else {  // who_is_here: read_messages never gets here
+            const auto& who = std::get<mcp::who_is_here_request>(call.request);
+            return who_is_here_args{who.room, who.limit, who.cursor};
+          }
         },
         call.request);
     calls_.emplace(client_.call(std::move(args)), std::move(call.id));

@@ -3597,13 +3597,20 @@ struct join_room_request {
 struct leave_room_request {
   std::string room;
 };
-struct list_rooms_request {};
+// Paging: without limit a page holds the server's default (256 rooms, 1000 nicknames);
+// the result carries nextCursor while more remain.
+struct list_rooms_request {
+  std::optional<std::uint32_t> limit;  // 1..max_list_rooms_limit
+  std::optional<std::string> cursor;   // a nextCursor from a previous answer
+};
 struct send_message_request {
   std::string room;
   std::string body;  // 1..max_body_bytes (default 8192) bytes of valid UTF-8
 };
 struct who_is_here_request {
   std::string room;
+  std::optional<std::uint32_t> limit;  // 1..max_who_is_here_limit
+  std::optional<std::string> cursor;   // a nextCursor from a previous answer
 };
 struct read_messages_request {
   std::optional<std::string> room;  // absent: every joined room
@@ -3745,6 +3752,34 @@ inline tl::expected<tool_request, tool_parse_error> parse_join_room(const json& 
   return request;
 }
 
+// limit and cursor, as list_rooms and who_is_here take them; `check_cursor` is the
+// server's own rule for that tool's cursors, so a malformed one never leaves the bridge.
+template <class Request, class CheckCursor>
+tl::expected<Request, tool_parse_error> parse_page(const json& args, Request request, std::uint32_t max_limit,
+                                                   CheckCursor check_cursor) {
+  if (const json* limit = member(args, "limit")) {
+    auto n = integer_member(*limit, "limit", 1, static_cast<int>(max_limit));
+    if (!n) return tl::unexpected(std::move(n.error()));
+    request.limit = static_cast<std::uint32_t>(*n);
+  }
+  if (const json* cursor = member(args, "cursor")) {
+    auto text = string_member(cursor, "cursor");
+    if (!text) return tl::unexpected(std::move(text.error()));
+    if (auto ok = check_cursor(*text); !ok) return from_hub_error(ok.error(), "Pass the nextCursor of a previous answer.");
+    request.cursor = std::move(*text);
+  }
+  return request;
+}
+
+inline tl::expected<tool_request, tool_parse_error> parse_who_is_here(const json& args) {
+  if (auto e = check_properties(args, std::array<std::string_view, 3>{"room", "limit", "cursor"}))
+    return tl::unexpected<tool_parse_error>(std::move(*e));
+  auto room = room_member(member(args, "room"));
+  if (!room) return tl::unexpected(std::move(room.error()));
+  return parse_page(args, who_is_here_request{std::move(*room), std::nullopt, std::nullopt}, max_who_is_here_limit,
+                    [](std::string_view c) { return parse_member_cursor(c); });
+}
+
 template <class Request>
 tl::expected<tool_request, tool_parse_error> parse_room_only(const json& args) {
   if (auto e = check_properties(args, std::array<std::string_view, 1>{"room"}))
@@ -3755,9 +3790,10 @@ tl::expected<tool_request, tool_parse_error> parse_room_only(const json& args) {
 }
 
 inline tl::expected<tool_request, tool_parse_error> parse_list_rooms(const json& args) {
-  if (auto e = check_properties(args, std::array<std::string_view, 0>{}))
+  if (auto e = check_properties(args, std::array<std::string_view, 2>{"limit", "cursor"}))
     return tl::unexpected<tool_parse_error>(std::move(*e));
-  return list_rooms_request{};
+  return parse_page(args, list_rooms_request{}, max_list_rooms_limit,
+                    [](std::string_view c) { return check_room_cursor(c); });
 }
 
 inline tl::expected<tool_request, tool_parse_error> parse_send_message(const json& args, std::size_t max_body_bytes) {
@@ -3811,10 +3847,27 @@ inline json object_schema(json properties, json required) {
 
 // Output schemas stay open (no additionalProperties: false) so that a later
 // server may add fields without breaking hosts that validate results.
-inline json output_schema(json properties) {
+inline json output_schema(json properties, json optional_properties = json::object()) {
   json required = json::array();
   for (auto it = properties.begin(); it != properties.end(); ++it) required.push_back(it.key());
+  properties.update(optional_properties);
   return {{"type", "object"}, {"properties", std::move(properties)}, {"required", std::move(required)}};
+}
+
+inline json page_limit_property(std::uint32_t maximum, std::uint32_t default_page, const char* what) {
+  return {{"type", "integer"},
+          {"minimum", 1},
+          {"maximum", maximum},
+          {"description", std::string("At most this many ") + what + " (1-" + std::to_string(maximum) +
+                              "); without it, up to " + std::to_string(default_page) + "."}};
+}
+
+inline json cursor_property() {
+  return {{"type", "string"}, {"description", "The nextCursor of a previous result, to get the page after it."}};
+}
+
+inline json next_cursor_property() {
+  return {{"type", "string"}, {"description", "Present when more remain: pass it as cursor to get them."}};
 }
 
 inline json message_schema() {
@@ -3851,7 +3904,7 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
   if (name == "leave_room") return detail::parse_room_only<leave_room_request>(args);
   if (name == "list_rooms") return detail::parse_list_rooms(args);
   if (name == "send_message") return detail::parse_send_message(args, max_body_bytes);
-  if (name == "who_is_here") return detail::parse_room_only<who_is_here_request>(args);
+  if (name == "who_is_here") return detail::parse_who_is_here(args);
   return detail::parse_read_messages(args);
 }
 
@@ -3888,8 +3941,11 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
   tools.push_back(detail::tool(
       "list_rooms", "List rooms",
       "List the rooms you have joined, with your nickname in each, and the rooms available to join, with how many "
-      "members each has.",
-      detail::object_schema(json::object(), json::array()),
+      "members each has, in name order. When nextCursor is in the result there are more: call again with it as "
+      "cursor.",
+      detail::object_schema({{"limit", detail::page_limit_property(max_list_rooms_limit, default_list_rooms_page, "rooms")},
+                             {"cursor", detail::cursor_property()}},
+                            json::array()),
       detail::output_schema(
           {{"joined",
             {{"type", "array"},
@@ -3898,7 +3954,8 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
                                               {"membersCount", {{"type", "integer"}}}})}}},
            {"available",
             {{"type", "array"},
-             {"items", detail::output_schema({{"name", {{"type", "string"}}}, {"membersCount", {{"type", "integer"}}}})}}}})));
+             {"items", detail::output_schema({{"name", {{"type", "string"}}}, {"membersCount", {{"type", "integer"}}}})}}}},
+          {{"nextCursor", detail::next_cursor_property()}})));
 
   tools.push_back(detail::tool(
       "send_message", "Send a message",
@@ -3923,10 +3980,16 @@ inline json tool(std::string_view name, std::string_view title, std::string_view
                              {"sentAt", {{"type", "string"}, {"description", "ISO 8601 UTC"}}}})));
 
   tools.push_back(detail::tool(
-      "who_is_here", "Who is here", "List the nicknames of everyone currently in a room you have joined.",
-      detail::object_schema({{"room", detail::room_property("A room you have joined.")}}, {"room"}),
+      "who_is_here", "Who is here",
+      "List the nicknames of everyone currently in a room you have joined, in the order they joined. When "
+      "nextCursor is in the result there are more: call again with it as cursor.",
+      detail::object_schema({{"room", detail::room_property("A room you have joined.")},
+                             {"limit", detail::page_limit_property(max_who_is_here_limit, default_who_is_here_page, "nicknames")},
+                             {"cursor", detail::cursor_property()}},
+                            {"room"}),
       detail::output_schema({{"room", {{"type", "string"}}},
-                             {"nicknames", {{"type", "array"}, {"items", {{"type", "string"}}}}}})));
+                             {"nicknames", {{"type", "array"}, {"items", {{"type", "string"}}}}}},
+                            {{"nextCursor", detail::next_cursor_property()}})));
 
   tools.push_back(detail::tool(
       "read_messages", "Read messages",
@@ -4661,9 +4724,12 @@ class basic_bridge {
           using T = std::decay_t<decltype(r)>;
           if constexpr (std::is_same_v<T, mcp::join_room_request>) return join_room_args{r.room, r.nickname};
           else if constexpr (std::is_same_v<T, mcp::leave_room_request>) return leave_room_args{r.room};
-          else if constexpr (std::is_same_v<T, mcp::list_rooms_request>) return list_rooms_args{};
+          else if constexpr (std::is_same_v<T, mcp::list_rooms_request>) return list_rooms_args{r.limit, r.cursor};
           else if constexpr (std::is_same_v<T, mcp::send_message_request>) return send_message_args{r.room, r.body, std::nullopt};
-          else return who_is_here_args{std::get<mcp::who_is_here_request>(call.request).room};
+          else {  // who_is_here: read_messages never gets here
+            const auto& who = std::get<mcp::who_is_here_request>(call.request);
+            return who_is_here_args{who.room, who.limit, who.cursor};
+          }
         },
         call.request);
     calls_.emplace(client_.call(std::move(args)), std::move(call.id));
