@@ -243,10 +243,13 @@ TEST_CASE("a store that fails is InternalError, and the hub stays consistent") {
   auto s = h->open_session(epoch).handle;
   auto broken = h->join_room(s, {"broken", std::nullopt}, epoch);
   CHECK(broken.error().code == error_code::internal);
+  CHECK(broken.error().message.find("disk full") == std::string::npos);  // the store's words stay off the wire
   CHECK(h->rooms().count("broken") == 0);
   REQUIRE(h->join_room(s, {"lobby", std::nullopt}, epoch));
   store.fail_seq = true;
-  CHECK(h->send_message(s, {"lobby", "x", std::nullopt}, epoch).error().code == error_code::internal);
+  auto unsent = h->send_message(s, {"lobby", "x", std::nullopt}, epoch);
+  CHECK(unsent.error().code == error_code::internal);
+  CHECK(unsent.error().message == "could not send: the server's storage failed; try again later");
   store.fail_seq = false;
   CHECK(h->send_message(s, {"lobby", "x", std::nullopt}, epoch)->seq == 1);
 }

@@ -5123,6 +5123,10 @@ struct hub_config {
 // A local handle for a session; only the hub and its caller see it, never the wire.
 using session_handle = std::uint64_t;
 
+// What a client hears when the room store fails: the store's own error (a path, an SQL
+// error) is for the host's log, never for the wire.
+inline constexpr std::string_view storage_failed = "the server's storage failed; try again later";
+
 struct session_grant {
   session_handle handle = 0;
   std::string session_id;
@@ -5573,7 +5577,7 @@ class basic_hub {
                         json{{"retryAfterMs", wait->count()}});
     }
     if (auto created = store_->create_room(name, now.wall); !created)
-      return make_error(error_code::internal, "could not create room " + name + ": " + created.error().message);
+      return make_error(error_code::internal, "could not create room " + name + ": " + std::string(storage_failed));
     room_state& r = rooms_.emplace(name, room_state{}).first->second;
     r.name = name;
     return &r;
@@ -5613,7 +5617,7 @@ class basic_hub {
   result<std::uint64_t> next_seq(room_state& r) {
     if (r.next_seq == r.seq_limit) {
       auto first = store_->reserve_seq_block(r.name, config_.seq_block_size);
-      if (!first) return make_error(error_code::internal, "could not reserve seqs: " + first.error().message);
+      if (!first) return make_error(error_code::internal, "could not send: " + std::string(storage_failed));
       r.next_seq = *first;
       r.seq_limit = *first + config_.seq_block_size;
       r.used = true;
