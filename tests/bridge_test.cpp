@@ -47,7 +47,7 @@ struct agent : in_memory_network::endpoint {
   }
   void connected(mono_time now) override { b.connected(now); }
   void receive(std::string_view bytes, mono_time now) override { b.receive_socket(bytes, now); }
-  void disconnected(mono_time now) override { b.disconnected(now); }
+  void disconnected(mono_time now, std::string why) override { b.disconnected(now, std::move(why)); }
 
   // The host reads what poll() handed out.
   bool record(const test_bridge::actions& a) {
@@ -195,6 +195,8 @@ TEST_CASE("isError results the agent can act on: taken, not in room, rate limite
   auto unreachable = lonely.call("list_rooms", json::object());
   CHECK(is_error(unreachable));
   CHECK(unreachable["result"]["content"][0]["text"].get<std::string>().find("unreachable") != std::string::npos);
+  // ...and says why, as the transport told it, so the agent need not read the bridge's stderr.
+  CHECK(unreachable["result"]["content"][0]["text"].get<std::string>().find("Connection refused") != std::string::npos);
 }
 
 TEST_CASE("a call made while the first connection is under way waits for it instead of failing") {

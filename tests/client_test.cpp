@@ -45,7 +45,7 @@ struct peer : in_memory_network::endpoint {
   }
   void connected(mono_time now) override { c.connected(now); }
   void receive(std::string_view bytes, mono_time now) override { c.receive(bytes, now); }
-  void disconnected(mono_time now) override { c.disconnected(now); }
+  void disconnected(mono_time now, std::string why) override { c.disconnected(now, std::move(why)); }
 
   template <class E>
   std::vector<E> all() const {

@@ -59,7 +59,8 @@ class in_memory_network {
     virtual bool step(in_memory_network& net) = 0;
     virtual void connected(time now) = 0;
     virtual void receive(std::string_view bytes, time now) = 0;
-    virtual void disconnected(time now) = 0;
+    // `why` is the transport's account, as tools/ gives it: empty for an orderly end.
+    virtual void disconnected(time now, std::string why = {}) = 0;
 
     [[nodiscard]] bool linked() const noexcept { return link_.has_value(); }
 
@@ -97,7 +98,7 @@ class in_memory_network {
     }
     if (a.dial) {
       if (server_up) accept(e);
-      else e.disconnected(now());
+      else e.disconnected(now(), "connect: Connection refused");
       moved = true;
     }
     return moved;

@@ -146,7 +146,7 @@ class bridge_runtime {
       last_failure_ = why;
       link_.reset();
       current_link_ = 0;
-      bridge_.disconnected(steady_clock_now());
+      bridge_.disconnected(steady_clock_now(), std::move(why));
       pump();
     };
     current_link_ = id;

@@ -115,7 +115,7 @@ class basic_bridge {
 
   void connected(time now) { client_.connected(now); }
   void receive_socket(std::string_view bytes, time now) { client_.receive(bytes, now); }
-  void disconnected(time now) { client_.disconnected(now); }
+  void disconnected(time now, std::string why = {}) { client_.disconnected(now, std::move(why)); }
 
   // ---- what to do ------------------------------------------------------------------
 
@@ -255,11 +255,17 @@ class basic_bridge {
         return;
       }
       case call_failure::unreachable:
-        mcp_.fail_tool_call(id,
-                            e.code.empty() ? "The parley server is unreachable; retrying in the background. Try again shortly."
-                                           : "The parley server refused this agent (" + e.code + ": " + e.message +
-                                                 "); retrying.",
-                            {{"code", "ServerUnreachableError"}});
+        if (!e.code.empty())
+          mcp_.fail_tool_call(id, "The parley server refused this agent (" + e.code + ": " + e.message + "); retrying.",
+                              {{"code", "ServerUnreachableError"}});
+        else if (!e.message.empty())
+          mcp_.fail_tool_call(id,
+                              "The parley server is unreachable (" + e.message +
+                                  "); retrying in the background. Try again shortly.",
+                              {{"code", "ServerUnreachableError"}, {"reason", e.message}});
+        else
+          mcp_.fail_tool_call(id, "The parley server is unreachable; retrying in the background. Try again shortly.",
+                              {{"code", "ServerUnreachableError"}});
         return;
       case call_failure::connection_lost:
         mcp_.fail_tool_call(id, "The connection to the parley server dropped before it answered; try again.");

@@ -234,8 +234,11 @@ class basic_client {
     }
   }
 
-  // The transport ended, could not be made, or was closed as asked.
-  void disconnected(time now) {
+  // The transport ended, could not be made, or was closed as asked. `why` is the
+  // transport's own account (a refused port, an expired certificate), if it has one:
+  // calls that fail as unreachable until the next session opens say it.
+  void disconnected(time now, std::string why = {}) {
+    if (!why.empty()) last_transport_failure_ = std::move(why);
     transport_ = false;
     close_transport_ = false;  // nothing left to close
     if (closing_) finished_ = true;
@@ -485,6 +488,7 @@ class basic_client {
     healthy_at_ = now + config_.healthy_after;  // the backoff starts again then, or at an answer
     last_heard_ = now;
     last_hello_error_.reset();
+    last_transport_failure_.clear();
     if (resumed) {
       events_.push_back(session_opened{true, {}});
       for (auto& [number, request] : in_flight_) {
@@ -623,7 +627,7 @@ class basic_client {
 
   void fail_unreachable(call_id id) {
     if (last_hello_error_) fail(id, call_failure::unreachable, last_hello_error_->code, last_hello_error_->message);
-    else fail(id, call_failure::unreachable);
+    else fail(id, call_failure::unreachable, {}, last_transport_failure_);
   }
 
   void fail_in_flight(call_failure why) {
@@ -655,6 +659,7 @@ class basic_client {
   std::vector<client_event> events_;
   std::optional<hello_ok_frame> session_;
   std::optional<hello_err_frame> last_hello_error_;
+  std::string last_transport_failure_;  // the transport's last account of a failure, until a session opens
   std::string refusal_;     // hello.err came: why the connection ends, once the server closes it
   bool retry_now_ = false;  // ... and that the next dial need not wait (a refused resume)
   std::map<std::string, std::string, std::less<>> rooms_;        // room → our nickname there

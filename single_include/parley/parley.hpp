@@ -2886,8 +2886,11 @@ class basic_client {
     }
   }
 
-  // The transport ended, could not be made, or was closed as asked.
-  void disconnected(time now) {
+  // The transport ended, could not be made, or was closed as asked. `why` is the
+  // transport's own account (a refused port, an expired certificate), if it has one:
+  // calls that fail as unreachable until the next session opens say it.
+  void disconnected(time now, std::string why = {}) {
+    if (!why.empty()) last_transport_failure_ = std::move(why);
     transport_ = false;
     close_transport_ = false;  // nothing left to close
     if (closing_) finished_ = true;
@@ -3137,6 +3140,7 @@ class basic_client {
     healthy_at_ = now + config_.healthy_after;  // the backoff starts again then, or at an answer
     last_heard_ = now;
     last_hello_error_.reset();
+    last_transport_failure_.clear();
     if (resumed) {
       events_.push_back(session_opened{true, {}});
       for (auto& [number, request] : in_flight_) {
@@ -3275,7 +3279,7 @@ class basic_client {
 
   void fail_unreachable(call_id id) {
     if (last_hello_error_) fail(id, call_failure::unreachable, last_hello_error_->code, last_hello_error_->message);
-    else fail(id, call_failure::unreachable);
+    else fail(id, call_failure::unreachable, {}, last_transport_failure_);
   }
 
   void fail_in_flight(call_failure why) {
@@ -3307,6 +3311,7 @@ class basic_client {
   std::vector<client_event> events_;
   std::optional<hello_ok_frame> session_;
   std::optional<hello_err_frame> last_hello_error_;
+  std::string last_transport_failure_;  // the transport's last account of a failure, until a session opens
   std::string refusal_;     // hello.err came: why the connection ends, once the server closes it
   bool retry_now_ = false;  // ... and that the next dial need not wait (a refused resume)
   std::map<std::string, std::string, std::less<>> rooms_;        // room → our nickname there
@@ -4498,7 +4503,7 @@ class basic_bridge {
 
   void connected(time now) { client_.connected(now); }
   void receive_socket(std::string_view bytes, time now) { client_.receive(bytes, now); }
-  void disconnected(time now) { client_.disconnected(now); }
+  void disconnected(time now, std::string why = {}) { client_.disconnected(now, std::move(why)); }
 
   // ---- what to do ------------------------------------------------------------------
 
@@ -4638,11 +4643,17 @@ class basic_bridge {
         return;
       }
       case call_failure::unreachable:
-        mcp_.fail_tool_call(id,
-                            e.code.empty() ? "The parley server is unreachable; retrying in the background. Try again shortly."
-                                           : "The parley server refused this agent (" + e.code + ": " + e.message +
-                                                 "); retrying.",
-                            {{"code", "ServerUnreachableError"}});
+        if (!e.code.empty())
+          mcp_.fail_tool_call(id, "The parley server refused this agent (" + e.code + ": " + e.message + "); retrying.",
+                              {{"code", "ServerUnreachableError"}});
+        else if (!e.message.empty())
+          mcp_.fail_tool_call(id,
+                              "The parley server is unreachable (" + e.message +
+                                  "); retrying in the background. Try again shortly.",
+                              {{"code", "ServerUnreachableError"}, {"reason", e.message}});
+        else
+          mcp_.fail_tool_call(id, "The parley server is unreachable; retrying in the background. Try again shortly.",
+                              {{"code", "ServerUnreachableError"}});
         return;
       case call_failure::connection_lost:
         mcp_.fail_tool_call(id, "The connection to the parley server dropped before it answered; try again.");

@@ -104,6 +104,9 @@ test('the bridge against bad server certificates: a clear error, an MCP error, b
     const attempts = (server.stderr.match(/TLS handshake failed/g) || []).length;
     const r2 = await b.call('list_rooms');
     assert.equal(r2.isError, true);
+    // The agent hears the cause too, not only the operator reading stderr.
+    const text2 = r2.content.map((x) => x.text).join(' ');
+    assert.match(text2, c.cause, `${c.name}: the tool error does not name the cause: ${text2}`);
     assert.equal(b.exited, null, `${c.name}: the bridge exited\n${b.stderr}`);
     // The cause on stderr, once, at the default log level.
     const lines = b.stderr.split('\n').filter((l) => / (WARN|ERROR) /.test(l));
@@ -113,7 +116,7 @@ test('the bridge against bad server certificates: a clear error, an MCP error, b
     // Backoff: 50-100 ms, 100-200 ms, ... doubling to 10 s, so a few attempts in 4 s, not hundreds.
     assert.ok(attempts >= 2 && attempts <= 20, `${c.name}: ${attempts} attempts in about 4 s`);
     console.log(`FIGURE tls_bridge_${c.name.replace(' ', '_')}_stderr: ${lines[0].replace(/^\S+ /, '')}`);
-    console.log(`FIGURE tls_bridge_${c.name.replace(' ', '_')}_tool_error: ${text}`);
+    console.log(`FIGURE tls_bridge_${c.name.replace(' ', '_')}_tool_error: ${text2}`);
     console.log(`FIGURE tls_bridge_${c.name.replace(' ', '_')}_attempts_seen_by_server_in_${((Date.now() - t0) / 1000 + 0.3).toFixed(1)}s: ${attempts}`);
     await b.client.close();
   }
