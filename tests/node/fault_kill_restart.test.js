@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
 const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js');
-const { BINARY, cleanEnv, connect, session, sleep, startServer, tempDir } = require('./harness');
+const { BINARY, cleanEnv, connect, session, sleep, startServer, tempDir, eventually } = require('./harness');
 
 async function bridge(t, dir, url) {
   const transport = new StdioClientTransport({
@@ -29,15 +29,7 @@ async function bridge(t, dir, url) {
   return { client, pushes, call: (name, args = {}) => client.callTool({ name, arguments: args }) };
 }
 
-async function until(what, fn, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await fn();
-    if (r) return r;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = (what, fn, timeoutMs = 20000) => eventually(fn, timeoutMs, what);
 
 test('kill -9 while three rooms carry traffic; restart on the same db: seqs go on above, clients and a bridge learn of the gap', async (t) => {
   const dir = tempDir(t);

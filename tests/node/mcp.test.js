@@ -8,7 +8,7 @@ const { spawn, spawnSync } = require('node:child_process');
 const path = require('node:path');
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
 const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js');
-const { BINARY, cleanEnv, sleep, startServer, tempDir } = require('./harness');
+const { BINARY, cleanEnv, sleep, startServer, tempDir, eventually } = require('./harness');
 
 // One agent: an SDK client speaking to its own `parley-tools mcp` over stdio.
 async function agent(t, server, { env = {} } = {}) {
@@ -58,15 +58,7 @@ async function agent(t, server, { env = {} } = {}) {
 }
 
 // Waits until the bridge answers tools again (it reconnects in the background).
-async function until(what, fn, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await fn();
-    if (r) return r;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = (what, fn, timeoutMs = 15000) => eventually(fn, timeoutMs, what);
 
 test('initialize: protocol version, capabilities with claude/channel, instructions', async (t) => {
   const server = await startServer(t);
