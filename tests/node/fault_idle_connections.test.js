@@ -13,15 +13,13 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const { spawnSync } = require('node:child_process');
-const { WebSocket, eventually, httpGet, metrics, startServer, withTimeout } = require('./harness');
+const { WebSocket, eventually, httpGet, metrics, startServer, withTimeout, SANITIZED } = require('./harness');
 
 // Both this process and the server hold N descriptors (node and the server raise their soft limit to the
 // hard one); the server keeps 64 for itself. Where the hard limit is lower, N shrinks to fit, and says so.
 const HARD_LIMIT = Number(spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim()) || Infinity;
 const WANTED = Number(process.env.PARLEY_FAULT_IDLE || 2000);
 const N = Math.min(WANTED, HARD_LIMIT - 256);
-// AddressSanitizer's redzones and shadow memory multiply a session's footprint.
-const SANITIZED = fs.readFileSync(process.env.PARLEY_TOOLS).includes('AddressSanitizer');
 
 // The server's CPU time so far, in seconds (utime + stime from /proc/PID/stat).
 function cpuSeconds(pid) {
@@ -103,5 +101,6 @@ test(`${N} idle sessions: RSS, the (N+1)th gets 503, one message reaches all of 
   console.log(`FIGURE idle_connections_fanout_ms: ${fanoutMs.toFixed(0)} for one message to ${N - 1} members`);
   console.log(`FIGURE idle_connections_n_plus_1: HTTP ${refused.status}`);
   // Loose: the documented sizing is about 20 KiB per idle session; allow five times that.
+  // AddressSanitizer's redzones and shadow memory multiply a session's footprint.
   assert.ok((rss - baseRss) / N < (SANITIZED ? 1000 : 100), `${(rss - baseRss) / N} KiB per idle session`);
 });

@@ -312,6 +312,11 @@ async function metrics(port) {
   return out;
 }
 
+// Whether the binary under test is built with AddressSanitizer, whose shadow memory and
+// quarantine change what RSS means. A GCC build links libasan dynamically, so the binary
+// itself holds only its references to the runtime, such as __asan_init.
+const SANITIZED = BINARY ? fs.readFileSync(BINARY).includes('__asan_init') : false;
+
 // Polls `fn` until it returns a truthy value or the time runs out.
 async function eventually(fn, timeoutMs = DEFAULT_TIMEOUT_MS, what = 'a condition') {
   const deadline = Date.now() + timeoutMs;
@@ -326,6 +331,7 @@ async function eventually(fn, timeoutMs = DEFAULT_TIMEOUT_MS, what = 'a conditio
 
 module.exports = {
   BINARY,
+  SANITIZED,
   CLIENT_VERSION,
   WebSocket,
   cleanEnv,
