@@ -16,7 +16,6 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
