@@ -104,6 +104,13 @@ struct peer {
     return next();
   }
 
+  // A hello that resumes `session_id` with `token`, having acked `acks` (room → seq).
+  void send_resume(const json& session_id, const json& token, json acks = json::object()) {
+    send_json({{"_tag", "hello"},
+               {"clientVersion", "0.1.0"},
+               {"resume", {{"sessionId", session_id}, {"reconnectToken", token}, {"lastAckedSeqByRoom", std::move(acks)}}}});
+  }
+
   // Reads everything the server wrote so far.
   void read() {
     std::string& in = H.inbox[id];
@@ -450,12 +457,7 @@ TEST_CASE("abrupt drop then resume replays exactly what was missed") {
 
   peer again(h);
   again.upgrade();
-  again.send_json({{"_tag", "hello"},
-                   {"clientVersion", "0.1.0"},
-                   {"resume",
-                    {{"sessionId", ok["sessionId"]},
-                     {"reconnectToken", ok["reconnectToken"]},
-                     {"lastAckedSeqByRoom", {{"lobby", first["seq"]}}}}}});
+  again.send_resume(ok["sessionId"], ok["reconnectToken"], {{"lobby", first["seq"]}});
   auto resumed = again.next();
   CHECK(resumed["_tag"] == "hello.ok");
   CHECK(resumed["sessionId"] == ok["sessionId"]);
@@ -478,9 +480,7 @@ TEST_CASE("resume failures: 4001 unknown session, 4002 bad token, 4003 overflow"
   auto resume_with = [&](json session_id, json token) {
     peer c(h);
     c.upgrade();
-    c.send_json({{"_tag", "hello"},
-                 {"clientVersion", "0.1.0"},
-                 {"resume", {{"sessionId", session_id}, {"reconnectToken", token}, {"lastAckedSeqByRoom", json::object()}}}});
+    c.send_resume(session_id, token);
     auto err = c.next();
     REQUIRE(c.close);
     return std::make_pair(err["code"].get<std::string>(), c.close->code);
@@ -504,10 +504,7 @@ TEST_CASE("a resume refused for overflow while the session is live elsewhere clo
   for (int i = 0; i < 65; ++i) alice.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", "m"}});
   peer thief(h);  // bob's own token, say from a second process, acking nothing
   thief.upgrade();
-  thief.send_json({{"_tag", "hello"},
-                   {"clientVersion", "0.1.0"},
-                   {"resume", {{"sessionId", ok["sessionId"]}, {"reconnectToken", ok["reconnectToken"]},
-                               {"lastAckedSeqByRoom", {{"lobby", 0}}}}}});
+  thief.send_resume(ok["sessionId"], ok["reconnectToken"], {{"lobby", 0}});
   CHECK(thief.next()["code"] == "ReplayBufferOverflowError");
   bob.read();
   REQUIRE(bob.close);
@@ -546,10 +543,7 @@ TEST_CASE("a resume on a new connection takes the session from the old one, whic
   auto ok = first.hello();
   peer second(h);
   second.upgrade();
-  second.send_json({{"_tag", "hello"},
-                    {"clientVersion", "0.1.0"},
-                    {"resume", {{"sessionId", ok["sessionId"]}, {"reconnectToken", ok["reconnectToken"]},
-                                {"lastAckedSeqByRoom", json::object()}}}});
+  second.send_resume(ok["sessionId"], ok["reconnectToken"]);
   CHECK(second.next()["_tag"] == "hello.ok");
   first.read();
   REQUIRE(first.close);
@@ -712,10 +706,7 @@ TEST_CASE("a slow consumer is closed with 4008; everyone else is unaffected, and
   h.count_written = true;
   peer back(h);
   back.upgrade();
-  back.send_json({{"_tag", "hello"},
-                  {"clientVersion", "0.1.0"},
-                  {"resume", {{"sessionId", ok["sessionId"]}, {"reconnectToken", ok["reconnectToken"]},
-                              {"lastAckedSeqByRoom", {{"lobby", 0}}}}}});
+  back.send_resume(ok["sessionId"], ok["reconnectToken"], {{"lobby", 0}});
   CHECK(back.next()["_tag"] == "hello.ok");
   back.read();
   CHECK(back.frames.size() == 40);
