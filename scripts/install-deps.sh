@@ -8,6 +8,7 @@ packages=(
   libasio-dev libcli11-dev libsqlite3-dev libssl-dev # the tools
   clang libfuzzer-14-dev                             # the fuzz targets
   dpkg-dev file                                      # the .deb packages
+  chromium                                           # the web page's browser tests (playwright-core drives it)
 )
 # Node.js runs the test-only clients (ws, the MCP SDK); keep a newer one if present.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
