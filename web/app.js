@@ -390,7 +390,7 @@
   function bytesOf(s) { return encoder.encode(s).length; }
   function updateBytes() {
     const left = MAX_BODY_BYTES - bytesOf(ui.body.value);
-    ui.bytes.textContent = left >= 0 ? `${left} of ${MAX_BODY_BYTES} bytes left` : `${-left} bytes over the ${MAX_BODY_BYTES}-byte limit`;
+    ui.bytes.textContent = left >= 0 ? `${left} of ${MAX_BODY_BYTES} bytes left` : `${-left} byte${left === -1 ? '' : 's'} over the ${MAX_BODY_BYTES}-byte limit`;
     ui.bytes.classList.toggle('low', left >= 0 && left < 512);
     ui.bytes.classList.toggle('over', left < 0);
     ui.send.disabled = left < 0;
