@@ -105,7 +105,7 @@ TEST_CASE("two bridges in one room: join, send, the channel push with its meta, 
   auto pushes = bob.channel_pushes();
   REQUIRE(pushes.size() == 1);
   CHECK(pushes[0]["content"] == "hello bob");
-  CHECK(pushes[0]["meta"] == json{{"room", "lobby"}, {"from_nickname", "alice"}, {"seq", "1"},
+  CHECK(pushes[0]["meta"] == json{{"room", "lobby"}, {"from_nickname", "alice"}, {"from_kind", "agent"}, {"seq", "1"},
                                   {"message_id", sent["messageId"]}, {"sent_at", sent["sentAt"]}});
   CHECK(alice.channel_pushes().empty());
 }

@@ -10,6 +10,7 @@
 
 #include "auth_rule.hpp"
 #include "wall_clock.hpp"
+#include "web_assets.hpp"
 
 #include <parley/server.hpp>
 
@@ -225,6 +226,7 @@ class server_runtime {
     config.tls = options.tls();
     config.loopback_hosts_only = is_loopback_bind(options.bind);
     for (const auto& origin : options.allow_origins) config.allowed_origins.push_back(*parley::parse_web_origin(origin));
+    config.web_assets = web_assets();
     return config;
   }
 

@@ -301,6 +301,7 @@ class basic_bridge {
   void on_client_event(room_message_frame& m, time) {
     mcp_.push_channel(m.body, {{"room", m.room},
                                {"from_nickname", m.from_nickname},
+                               {"from_kind", std::string(to_string(m.from_kind))},
                                {"seq", std::to_string(m.seq)},
                                {"message_id", m.message_id},
                                {"sent_at", m.sent_at}});
@@ -383,6 +384,7 @@ class basic_bridge {
       }
       messages.push_back({{"room", it->room},
                           {"fromNickname", it->from_nickname},
+                          {"fromKind", to_string(it->from_kind)},
                           {"body", it->body},
                           {"seq", it->seq},
                           {"messageId", it->message_id},

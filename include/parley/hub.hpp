@@ -130,6 +130,7 @@ class basic_hub {
     bool ready_listed = false;
     std::string principal;                    // the token's label; empty: the session is its own
     token_bucket<monotonic_time> room_bucket;  // room creations, when the principal is the session
+    member_kind kind = member_kind::agent;     // what who_is_here and fromKind say of it
   };
 
   // Loads the store's rooms; a store that cannot be read is an error, not an empty hub.
@@ -153,16 +154,21 @@ class basic_hub {
 
   // ---- sessions -----------------------------------------------------------
 
+  // A fresh secret from the hub's randomness (base64url): the server's cookie ids.
+  [[nodiscard]] std::string random_secret(std::size_t bytes = 32) { return random_token(random_, bytes); }
+
   // `principal` is who the room-creation budget belongs to: the label of the token the
   // session presented, or empty when it presented none (the session is its own).
-  [[nodiscard]] session_grant open_session(const moment_type& now, std::string principal = {}) {
+  // `kind` is what the hello said the client is: an agent, or a person at the web page.
+  [[nodiscard]] session_grant open_session(const moment_type& now, std::string principal = {},
+                                           member_kind kind = member_kind::agent) {
     touch(now);
     const session_handle handle = ++last_handle_;
     auto s = std::make_unique<session_state>(session_state{
         handle, uuid_v4(random_), random_token(random_, 32), true, {}, {},
         token_bucket<monotonic_time>(config_.rate, now.monotonic),
         idempotency_window<send_message_result, monotonic_time>(config_.idempotency), {}, false, std::move(principal),
-        token_bucket<monotonic_time>::per_minute(config_.room_creation, now.monotonic)});
+        token_bucket<monotonic_time>::per_minute(config_.room_creation, now.monotonic), kind});
     session_grant grant{handle, s->id, s->reconnect_token};
     by_id_.emplace(s->id, handle);
     sessions_.emplace(handle, std::move(s));
@@ -346,7 +352,7 @@ class basic_hub {
 
     send_message_result sent{args.room, *seq, uuid_v7(now.wall, random_), format_rfc3339(now.wall)};
     std::string text = encode_room_message(
-        room_message_frame{args.room, sent.seq, sent.message_id, it->second.nickname, args.body, sent.sent_at});
+        room_message_frame{args.room, sent.seq, sent.message_id, it->second.nickname, args.body, sent.sent_at, s->kind});
     const shared_frame frame = make_shared_frame(frame_encoding::encode(std::move(text)));
     ++stats_.messages_total;
     for (member& m : r.members) {
@@ -400,7 +406,10 @@ class basic_hub {
     const std::size_t page = args.limit.value_or(default_who_is_here_page);
     who_is_here_result out{args.room, {}};
     auto m = std::partition_point(members.begin(), members.end(), [&](const member& x) { return x.joined <= after; });
-    for (std::size_t n = 0; m != members.end() && n < page; ++m, ++n) out.nicknames.push_back(m->nickname);
+    for (std::size_t n = 0; m != members.end() && n < page; ++m, ++n) {
+      out.nicknames.push_back(m->nickname);
+      out.members.push_back(member_entry{m->nickname, m->session->kind});
+    }
     if (m != members.end()) out.next_cursor = std::to_string(std::prev(m)->joined);
     return out;
   }

@@ -10,6 +10,7 @@
 // basic_hub<Policy> whose frames must be WebSocket frames; `parley::server` is the default.
 #pragma once
 
+#include "browser_sign_in.hpp"
 #include "clock.hpp"
 #include "error.hpp"
 #include "http.hpp"
@@ -20,6 +21,7 @@
 #include "server_hooks.hpp"
 #include "session_protocol.hpp"
 #include "shared_frame.hpp"
+#include "web_page.hpp"
 #include "websocket.hpp"
 #include "wire.hpp"
 
@@ -51,6 +53,9 @@ struct server_config {
   bool tls = false;                       // we serve https: our own origin's scheme
   bool loopback_hosts_only = false;       // a loopback bind: refuse a Host that is not loopback (DNS rebinding)
   std::vector<web_origin> allowed_origins;  // browser origins besides our own that may open a WebSocket
+  std::vector<web_asset> web_assets;        // the page for people; none: "/" answers 426 to a plain GET
+  milliseconds sign_in_lifetime = std::chrono::hours(12);  // a person's sign-in at the page (its cookie)
+  std::size_t max_sign_ins = 10000;                         // past this the oldest sign-in is given up
 };
 
 // Parley's own close codes beside the hello failures of error.hpp.
@@ -81,7 +86,8 @@ class basic_server {
   using monotonic_time = typename moment_type::monotonic_time;
 
   explicit basic_server(hub_type& h, server_config config = {}, hooks_type hooks = {})
-      : hub_(h), config_(config), hooks_(std::move(hooks)) {}
+      : hub_(h), config_(std::move(config)), hooks_(std::move(hooks)),
+        sign_ins_(config_.max_sign_ins, config_.sign_in_lifetime) {}
 
   // ---- connections ----------------------------------------------------------
 
@@ -116,7 +122,7 @@ class basic_server {
     if (c->stage == connection_stage::http) {
       const auto parsed = c->http.feed(bytes);
       if (parsed.status == http_parse_status::need_more) return;
-      if (parsed.status == http_parse_status::failed) return finish_http(*c, build_http_response(parsed.error));
+      if (parsed.status == http_parse_status::failed) return refuse_http(*c, parsed.error);
       if (!route_http(*c, now)) return;
       bytes.remove_prefix(parsed.consumed);  // a client may send its hello right behind the upgrade
     }
@@ -228,7 +234,7 @@ class basic_server {
     shutting_down_ = true;
     for (auto& [id, c] : connections_) {
       if (c.closing) continue;
-      if (c.stage == connection_stage::http) finish_http(c, build_http_response(http_error{503, "Service Unavailable: shutting down", {}}));
+      if (c.stage == connection_stage::http) refuse_http(c, http_error{503, "Service Unavailable: shutting down", {}});
       else close(c, ws_status::going_away, "server shutting down");
     }
   }
@@ -248,6 +254,7 @@ class basic_server {
         continue;
       }
       if (!std::exchange(announced, true)) log(log_level::info, "token " + label + " was revoked: closing its sessions");
+      sign_ins_.erase_label(label);
       const session_handle s = it->first;
       if (auto conn = by_session_.find(s); conn != by_session_.end()) {
         if (connection* c = find(conn->second)) {
@@ -296,6 +303,7 @@ class basic_server {
   }
 
   [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
+  [[nodiscard]] std::size_t sign_in_count() const noexcept { return sign_ins_.size(); }
   [[nodiscard]] hooks_type& hooks() noexcept { return hooks_; }
   [[nodiscard]] std::optional<session_handle> session_of(connection_id id) const {
     auto it = connections_.find(id);
@@ -357,7 +365,7 @@ class basic_server {
     if (c.stage != connection_stage::open) {
       if (t - c.accepted_at >= config_.handshake_timeout) {
         log(log_level::info, "connection " + std::to_string(c.id) + " closed: handshake timeout");
-        if (c.stage == connection_stage::http) finish_http(c, build_http_response(http_error{408, "Request Timeout", {}}));
+        if (c.stage == connection_stage::http) refuse_http(c, http_error{408, "Request Timeout", {}});
         else close(c, ws_status::policy_violation, "hello not received in time");
       }
       return;
@@ -434,37 +442,51 @@ class basic_server {
     wake_at(c, c.close_deadline);
   }
 
+  // Every HTTP answer but the 101 carries the page's security headers: an error page
+  // is a page too, and a browser may be looking at it.
+  void refuse_http(connection& c, http_error e, const std::optional<web_origin>& own = std::nullopt) {
+    add_security_headers(e.headers, own);
+    finish_http(c, build_http_response(e));
+  }
+
+  void answer_http(connection& c, int status, std::string_view reason, http_headers headers, std::string_view body,
+                   const std::optional<web_origin>& own) {
+    add_security_headers(headers, own);
+    finish_http(c, build_http_response(status, reason, headers, body));
+  }
+
   // Returns true when the connection was upgraded and bytes should flow to the WebSocket.
-  bool route_http(connection& c, const moment_type&) {
+  bool route_http(connection& c, const moment_type& now) {
     const http_request request = c.http.take_request();
     const auto host = request.headers.get("Host");
     if (!host) {
-      finish_http(c, build_http_response(http_error{400, "Bad Request: a Host header is required", {}}));
+      refuse_http(c, http_error{400, "Bad Request: a Host header is required", {}});
       return false;
     }
     if (config_.loopback_hosts_only && !is_loopback_host(*host)) {
       log(log_level::info, "connection " + std::to_string(c.id) + " refused: Host is not a loopback name");
-      finish_http(c, build_http_response(http_error{
-                         403, "Forbidden: this server answers only to localhost, 127.0.0.1 or [::1]", {}}));
+      refuse_http(c, http_error{403, "Forbidden: this server answers only to localhost, 127.0.0.1 or [::1]", {}});
       return false;
     }
+    const std::optional<web_origin> own = own_origin(*host, config_.tls);
     std::string_view path = request.target;
     path = path.substr(0, path.find('?'));
+    const bool get_or_head = request.method == "GET" || request.method == "HEAD";
+    auto not_allowed = [&](std::string_view allowed) {
+      http_headers allow;
+      allow.add("Allow", std::string(allowed));
+      refuse_http(c, http_error{405, "Method Not Allowed", allow}, own);
+      return false;
+    };
     if (path == "/healthz" || path == "/metrics") {
-      if (request.method != "GET" && request.method != "HEAD") {
-        http_headers allow;
-        allow.add("Allow", "GET, HEAD");
-        finish_http(c, build_http_response(http_error{405, "Method Not Allowed", allow}));
-        return false;
-      }
+      if (!get_or_head) return not_allowed("GET, HEAD");
       http_headers headers;
       headers.add("Content-Type", path == "/healthz" ? "text/plain; charset=utf-8" : "text/plain; version=0.0.4; charset=utf-8");
       // Unhealthy is a fact, not a cause: the storage's own error stays in the host's log.
       const bool unhealthy = path == "/healthz" && hooks_.storage_failing();
       std::string body = path == "/metrics" ? metrics_text() : unhealthy ? std::string("storage failing\n") : std::string("ok\n");
-      std::string response = build_http_response(unhealthy ? 503 : 200, unhealthy ? "Service Unavailable" : "OK", headers,
-                                                 request.method == "HEAD" ? std::string() : body);
-      finish_http(c, std::move(response));
+      answer_http(c, unhealthy ? 503 : 200, unhealthy ? "Service Unavailable" : "OK", headers,
+                  request.method == "HEAD" ? std::string() : body, own);
       return false;
     }
     if (c.monitoring_only) {
@@ -472,32 +494,126 @@ class basic_server {
       finish_http(c, capacity_response());
       return false;
     }
-    if (path != "/") {
-      finish_http(c, build_http_response(http_error{404, "Not Found", {}}));
+    if (path == "/session") {
+      serve_sign_in(c, request, own, now.monotonic);
       return false;
     }
     if (!is_upgrade_request(request)) {
+      if (const web_asset* asset = find_web_asset(config_.web_assets, path)) {
+        if (!get_or_head) return not_allowed("GET, HEAD");
+        http_headers headers;
+        headers.add("Content-Type", std::string(web_content_type(asset->name)));
+        headers.add("Cache-Control", "no-cache");
+        answer_http(c, 200, "OK", headers, request.method == "HEAD" ? std::string_view() : asset->bytes, own);
+        return false;
+      }
+      if (path != "/") {
+        refuse_http(c, http_error{404, "Not Found", {}}, own);
+        return false;
+      }
       http_headers upgrade;
       upgrade.add("Upgrade", "websocket");
-      finish_http(c, build_http_response(http_error{426, "Upgrade Required", upgrade}));
+      refuse_http(c, http_error{426, "Upgrade Required", upgrade}, own);
+      return false;
+    }
+    if (path != "/") {
+      refuse_http(c, http_error{404, "Not Found", {}}, own);
       return false;
     }
     auto accept = validate_websocket_upgrade(request);
     if (!accept) {
-      finish_http(c, build_http_response(accept.error()));
+      refuse_http(c, accept.error(), own);
       return false;
     }
     // A browser says which page is asking; native clients send no Origin and are
     // subject to auth alone.
-    if (const auto origin = request.headers.get("Origin"); origin && !origin_allowed(*origin, *host)) {
+    const auto origin = request.headers.get("Origin");
+    if (origin && !origin_allowed(*origin, *host)) {
       log(log_level::info, "connection " + std::to_string(c.id) + " refused: origin not allowed");
-      finish_http(c, build_http_response(http_error{403, "Forbidden: this origin may not open a WebSocket here", {}}));
+      refuse_http(c, http_error{403, "Forbidden: this origin may not open a WebSocket here", {}}, own);
       return false;
     }
     c.bearer_token = bearer_token(request);
+    if (!c.bearer_token && origin && is_own_origin(*origin, own)) c.bearer_token = signed_in_token(request, now.monotonic);
     push_unbounded(c, make_shared_frame(build_switching_protocols(*accept)));
     c.stage = connection_stage::awaiting_hello;
     return true;
+  }
+
+  [[nodiscard]] static bool is_own_origin(std::string_view origin_header, const std::optional<web_origin>& own) {
+    const auto origin = parse_web_origin(origin_header);
+    return origin && own && *origin == *own;
+  }
+
+  // The token of the page's sign-in cookie, if it names a live one.
+  [[nodiscard]] std::optional<std::string> signed_in_token(const http_request& request, monotonic_time now) const {
+    const auto cookie = request.headers.get("Cookie");
+    if (!cookie) return std::nullopt;
+    for (std::string_view id : cookie_values(*cookie, sign_in_cookie_name(config_.tls)))
+      if (const auto* s = sign_ins_.find(id, now)) return s->token;
+    return std::nullopt;
+  }
+
+  // /session: GET says whether the page must ask for a token and whether it holds a
+  // sign-in; POST (the token as a bearer) signs in; DELETE signs out. POST and DELETE
+  // must come from our own page: a browser always sends Origin on them, so another
+  // page can neither sign the user in as someone else nor out.
+  void serve_sign_in(connection& c, const http_request& request, const std::optional<web_origin>& own,
+                     monotonic_time now) {
+    http_headers headers;
+    headers.add("Content-Type", "application/json");
+    headers.add("Cache-Control", "no-store");
+    auto answer = [&](int status, std::string_view reason, const json& body) {
+      answer_http(c, status, reason, headers, body.is_null() ? std::string() : body.dump(), own);
+    };
+    auto failure = [&](int status, std::string_view reason, error_code code, std::string message) {
+      answer(status, reason, json{{"code", to_string(code)}, {"message", std::move(message)}});
+    };
+    if (request.method == "GET" || request.method == "HEAD") {
+      const bool signed_in = signed_in_token(request, now).has_value();
+      const json body{{"tokenRequired", hooks_.tokens_required()}, {"signedIn", signed_in}};
+      return answer(200, "OK", request.method == "HEAD" ? json() : body);
+    }
+    if (request.method != "POST" && request.method != "DELETE") {
+      http_headers allow;
+      allow.add("Allow", "GET, HEAD, POST, DELETE");
+      return refuse_http(c, http_error{405, "Method Not Allowed", allow}, own);
+    }
+    const auto origin = request.headers.get("Origin");
+    if (!origin || !is_own_origin(*origin, own)) {
+      log(log_level::info, "connection " + std::to_string(c.id) + " refused: sign-in from another origin");
+      return failure(403, "Forbidden", error_code::invalid_argument,
+                     "sign-in and sign-out are accepted only from this server's own page");
+    }
+    if (request.method == "DELETE") {
+      if (const auto cookie = request.headers.get("Cookie"))
+        for (std::string_view id : cookie_values(*cookie, sign_in_cookie_name(config_.tls))) sign_ins_.erase(std::string(id));
+      headers.add("Set-Cookie", sign_in_cookie({}, config_.tls, config_.sign_in_lifetime));
+      return answer(204, "No Content", json());
+    }
+    if (!hooks_.tokens_required())
+      return failure(400, "Bad Request", error_code::invalid_argument,
+                     "this server needs no token: it is bound to loopback");
+    const auto token = bearer_token(request);
+    if (!token || token->size() > max_auth_token_length)
+      return failure(400, "Bad Request", error_code::auth_required,
+                     "send the token as Authorization: Bearer TOKEN (at most 256 characters)");
+    token_verdict verdict = hooks_.check_token(*token);
+    switch (verdict.status) {
+      case token_status::valid: break;
+      case token_status::unknown: return failure(401, "Unauthorized", error_code::bad_token, "unknown token");
+      case token_status::revoked:
+        return failure(401, "Unauthorized", error_code::token_revoked, "token " + verdict.label + " is revoked");
+      case token_status::unavailable:
+        log(log_level::error, "sign-in refused: the token store is unavailable");
+        return failure(503, "Service Unavailable", error_code::internal,
+                       "the server cannot check tokens right now; try again later");
+    }
+    std::string id = hub_.random_secret();
+    headers.add("Set-Cookie", sign_in_cookie(id, config_.tls, config_.sign_in_lifetime));
+    log(log_level::info, "token " + verdict.label + " signed in at the web page");
+    sign_ins_.add(std::move(id), *token, std::move(verdict.label), now);
+    answer(204, "No Content", json());
   }
 
   // Our own page's origin, and those named with --allow-origin. "null" and anything
@@ -659,6 +775,7 @@ class basic_server {
   std::set<std::pair<monotonic_time, connection_id>> wakeups_;  // each connection's next check, soonest first
   std::unordered_map<session_handle, connection_id> by_session_;
   std::unordered_map<session_handle, std::string> labels_;
+  browser_sign_ins<monotonic_time> sign_ins_;
   std::vector<connection_id> writable_;
   std::vector<connection_id> aborted_;
   connection_id last_connection_ = 0;

@@ -54,7 +54,7 @@ template <class Hub>
   result<session_grant> grant = [&]() -> result<session_grant> {
     if (hello.resume) return h.resume_session(*hello.resume, now);
     if (auth_failure) return tl::unexpected(*auth_failure);
-    return h.open_session(now, std::move(principal));
+    return h.open_session(now, std::move(principal), hello.client_kind);
   }();
   if (!grant) return refuse(grant.error());
   std::string ok = encode_hello_ok(hello_ok_frame{grant->session_id, grant->reconnect_token, h.config().server_version});

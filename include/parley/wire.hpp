@@ -26,6 +26,15 @@ namespace parley {
 
 using json = nlohmann::json;
 
+// Whether a member is a person (the server's web page, or any client that says so) or
+// an agent. Our addition: hello's optional clientKind sets it, and who_is_here's
+// `members` and room.message's `fromKind` report it; the reference ignores both.
+enum class member_kind { agent, person };
+
+[[nodiscard]] constexpr std::string_view to_string(member_kind k) noexcept {
+  return k == member_kind::person ? "person" : "agent";
+}
+
 // ---- client → server ------------------------------------------------------
 
 struct resume_block {
@@ -38,6 +47,7 @@ struct hello_frame {
   std::string client_version;
   std::optional<std::string> auth_token;
   std::optional<resume_block> resume;
+  member_kind client_kind = member_kind::agent;  // "clientKind", our addition
 };
 
 struct join_room_args {
@@ -115,10 +125,15 @@ struct send_message_result {
   std::string message_id;
   std::string sent_at;
 };
+struct member_entry {
+  std::string nickname;
+  member_kind kind = member_kind::agent;
+};
 struct who_is_here_result {
   std::string room;
   std::vector<std::string> nicknames;
   std::optional<std::string> next_cursor{};  // set when members after this page remain
+  std::vector<member_entry> members{};       // the same members with their kind: our addition
 };
 
 inline void to_json(json& j, const join_room_result& r) {
@@ -138,7 +153,9 @@ inline void to_json(json& j, const send_message_result& r) {
   j = json{{"room", r.room}, {"seq", r.seq}, {"messageId", r.message_id}, {"sentAt", r.sent_at}};
 }
 inline void to_json(json& j, const who_is_here_result& r) {
-  j = json{{"room", r.room}, {"nicknames", r.nicknames}};
+  json members = json::array();
+  for (const auto& m : r.members) members.push_back(json{{"nickname", m.nickname}, {"kind", to_string(m.kind)}});
+  j = json{{"room", r.room}, {"nicknames", r.nicknames}, {"members", std::move(members)}};
   if (r.next_cursor) j["nextCursor"] = *r.next_cursor;
 }
 
@@ -170,6 +187,7 @@ struct room_message_frame {
   std::string from_nickname;
   std::string body;
   std::string sent_at;
+  member_kind from_kind = member_kind::agent;  // "fromKind", our addition; absent reads as agent
 };
 struct system_error_frame {
   std::string code;
@@ -361,6 +379,12 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   if (*token && ((*token)->empty() || (*token)->size() > max_auth_token_length))
     return bad("authToken must be 1 to 256 characters");
   hello.auth_token = std::move(*token);
+  auto kind = f.optional_string("clientKind");
+  if (!kind) return bad(kind.error().message);
+  if (*kind) {
+    if (**kind == "person") hello.client_kind = member_kind::person;
+    else if (**kind != "agent") return bad("clientKind must be \"agent\" or \"person\"");
+  }
   if (const json* r = f.find("resume")) {
     if (!r->is_object()) return bad("resume must be an object");
     detail::field_reader rf(*r);
@@ -426,6 +450,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
 [[nodiscard]] inline std::string encode_hello(const hello_frame& h) {
   json j{{"_tag", "hello"}, {"clientVersion", h.client_version}};
   if (h.auth_token) j["authToken"] = *h.auth_token;
+  if (h.client_kind == member_kind::person) j["clientKind"] = "person";
   if (h.resume) {
     json acks = json::object();
     for (const auto& [room, seq] : h.resume->last_acked_seq_by_room) acks[room] = seq;
@@ -500,7 +525,8 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
 
 [[nodiscard]] inline std::string encode_room_message(const room_message_frame& m) {
   return json{{"_tag", "room.message"}, {"room", m.room},   {"seq", m.seq},        {"messageId", m.message_id},
-              {"fromNickname", m.from_nickname},         {"body", m.body}, {"sentAt", m.sent_at}}
+              {"fromNickname", m.from_nickname},         {"body", m.body}, {"sentAt", m.sent_at},
+              {"fromKind", to_string(m.from_kind)}}
       .dump();
 }
 
@@ -535,6 +561,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
         !str("body", m.body) || !str("sentAt", m.sent_at))
       return bad("malformed room.message frame");
     m.seq = *seq;
+    if (const json* kind = f.find("fromKind"); kind && *kind == "person") m.from_kind = member_kind::person;
     return m;
   }
   if (*tag == "tool.ok") {
