@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
-// Token bucket, idempotency window, replay ring, UUIDs and RFC 3339: the hub's parts on their own.
+// Token bucket, idempotency window, replay ring, UUIDs, RFC 3339, sign-in cookies and page files: the parts on their own.
 #include <parley/parley.hpp>
 
 #include "test_support.hpp"
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <set>
 #include <string>
 
@@ -144,4 +145,60 @@ TEST_CASE("token bucket: huge rates saturate instead of overflowing") {
   token_bucket bucket({4000000000u, 4000000000u}, epoch.monotonic);
   for (int i = 0; i < 3; ++i) (void)bucket.try_take(epoch.monotonic);
   CHECK(bucket.milli_tokens(epoch.monotonic + std::chrono::hours(1)) == std::uint64_t{4000000000u} * 1000);
+}
+
+TEST_CASE("cookie_values finds every value of one cookie, whatever the spacing and the others around it") {
+  CHECK(cookie_values("a=1; parley_sign_in=xyz;b=2", "parley_sign_in") == std::vector<std::string_view>{"xyz"});
+  CHECK(cookie_values("parley_sign_in=one;  parley_sign_in=two", "parley_sign_in") ==
+        std::vector<std::string_view>{"one", "two"});
+  CHECK(cookie_values("xparley_sign_in=no; parley_sign_inx=no; parley_sign_in", "parley_sign_in").empty());
+  CHECK(cookie_values("", "parley_sign_in").empty());
+  CHECK(cookie_values("parley_sign_in=", "parley_sign_in") == std::vector<std::string_view>{""});
+}
+
+TEST_CASE("browser_sign_ins: found until they expire, the oldest given up at capacity, erased by id or label") {
+  using time = std::chrono::steady_clock::time_point;
+  const time t0{};
+  browser_sign_ins<time> sign_ins(2, std::chrono::hours(1));
+  sign_ins.add("a", "tok-a", "ann", t0);
+  sign_ins.add("b", "tok-b", "bob", t0 + std::chrono::minutes(1));
+  REQUIRE(sign_ins.find("a", t0));
+  CHECK(sign_ins.find("a", t0)->token == "tok-a");
+  CHECK_FALSE(sign_ins.find("a", t0 + std::chrono::hours(1)));  // expired, though not yet swept
+  CHECK(sign_ins.find("b", t0 + std::chrono::hours(1)));
+
+  sign_ins.add("c", "tok-c", "ann", t0 + std::chrono::minutes(2));  // at capacity: "a" goes
+  CHECK(sign_ins.size() == 2);
+  CHECK_FALSE(sign_ins.find("a", t0));
+  sign_ins.erase_label("ann");
+  CHECK(sign_ins.size() == 1);
+  sign_ins.erase("b");
+  CHECK(sign_ins.size() == 0);
+  sign_ins.erase("b");  // twice is harmless
+
+  sign_ins.add("d", "tok-d", "dan", t0);
+  sign_ins.add("e", "tok-e", "eve", t0 + std::chrono::hours(2));  // sweeps the expired "d" first
+  CHECK(sign_ins.size() == 1);
+}
+
+TEST_CASE("sign_in_cookie: HttpOnly and SameSite=Strict always; Secure and the __Host- prefix under TLS") {
+  CHECK(sign_in_cookie("id", false, std::chrono::hours(12)) ==
+        "parley_sign_in=id; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200");
+  CHECK(sign_in_cookie("id", true, std::chrono::hours(1)) ==
+        "__Host-parley_sign_in=id; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600; Secure");
+  CHECK(sign_in_cookie("", false, std::chrono::hours(1)) == "parley_sign_in=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+}
+
+TEST_CASE("web_content_type and find_web_asset") {
+  CHECK(web_content_type("index.html") == "text/html; charset=utf-8");
+  CHECK(web_content_type("app.js") == "text/javascript; charset=utf-8");
+  CHECK(web_content_type("app.css") == "text/css; charset=utf-8");
+  CHECK(web_content_type("favicon.svg") == "image/svg+xml");
+  CHECK(web_content_type("README") == "application/octet-stream");
+  const std::vector<web_asset> assets{{"index.html", "<p>"}, {"app.js", "1"}};
+  CHECK(find_web_asset(assets, "/")->bytes == "<p>");
+  CHECK(find_web_asset(assets, "/app.js")->bytes == "1");
+  CHECK_FALSE(find_web_asset(assets, "app.js"));
+  CHECK_FALSE(find_web_asset(assets, ""));
+  CHECK_FALSE(find_web_asset(assets, "/app.js/"));
 }

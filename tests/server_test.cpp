@@ -873,3 +873,269 @@ TEST_CASE("sessions of one token share its room budget; a resume keeps it; anoth
   CHECK(join(a1, "three")["_tag"] == "tool.ok");  // it exists now: free
   CHECK(h.srv.metrics_text().find("parley_room_creations_refused_total 1\n") != std::string::npos);
 }
+
+// ---- the web page and signing in at it ---------------------------------------
+
+namespace {
+
+// One request on its own connection; the whole answer.
+std::string http_answer(harness& h, const std::string& request) {
+  peer c(h);
+  c.raw(request);
+  CHECK(c.server_closed());
+  return h.inbox[c.id];
+}
+
+int status_in(const std::string& answer) { return std::stoi(answer.substr(9, 3)); }
+
+std::optional<std::string> header_in(const std::string& answer, const std::string& name) {
+  const std::string head = answer.substr(0, answer.find("\r\n\r\n") + 2);
+  const auto at = head.find("\r\n" + name + ": ");
+  if (at == std::string::npos) return std::nullopt;
+  const auto start = at + name.size() + 4;
+  return head.substr(start, head.find("\r\n", start) - start);
+}
+
+std::string body_in(const std::string& answer) { return answer.substr(answer.find("\r\n\r\n") + 4); }
+
+const std::string page_html = "<!doctype html><title>parley</title><p>hello";
+const std::string page_js = "document.title = 'parley';";
+
+server_config with_page() {
+  server_config config;
+  config.web_assets = {{"index.html", page_html}, {"app.js", page_js}};
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("the page: index.html at / and files by name, each with its type, and only GET and HEAD") {
+  harness h(with_page());
+  const std::string page = http_answer(h, "GET /?room=lobby&nickname=ann HTTP/1.1\r\nHost: 127.0.0.1:7539\r\n\r\n");
+  CHECK(status_in(page) == 200);
+  CHECK(body_in(page) == page_html);
+  CHECK(header_in(page, "Content-Type") == "text/html; charset=utf-8");
+  CHECK(header_in(page, "Cache-Control") == "no-cache");
+  CHECK(body_in(http_answer(h, "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")) == page_html);
+
+  const std::string script = http_answer(h, "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(header_in(script, "Content-Type") == "text/javascript; charset=utf-8");
+  CHECK(body_in(script) == page_js);
+
+  const std::string head = http_answer(h, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(status_in(head) == 200);
+  CHECK(header_in(head, "Content-Length") == "0");
+  CHECK(body_in(head).empty());
+
+  const std::string post = http_answer(h, "POST /app.js HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+  CHECK(status_in(post) == 405);
+  CHECK(header_in(post, "Allow") == "GET, HEAD");
+  // Only a file's exact name matches: no traversal, no encoding, no folder.
+  for (const char* target : {"/../index.html", "/%2e%2e/app.js", "/app.js/", "//app.js", "/APP.JS", "/web/app.js"})
+    CHECK_MESSAGE(status_in(http_answer(h, std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n")) == 404, target);
+  // The WebSocket shares "/" with the page.
+  peer ws(h);
+  ws.upgrade();
+  CHECK(ws.hello()["_tag"] == "hello.ok");
+}
+
+TEST_CASE("every HTTP answer carries the CSP, nosniff and no-referrer; connect-src names our own ws or wss origin") {
+  harness h(with_page());
+  for (const char* request : {"GET / HTTP/1.1\r\nHost: 127.0.0.1:7539\r\n\r\n", "GET /nope HTTP/1.1\r\nHost: 127.0.0.1:7539\r\n\r\n",
+                              "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:7539\r\n\r\n",
+                              "GET /session HTTP/1.1\r\nHost: 127.0.0.1:7539\r\n\r\n"}) {
+    const std::string answer = http_answer(h, request);
+    const auto csp = header_in(answer, "Content-Security-Policy");
+    REQUIRE_MESSAGE(csp, request);
+    CHECK(csp->find("default-src 'self'") != std::string::npos);
+    CHECK(csp->find("connect-src 'self' ws://127.0.0.1:7539;") != std::string::npos);
+    CHECK(csp->find("frame-ancestors 'none'") != std::string::npos);
+    CHECK(csp->find("unsafe") == std::string::npos);
+    CHECK(header_in(answer, "X-Content-Type-Options") == "nosniff");
+    CHECK(header_in(answer, "Referrer-Policy") == "no-referrer");
+  }
+  // A head the parser refuses has no Host to name: the CSP then allows 'self' alone.
+  const std::string refused = http_answer(h, "NOT HTTP\r\n\r\n");
+  CHECK(status_in(refused) == 400);
+  CHECK(header_in(refused, "Content-Security-Policy")->find("connect-src 'self';") != std::string::npos);
+
+  server_config tls = with_page();
+  tls.tls = true;
+  harness secure(tls);
+  const auto csp = header_in(http_answer(secure, "GET / HTTP/1.1\r\nHost: chat.example\r\n\r\n"), "Content-Security-Policy");
+  CHECK(csp->find("connect-src 'self' wss://chat.example:443;") != std::string::npos);
+
+  harness bare;  // no page built in: a plain GET / is told to upgrade, as before
+  CHECK(status_in(http_answer(bare, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")) == 426);
+}
+
+namespace {
+
+test_hooks token_hooks() {
+  test_hooks hooks;
+  hooks.required = true;
+  hooks.tokens = {{"parley_tok_good", {token_status::valid, "ann-laptop"}},
+                  {"parley_tok_revoked", {token_status::revoked, "old"}},
+                  {"parley_tok_broken", {token_status::unavailable, {}}}};
+  return hooks;
+}
+
+const std::string own_origin_header = "Origin: http://localhost\r\n";
+
+std::string sign_in_request(const std::string& method, const std::string& extra) {
+  return method + " /session HTTP/1.1\r\nHost: localhost\r\n" + extra + "\r\n";
+}
+
+// The cookie a sign-in answer set, as "name=value".
+std::string cookie_from(const std::string& answer) {
+  const auto set = header_in(answer, "Set-Cookie");
+  REQUIRE(set);
+  return set->substr(0, set->find(';'));
+}
+
+}  // namespace
+
+TEST_CASE("signing in: POST /session from our own page with a good token sets an HttpOnly SameSite=Strict cookie") {
+  harness h({}, token_hooks());
+  auto post = [&](const std::string& extra) { return http_answer(h, sign_in_request("POST", extra)); };
+
+  SUBCASE("refusals set nothing") {
+    const std::string foreign = post("Origin: http://evil.example\r\nAuthorization: Bearer parley_tok_good\r\n");
+    CHECK(status_in(foreign) == 403);
+    CHECK(status_in(post("Authorization: Bearer parley_tok_good\r\n")) == 403);  // no Origin: not a page's fetch
+    CHECK(status_in(post(own_origin_header)) == 400);
+    const std::string unknown = post(own_origin_header + "Authorization: Bearer parley_tok_nope\r\n");
+    CHECK(status_in(unknown) == 401);
+    CHECK(json::parse(body_in(unknown)) == json{{"code", "BadTokenError"}, {"message", "unknown token"}});
+    const std::string revoked = post(own_origin_header + "Authorization: Bearer parley_tok_revoked\r\n");
+    CHECK(json::parse(body_in(revoked))["code"] == "TokenRevokedError");
+    CHECK(status_in(post(own_origin_header + "Authorization: Bearer parley_tok_broken\r\n")) == 503);
+    for (const std::string& answer : {foreign, unknown, revoked}) CHECK_FALSE(header_in(answer, "Set-Cookie"));
+    CHECK(h.srv.sign_in_count() == 0);
+  }
+
+  SUBCASE("a good token") {
+    const std::string ok = post(own_origin_header + "Authorization: Bearer parley_tok_good\r\n");
+    CHECK(status_in(ok) == 204);
+    const std::string set = *header_in(ok, "Set-Cookie");
+    CHECK(set.rfind("parley_sign_in=", 0) == 0);
+    for (const char* attribute : {"; Path=/", "; HttpOnly", "; SameSite=Strict", "; Max-Age=43200"})
+      CHECK_MESSAGE(set.find(attribute) != std::string::npos, attribute);
+    CHECK(set.find("Secure") == std::string::npos);  // plain http: a Secure cookie would never come back
+    CHECK(set.find("parley_tok_good") == std::string::npos);  // the cookie names a sign-in, not the token
+    CHECK(cookie_from(ok).size() >= std::string("parley_sign_in=").size() + 43);  // 256 random bits
+    CHECK(h.srv.sign_in_count() == 1);
+
+    const std::string cookie = "Cookie: theme=dark; " + cookie_from(ok) + "\r\n";
+    CHECK(json::parse(body_in(http_answer(h, sign_in_request("GET", cookie)))) ==
+          json{{"tokenRequired", true}, {"signedIn", true}});
+    CHECK(json::parse(body_in(http_answer(h, sign_in_request("GET", "")))) ==
+          json{{"tokenRequired", true}, {"signedIn", false}});
+  }
+}
+
+TEST_CASE("the sign-in cookie authenticates an upgrade from our own origin only, until sign-out") {
+  server_config config;
+  config.allowed_origins = {*parse_web_origin("http://tools.example")};
+  harness h(config, token_hooks());
+  const std::string cookie =
+      "Cookie: " +
+      cookie_from(http_answer(h, sign_in_request("POST", own_origin_header + "Authorization: Bearer parley_tok_good\r\n"))) +
+      "\r\n";
+
+  peer page(h);
+  page.upgrade(own_origin_header + cookie);
+  CHECK(page.hello()["_tag"] == "hello.ok");  // no authToken: the cookie stood for it
+
+  for (const std::string& headers : {cookie, std::string("Origin: http://tools.example\r\n") + cookie,
+                                     own_origin_header + "Cookie: parley_sign_in=forged\r\n"}) {
+    peer other(h);
+    other.upgrade(headers);
+    CHECK_MESSAGE(other.hello()["code"] == "AuthRequiredError", headers);
+  }
+
+  const std::string out = http_answer(h, sign_in_request("DELETE", own_origin_header + cookie));
+  CHECK(status_in(out) == 204);
+  CHECK(header_in(out, "Set-Cookie")->find("parley_sign_in=; ") == 0);
+  CHECK(header_in(out, "Set-Cookie")->find("Max-Age=0") != std::string::npos);
+  CHECK(h.srv.sign_in_count() == 0);
+  peer after(h);
+  after.upgrade(own_origin_header + cookie);
+  CHECK(after.hello()["code"] == "AuthRequiredError");
+  CHECK(status_in(http_answer(h, sign_in_request("DELETE", cookie))) == 403);  // sign-out too needs our own page
+}
+
+TEST_CASE("a sign-in ends with its token's revocation, closing the page with 4000, and after its lifetime") {
+  server_config config;
+  config.sign_in_lifetime = std::chrono::hours(1);
+  harness h(config, token_hooks());
+  auto sign_in = [&] {
+    return "Cookie: " +
+           cookie_from(http_answer(h, sign_in_request("POST", own_origin_header + "Authorization: Bearer parley_tok_good\r\n"))) +
+           "\r\n";
+  };
+
+  const std::string first = sign_in();
+  peer page(h);
+  page.upgrade(own_origin_header + first);
+  REQUIRE(page.hello()["_tag"] == "hello.ok");
+  h.srv.hooks().revoked = {"ann-laptop"};
+  h.now += seconds(1);
+  h.srv.on_timer(h.now);
+  h.pump();
+  page.read();
+  REQUIRE(page.close);
+  CHECK(page.close->code == close_codes::token_revoked);
+  CHECK(h.srv.sign_in_count() == 0);
+
+  h.srv.hooks().revoked.clear();
+  const std::string second = sign_in();
+  h.now += std::chrono::minutes(59);
+  peer still(h);
+  still.upgrade(own_origin_header + second);
+  CHECK(still.hello()["_tag"] == "hello.ok");
+  h.now += std::chrono::minutes(1);
+  peer expired(h);
+  expired.upgrade(own_origin_header + second);
+  CHECK(expired.hello()["code"] == "AuthRequiredError");
+}
+
+TEST_CASE("on a server that needs no token, POST /session says so and sets nothing") {
+  harness h;
+  const std::string answer = http_answer(h, sign_in_request("POST", own_origin_header + "Authorization: Bearer x\r\n"));
+  CHECK(status_in(answer) == 400);
+  CHECK(json::parse(body_in(answer))["code"] == "InvalidArgumentError");
+  CHECK_FALSE(header_in(answer, "Set-Cookie"));
+  CHECK(json::parse(body_in(http_answer(h, sign_in_request("GET", "")))) ==
+        json{{"tokenRequired", false}, {"signedIn", false}});
+  CHECK(status_in(http_answer(h, sign_in_request("PUT", own_origin_header))) == 405);
+}
+
+TEST_CASE("people and agents: clientKind person marks who_is_here members and the fromKind of their messages") {
+  harness h;
+  peer agent = connected(h, "claude");
+  peer person(h);
+  person.upgrade();
+  person.send_json({{"_tag", "hello"}, {"clientVersion", "0.1.0"}, {"clientKind", "person"}});
+  REQUIRE(person.next()["_tag"] == "hello.ok");
+  REQUIRE(person.call({{"_tag", "tool.join_room"}, {"room", "lobby"}, {"nickname", "ann"}})["_tag"] == "tool.ok");
+
+  const json who = agent.call({{"_tag", "tool.who_is_here"}, {"room", "lobby"}});
+  CHECK(who["result"]["nicknames"] == json{"claude", "ann"});
+  CHECK(who["result"]["members"] ==
+        json::array({{{"nickname", "claude"}, {"kind", "agent"}}, {{"nickname", "ann"}, {"kind", "person"}}}));
+
+  REQUIRE(person.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", "hi"}})["_tag"] == "tool.ok");
+  const json from_person = agent.next();
+  CHECK(from_person["fromNickname"] == "ann");
+  CHECK(from_person["fromKind"] == "person");
+  REQUIRE(agent.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", "hello"}})["_tag"] == "tool.ok");
+  CHECK(person.next()["fromKind"] == "agent");
+
+  peer odd(h);
+  odd.upgrade();
+  odd.send_json({{"_tag", "hello"}, {"clientVersion", "0.1.0"}, {"clientKind", "robot"}});
+  const json refused = odd.next();
+  CHECK(refused["code"] == "BadHandshakeFrameError");
+  CHECK(refused["message"] == "clientKind must be \"agent\" or \"person\"");
+}

@@ -449,3 +449,27 @@ TEST_CASE("RoomLimitError is a tool error with its maxRooms") {
   CHECK(j["code"] == "RoomLimitError");
   CHECK(j["details"]["maxRooms"] == 3);
 }
+
+TEST_CASE("member kinds on the wire: clientKind in hello, fromKind in room.message, absent means agent") {
+  auto person = decode_hello(R"({"_tag":"hello","clientVersion":"0.1.0","clientKind":"person"})");
+  REQUIRE(person);
+  CHECK(person->client_kind == member_kind::person);
+  CHECK(decode_hello(R"({"_tag":"hello","clientVersion":"0.1.0"})")->client_kind == member_kind::agent);
+  CHECK(decode_hello(R"({"_tag":"hello","clientVersion":"0.1.0","clientKind":"agent"})")->client_kind == member_kind::agent);
+  CHECK_FALSE(decode_hello(R"({"_tag":"hello","clientVersion":"0.1.0","clientKind":"Person"})"));
+  CHECK_FALSE(decode_hello(R"({"_tag":"hello","clientVersion":"0.1.0","clientKind":1})"));
+  // An agent's hello is unchanged for a reference server; a person's says so.
+  CHECK(json::parse(encode_hello(hello_frame{"0.1.0", std::nullopt, std::nullopt})).count("clientKind") == 0);
+  hello_frame h{"0.1.0", std::nullopt, std::nullopt};
+  h.client_kind = member_kind::person;
+  CHECK(decode_hello(encode_hello(h))->client_kind == member_kind::person);
+
+  room_message_frame m{"lobby", 3, "id", "ann", "hi", "2026-11-29T00:00:00.000Z", member_kind::person};
+  auto back = decode_server_frame(encode_room_message(m));
+  REQUIRE(back);
+  CHECK(std::get<room_message_frame>(*back).from_kind == member_kind::person);
+  auto reference = decode_server_frame(
+      R"({"_tag":"room.message","room":"lobby","seq":1,"messageId":"m","fromNickname":"x","body":"b","sentAt":"s"})");
+  REQUIRE(reference);
+  CHECK(std::get<room_message_frame>(*reference).from_kind == member_kind::agent);
+}

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The plain HTTP routes beside the upgrade: /healthz, /metrics, 404, 405 and 426.
+// The plain HTTP routes beside the upgrade: the page, /healthz, /metrics, 404, 405 and 426, and the headers on all.
 'use strict';
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
 const { httpGet, httpRequest, metrics, session, startServer } = require('./harness');
 
 test('GET /healthz is 200 ok; HEAD has no body; POST is 405', async (t) => {
@@ -59,17 +61,37 @@ test('GET /metrics is Prometheus text whose numbers follow the traffic', async (
   for (const x of [a, b, c]) await x.close();
 });
 
-test('unknown paths are 404, GET / without an upgrade is 426, a malformed head is 400', async (t) => {
+test('unknown paths are 404, GET / without an upgrade is the page, a malformed head is 400', async (t) => {
   const server = await startServer(t);
   assert.equal((await httpGet(server.port, '/nope')).status, 404);
   assert.equal((await httpGet(server.port, '/healthz/x')).status, 404);
-  const plain = await httpGet(server.port, '/');
-  assert.equal(plain.status, 426);
-  assert.equal(plain.headers.upgrade, 'websocket');
-  assert.equal((await httpGet(server.port, '/?q=1')).status, 426);
+  const page = await httpGet(server.port, '/');
+  assert.equal(page.status, 200);
+  assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
+  assert.equal((await httpGet(server.port, '/?room=lobby&nickname=ann')).status, 200);
   assert.equal((await httpRequest(server.port, 'GARBAGE\r\n\r\n')).status, 400);
   // An upgrade on another path is 404, not a WebSocket.
   const upgrade = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
   assert.equal((await httpGet(server.port, '/chat', upgrade)).status, 404);
   assert.equal((await httpGet(server.port, '/', upgrade.replace('13', '8'))).status, 426);
+});
+
+test('the page and every other answer carry the CSP, nosniff and no-referrer; each web/ file is served from the binary', async (t) => {
+  const server = await startServer(t);
+  const web = path.join(__dirname, '..', '..', 'web');
+  for (const name of fs.readdirSync(web)) {
+    const answer = await httpGet(server.port, name === 'index.html' ? '/' : `/${name}`);
+    assert.equal(answer.status, 200, name);
+    assert.equal(answer.body, fs.readFileSync(path.join(web, name), 'utf8'), `${name} is served byte for byte`);
+  }
+  for (const target of ['/', '/nope', '/healthz', '/session']) {
+    const answer = await httpRequest(server.port, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n\r\n`);
+    const csp = answer.headers['content-security-policy'];
+    assert.match(csp, /default-src 'self'/, target);
+    assert.match(csp, new RegExp(`connect-src 'self' ws://127\\.0\\.0\\.1:${server.port};`), target);
+    assert.match(csp, /frame-ancestors 'none'/, target);
+    assert.doesNotMatch(csp, /unsafe/, target);
+    assert.equal(answer.headers['x-content-type-options'], 'nosniff', target);
+    assert.equal(answer.headers['referrer-policy'], 'no-referrer', target);
+  }
 });

@@ -102,7 +102,7 @@ test('two bridges: join, send, the channel push with content and meta, no self-e
   const [push] = await bob.pushed(1);
   assert.equal(push.content, 'hello from alice');
   assert.deepEqual(push.meta, {
-    room: 'lobby', from_nickname: 'alice', seq: String(sent.seq), message_id: sent.messageId, sent_at: sent.sentAt,
+    room: 'lobby', from_nickname: 'alice', from_kind: 'agent', seq: String(sent.seq), message_id: sent.messageId, sent_at: sent.sentAt,
   });
   for (const key of Object.keys(push.meta)) assert.match(key, /^[A-Za-z0-9_]+$/);
   await sleep(300);

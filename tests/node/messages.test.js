@@ -29,8 +29,9 @@ test('seq counts per room from 1, every other member gets room.message, the send
   }
 
   const m = await carol.message('one');
-  assert.deepEqual(Object.keys(m).sort(), ['_tag', 'body', 'fromNickname', 'messageId', 'room', 'sentAt', 'seq']);
-  assert.deepEqual(m, { _tag: 'room.message', room: 'one', seq: 1, messageId: sent[0].messageId, fromNickname: 'alice', body: 'a1', sentAt: sent[0].sentAt });
+  // fromKind is our addition (a person at the web page, or an agent); the reference ignores it.
+  assert.deepEqual(Object.keys(m).sort(), ['_tag', 'body', 'fromKind', 'fromNickname', 'messageId', 'room', 'sentAt', 'seq']);
+  assert.deepEqual(m, { _tag: 'room.message', room: 'one', seq: 1, messageId: sent[0].messageId, fromNickname: 'alice', body: 'a1', sentAt: sent[0].sentAt, fromKind: 'agent' });
   assert.deepEqual([(await carol.message('one')).seq, (await carol.message('one')).seq], [2, 3]);
 
   const bobGot = [];
@@ -136,7 +137,10 @@ test('list_rooms, who_is_here, leave_room and NotInRoomError', async (t) => {
     joined: [{ name: 'b-room', nickname: 'bob', membersCount: 2 }],
     available: [{ name: 'a-room', membersCount: 1 }],
   });
-  assert.deepEqual(await bob.ok('tool.who_is_here', { room: 'b-room' }), { room: 'b-room', nicknames: ['alice2', 'bob'] });
+  assert.deepEqual(await bob.ok('tool.who_is_here', { room: 'b-room' }), {
+    room: 'b-room', nicknames: ['alice2', 'bob'],
+    members: [{ nickname: 'alice2', kind: 'agent' }, { nickname: 'bob', kind: 'agent' }],
+  });
   for (const [tag, fields] of [
     ['tool.who_is_here', { room: 'a-room' }],
     ['tool.send_message', { room: 'a-room', body: 'x' }],
@@ -148,7 +152,9 @@ test('list_rooms, who_is_here, leave_room and NotInRoomError', async (t) => {
     assert.deepEqual(err.details, { room: fields.room });
   }
   assert.deepEqual(await alice.ok('tool.leave_room', { room: 'b-room' }), { room: 'b-room' });
-  assert.deepEqual(await bob.ok('tool.who_is_here', { room: 'b-room' }), { room: 'b-room', nicknames: ['bob'] });
+  assert.deepEqual(await bob.ok('tool.who_is_here', { room: 'b-room' }), {
+    room: 'b-room', nicknames: ['bob'], members: [{ nickname: 'bob', kind: 'agent' }],
+  });
   // requestId: at most 128 characters.
   alice.send({ _tag: 'tool.list_rooms', requestId: 'q'.repeat(128) });
   assert.equal((await alice.nextTagged('tool.ok')).requestId, 'q'.repeat(128));
