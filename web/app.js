@@ -100,7 +100,7 @@
       setStatus('this page does not match the server version; reload it', true);
       return;
     }
-    // Retry at once (a blip), then back off 0.5 s, 1 s, 2 s ... up to 10 s, with jitter so many pages do not come back at once.
+    // A blip: retry after a quarter second, then back off 0.5, 1, 2 ... 10 s, jittered so pages do not return in step.
     const delay = state.retries === 0 ? 250 : Math.min(10000, 500 * 2 ** Math.min(state.retries - 1, 5));
     state.retries++;
     setStatus(`connection lost; retrying in ${Math.round(delay / 100) / 10} s`, true);
