@@ -409,7 +409,7 @@ std::size_t worst_list_rooms_answer(std::size_t rooms) {
 
 std::size_t worst_who_is_here_answer(std::size_t members) {
   who_is_here_result r{std::string(32, 'r'), std::vector<std::string>(members, std::string(32, 'N')),
-                       std::string(19, '9')};
+                       std::string(19, '9'), std::vector<member_entry>(members, {std::string(32, 'N'), member_kind::person})};
   return encode_server_text_frame(encode_tool_ok(std::string(max_request_id_length, 'q'), json(r))).size();
 }
 
@@ -423,6 +423,7 @@ TEST_CASE("the worst-case page, with or without a limit, fits in one WebSocket m
   CHECK(worst_who_is_here_answer(max_who_is_here_limit) < limit);
   // The check can fail: twice the largest page would not fit.
   CHECK(worst_list_rooms_answer(2 * max_list_rooms_limit) > limit);
+  CHECK(worst_who_is_here_answer(2 * max_who_is_here_limit) > limit);
 }
 
 TEST_CASE("serve_client_text pages list_rooms, and a bad limit answers under the requestId and changes nothing") {
