@@ -381,8 +381,8 @@ TEST_CASE("a bad limit or cursor is InvalidArgumentError naming the field and ru
            {lr + R"("cursor":5})", "cursor", "type string"},
            {lr + R"("cursor":"Lobby"})", "cursor", "a nextCursor from a previous answer"},
            {lr + R"("cursor":""})", "cursor", "a nextCursor from a previous answer"},
-           {wh + R"("limit":1001})", "limit", "integer 1..1000"},
-           {wh + R"("limit":0})", "limit", "integer 1..1000"},
+           {wh + R"("limit":501})", "limit", "integer 1..500"},
+           {wh + R"("limit":0})", "limit", "integer 1..500"},
            {wh + R"("cursor":"abc"})", "cursor", "a nextCursor from a previous answer"},
            {wh + R"("cursor":"12345678901234567890"})", "cursor", "a nextCursor from a previous answer"},
            {wh + R"("cursor":[]})", "cursor", "type string"},
@@ -409,7 +409,7 @@ std::size_t worst_list_rooms_answer(std::size_t rooms) {
 
 std::size_t worst_who_is_here_answer(std::size_t members) {
   who_is_here_result r{std::string(32, 'r'), std::vector<std::string>(members, std::string(32, 'N')),
-                       std::string(19, '9')};
+                       std::string(19, '9'), std::vector<member_entry>(members, {std::string(32, 'N'), member_kind::person})};
   return encode_server_text_frame(encode_tool_ok(std::string(max_request_id_length, 'q'), json(r))).size();
 }
 
@@ -423,6 +423,7 @@ TEST_CASE("the worst-case page, with or without a limit, fits in one WebSocket m
   CHECK(worst_who_is_here_answer(max_who_is_here_limit) < limit);
   // The check can fail: twice the largest page would not fit.
   CHECK(worst_list_rooms_answer(2 * max_list_rooms_limit) > limit);
+  CHECK(worst_who_is_here_answer(2 * max_who_is_here_limit) > limit);
 }
 
 TEST_CASE("serve_client_text pages list_rooms, and a bad limit answers under the requestId and changes nothing") {

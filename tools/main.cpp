@@ -255,7 +255,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   server_options server;
-  CLI::App* server_cmd = app.add_subcommand("server", "Run the chat server");
+  CLI::App* server_cmd = app.add_subcommand(
+      "server", "Run the chat server; people join the rooms at its web page, http(s)://HOST:PORT/");
   server_cmd
       ->add_option("--bind", server.bind,
                    "Address to listen on: an IP address or localhost; any non-loopback "

@@ -378,8 +378,9 @@ namespace detail {
 // wire_test checks the worst case (32-character names and nicknames) at each bound.
 inline constexpr std::uint32_t max_list_rooms_limit = 500;
 inline constexpr std::uint32_t default_list_rooms_page = 256;
-inline constexpr std::uint32_t max_who_is_here_limit = 1000;
-inline constexpr std::uint32_t default_who_is_here_page = 1000;
+// A who_is_here member costs its nickname twice (in `nicknames` and in `members`).
+inline constexpr std::uint32_t max_who_is_here_limit = 500;
+inline constexpr std::uint32_t default_who_is_here_page = 400;
 
 inline constexpr std::string_view cursor_rule = "a nextCursor from a previous answer";
 
@@ -3629,7 +3630,7 @@ struct join_room_request {
 struct leave_room_request {
   std::string room;
 };
-// Paging: without limit a page holds the server's default (256 rooms, 1000 nicknames);
+// Paging: without limit a page holds the server's default (256 rooms, 400 members);
 // the result carries nextCursor while more remain.
 struct list_rooms_request {
   std::optional<std::uint32_t> limit;  // 1..max_list_rooms_limit
