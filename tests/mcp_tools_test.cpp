@@ -175,7 +175,7 @@ TEST_CASE("mcp_tools: list_rooms and who_is_here page with limit and cursor, che
   CHECK(who.cursor == std::string("42"));
   CHECK_FALSE(accepted<mcp::who_is_here_request>("who_is_here", {{"room", "r"}}).limit);
   CHECK(refused("list_rooms", {{"limit", 0}}).field == "limit");
-  CHECK(refused("list_rooms", {{"limit", 501}}).field == "limit");
+  CHECK(refused("list_rooms", {{"limit", 351}}).field == "limit");
   CHECK(refused("list_rooms", {{"limit", "5"}}).field == "limit");
   CHECK(refused("list_rooms", {{"cursor", "Not A Room"}}).field == "cursor");
   CHECK(refused("who_is_here", {{"room", "r"}, {"limit", 501}}).field == "limit");

@@ -431,6 +431,8 @@ TEST_CASE("a 1000 close ends the session at once; any other drop detaches it for
   REQUIRE(alice.close);
   CHECK(alice.close->code == 1000);
   CHECK(alice.server_closed());
+  // alice created lobby and owned it; her session ended, so bob, present longest, owns it now.
+  CHECK(bob.next() == json{{"_tag", "room.event"}, {"room", "lobby"}, {"kind", "role"}, {"role", "owner"}});
   CHECK(who() == json::array({"bob"}));
 
   peer carol = connected(h, "carol");
@@ -1122,8 +1124,8 @@ TEST_CASE("people and agents: clientKind person marks who_is_here members and th
 
   const json who = agent.call({{"_tag", "tool.who_is_here"}, {"room", "lobby"}});
   CHECK(who["result"]["nicknames"] == json{"claude", "ann"});
-  CHECK(who["result"]["members"] ==
-        json::array({{{"nickname", "claude"}, {"kind", "agent"}}, {{"nickname", "ann"}, {"kind", "person"}}}));
+  CHECK(who["result"]["members"] == json::array({{{"nickname", "claude"}, {"kind", "agent"}, {"role", "owner"}},
+                                                 {{"nickname", "ann"}, {"kind", "person"}, {"role", "member"}}}));
 
   REQUIRE(person.call({{"_tag", "tool.send_message"}, {"room", "lobby"}, {"body", "hi"}})["_tag"] == "tool.ok");
   const json from_person = agent.next();

@@ -315,7 +315,7 @@ TEST_CASE("serve_client_text answers tool frames under their requestId and acks 
   auto a = s.h.open_session(epoch).handle;
   auto b = s.h.open_session(epoch).handle;
   auto joined = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.join_room","requestId":"1","room":"lobby","nickname":"alice"})", epoch));
-  CHECK(joined == json::parse(R"({"_tag":"tool.ok","requestId":"1","result":{"room":"lobby","nickname":"alice","membersCount":1}})"));
+  CHECK(joined == json::parse(R"({"_tag":"tool.ok","requestId":"1","result":{"room":"lobby","nickname":"alice","membersCount":1,"role":"owner","visibility":"public"}})"));
   auto taken = json::parse(*serve_client_text(s.h, b, R"({"_tag":"tool.join_room","requestId":"2","room":"lobby","nickname":"ALICE"})", epoch));
   CHECK(taken["_tag"] == "tool.err");
   CHECK(taken["code"] == "NicknameTakenError");
@@ -345,9 +345,9 @@ TEST_CASE("serve_client_text answers tool frames under their requestId and acks 
 // ---- paging (parley's addition) ---------------------------------------------
 
 TEST_CASE("list_rooms and who_is_here take an optional limit and cursor, and encode them back") {
-  auto list = decode_ok(R"({"_tag":"tool.list_rooms","requestId":"p","limit":500,"cursor":"lobby"})");
+  auto list = decode_ok(R"({"_tag":"tool.list_rooms","requestId":"p","limit":350,"cursor":"lobby"})");
   const auto& la = std::get<list_rooms_args>(std::get<tool_request>(list).args);
-  CHECK(la.limit == 500u);
+  CHECK(la.limit == 350u);
   CHECK(la.cursor == "lobby");
   auto bare = decode_ok(R"({"_tag":"tool.list_rooms","requestId":"p"})");
   CHECK_FALSE(std::get<list_rooms_args>(std::get<tool_request>(bare).args).limit);
@@ -356,7 +356,7 @@ TEST_CASE("list_rooms and who_is_here take an optional limit and cursor, and enc
   CHECK(wa.limit == 1u);
   CHECK(wa.cursor == "17");
   CHECK(json::parse(encode_tool_request({"p", la})) ==
-        json::parse(R"({"_tag":"tool.list_rooms","requestId":"p","limit":500,"cursor":"lobby"})"));
+        json::parse(R"({"_tag":"tool.list_rooms","requestId":"p","limit":350,"cursor":"lobby"})"));
   CHECK(json::parse(encode_tool_request({"w", wa})) ==
         json::parse(R"({"_tag":"tool.who_is_here","requestId":"w","room":"ops","limit":1,"cursor":"17"})"));
   CHECK(json::parse(encode_tool_request({"p", list_rooms_args{}})) == json::parse(R"({"_tag":"tool.list_rooms","requestId":"p"})"));
@@ -371,13 +371,13 @@ TEST_CASE("a bad limit or cursor is InvalidArgumentError naming the field and ru
   const std::string lr = R"({"_tag":"tool.list_rooms","requestId":"q",)";
   const std::string wh = R"({"_tag":"tool.who_is_here","requestId":"q","room":"ops",)";
   for (const auto& p : std::vector<probe>{
-           {lr + R"("limit":0})", "limit", "integer 1..500"},
-           {lr + R"("limit":501})", "limit", "integer 1..500"},
-           {lr + R"("limit":-1})", "limit", "integer 1..500"},
-           {lr + R"("limit":2.0})", "limit", "integer 1..500"},
-           {lr + R"("limit":"5"})", "limit", "integer 1..500"},
-           {lr + R"("limit":null})", "limit", "integer 1..500"},
-           {lr + R"("limit":18446744073709551616})", "limit", "integer 1..500"},
+           {lr + R"("limit":0})", "limit", "integer 1..350"},
+           {lr + R"("limit":351})", "limit", "integer 1..350"},
+           {lr + R"("limit":-1})", "limit", "integer 1..350"},
+           {lr + R"("limit":2.0})", "limit", "integer 1..350"},
+           {lr + R"("limit":"5"})", "limit", "integer 1..350"},
+           {lr + R"("limit":null})", "limit", "integer 1..350"},
+           {lr + R"("limit":18446744073709551616})", "limit", "integer 1..350"},
            {lr + R"("cursor":5})", "cursor", "type string"},
            {lr + R"("cursor":"Lobby"})", "cursor", "a nextCursor from a previous answer"},
            {lr + R"("cursor":""})", "cursor", "a nextCursor from a previous answer"},
@@ -402,14 +402,15 @@ namespace {
 std::size_t worst_list_rooms_answer(std::size_t rooms) {
   list_rooms_result r;
   for (std::size_t i = 0; i < rooms; ++i)
-    r.joined.push_back(joined_room{std::string(32, 'r'), std::string(32, 'N'), std::numeric_limits<std::size_t>::max()});
+    r.joined.push_back(joined_room{std::string(32, 'r'), std::string(32, 'N'), std::numeric_limits<std::size_t>::max(),
+                                   member_role::watcher, room_visibility::private_room});
   r.next_cursor = std::string(32, 'r');
   return encode_server_text_frame(encode_tool_ok(std::string(max_request_id_length, 'q'), json(r))).size();
 }
 
 std::size_t worst_who_is_here_answer(std::size_t members) {
   who_is_here_result r{std::string(32, 'r'), std::vector<std::string>(members, std::string(32, 'N')),
-                       std::string(19, '9'), std::vector<member_entry>(members, {std::string(32, 'N'), member_kind::person})};
+                       std::string(19, '9'), std::vector<member_entry>(members, {std::string(32, 'N'), member_kind::person, member_role::watcher})};
   return encode_server_text_frame(encode_tool_ok(std::string(max_request_id_length, 'q'), json(r))).size();
 }
 
@@ -437,7 +438,7 @@ TEST_CASE("serve_client_text pages list_rooms, and a bad limit answers under the
   auto last = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.list_rooms","requestId":"2","limit":2,"cursor":"b"})", epoch));
   CHECK(last["result"] == json::parse(R"({"joined":[{"name":"c","nickname":")" +
                                       s.h.session(a)->memberships.at("c").nickname +
-                                      R"(","membersCount":1}],"available":[]})"));
+                                      R"(","membersCount":1,"role":"owner"}],"available":[]})"));
   auto bad = json::parse(*serve_client_text(s.h, a, R"({"_tag":"tool.list_rooms","requestId":"3","limit":0})", epoch));
   CHECK(bad["code"] == "InvalidArgumentError");
   CHECK(bad["requestId"] == "3");

@@ -37,6 +37,9 @@ constexpr const char* migrations[] = {
     // 2: a deleted room that had seqs stays as a tombstone, so that creating it again
     // continues its seqs instead of repeating them.
     "ALTER TABLE rooms ADD COLUMN deleted_at INTEGER;",
+    // 3: who may enter a room and act in it: the hub's JSON of its visibility, durable
+    // principals' roles and bans, and invites (SHA-256 of each code, never the code).
+    "ALTER TABLE rooms ADD COLUMN access TEXT NOT NULL DEFAULT '';",
 };
 static_assert(std::size(migrations) == database::latest_schema_version);
 

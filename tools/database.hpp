@@ -77,7 +77,7 @@ class database_lock {
 // One connection: WAL, a busy timeout, and the schema at `latest_schema_version`.
 class database {
  public:
-  static constexpr int latest_schema_version = 2;
+  static constexpr int latest_schema_version = 3;
 
   // Creates the file with mode 0600 (and its directory, 0700) when missing, then
   // applies every migration the file has not seen yet, each in its own transaction.

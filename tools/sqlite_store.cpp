@@ -10,15 +10,15 @@ namespace parley_tools {
 
 parley::result<std::vector<parley::stored_room>> sqlite_room_store::load_rooms() {
   // BINARY collation orders by bytes, as std::string's operator< does.
-  auto s = db_.prepare("SELECT name, created_at, next_seq FROM rooms WHERE deleted_at IS NULL ORDER BY name");
+  auto s = db_.prepare("SELECT name, created_at, next_seq, access FROM rooms WHERE deleted_at IS NULL ORDER BY name");
   if (!s) return tl::unexpected(s.error());
   std::vector<parley::stored_room> rooms;
   for (;;) {
     auto row = s->step();
     if (!row) return tl::unexpected(row.error());
     if (!*row) return rooms;
-    rooms.push_back(
-        parley::stored_room{s->text(0), parley::from_unix_ms(s->int64(1)), static_cast<std::uint64_t>(s->int64(2))});
+    rooms.push_back(parley::stored_room{s->text(0), parley::from_unix_ms(s->int64(1)),
+                                        static_cast<std::uint64_t>(s->int64(2)), s->text(3)});
   }
 }
 
@@ -50,11 +50,25 @@ parley::result<bool> sqlite_room_store::delete_room(std::string_view name, parle
   return noted("delete room " + std::string(name), remove_room(name, now));
 }
 
+parley::result<void> sqlite_room_store::save_room_access(std::string_view name, std::string_view access) {
+  return noted("change access to " + std::string(name), update_access(name, access));
+}
+
+parley::result<void> sqlite_room_store::update_access(std::string_view name, std::string_view access) {
+  auto s = db_.prepare("UPDATE rooms SET access = ?2 WHERE name = ?1 AND deleted_at IS NULL");
+  if (!s) return tl::unexpected(s.error());
+  s->bind(1, name).bind(2, access);
+  if (auto done = s->step(); !done) return tl::unexpected(done.error());
+  if (db_.changes() == 0)
+    return parley::make_error(parley::error_code::internal, "access for unknown room " + std::string(name));
+  return {};
+}
+
 parley::result<void> sqlite_room_store::insert_room(std::string_view name, parley::wall_time now) {
   // A tombstone comes back to life with its seqs; a live room is left as it is.
   auto s = db_.prepare(
       "INSERT INTO rooms (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE "
-      "SET created_at = excluded.created_at, deleted_at = NULL WHERE deleted_at IS NOT NULL");
+      "SET created_at = excluded.created_at, deleted_at = NULL, access = '' WHERE deleted_at IS NOT NULL");
   if (!s) return tl::unexpected(s.error());
   s->bind(1, name).bind(2, parley::to_unix_ms(now));
   if (auto done = s->step(); !done) return tl::unexpected(done.error());
@@ -68,7 +82,7 @@ parley::result<bool> sqlite_room_store::remove_room(std::string_view name, parle
   gone->bind(1, name);
   if (auto done = gone->step(); !done) return tl::unexpected(done.error());
   if (db_.changes() > 0) return true;
-  auto hidden = db_.prepare("UPDATE rooms SET deleted_at = ?2 WHERE name = ?1 AND deleted_at IS NULL");
+  auto hidden = db_.prepare("UPDATE rooms SET deleted_at = ?2, access = '' WHERE name = ?1 AND deleted_at IS NULL");
   if (!hidden) return tl::unexpected(hidden.error());
   hidden->bind(1, name).bind(2, parley::to_unix_ms(now));
   if (auto done = hidden->step(); !done) return tl::unexpected(done.error());

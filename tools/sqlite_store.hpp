@@ -20,6 +20,7 @@ class sqlite_room_store {
   parley::result<void> create_room(std::string_view name, parley::wall_time now);
   // false when there is no such room (or it was deleted already).
   parley::result<bool> delete_room(std::string_view name, parley::wall_time now);
+  parley::result<void> save_room_access(std::string_view name, std::string_view access);
   // One UPDATE ... RETURNING: the block is durable before any seq in it is used.
   parley::result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
 
@@ -32,6 +33,7 @@ class sqlite_room_store {
   parley::result<void> insert_room(std::string_view name, parley::wall_time now);
   parley::result<bool> remove_room(std::string_view name, parley::wall_time now);
   parley::result<std::uint64_t> update_seq_block(std::string_view room, std::uint64_t count);
+  parley::result<void> update_access(std::string_view name, std::string_view access);
 
   const database& db_;
   const logger* log_;

@@ -66,17 +66,43 @@ namespace detail {
   return {};
 }
 
+// ---- invites (parley's addition) -------------------------------------------
+
+inline constexpr std::uint32_t max_invite_uses = 1000000;
+inline constexpr std::uint32_t max_invite_lifetime_s = 30 * 24 * 3600;    // 30 days
+inline constexpr std::uint32_t default_invite_lifetime_s = 24 * 3600;     // a day
+inline constexpr std::size_t max_invite_code_length = 128;
+
+[[nodiscard]] inline result<void> check_count(std::string_view field, std::uint64_t value, std::uint32_t max) {
+  if (value < 1 || value > max)
+    return tl::unexpected(invalid_argument(field, "integer 1.." + std::to_string(max),
+                                           std::string(field) + " must be an integer from 1 to " + std::to_string(max)));
+  return {};
+}
+
+// The code is the server's (tool.invite made it); only its shape is checked here.
+[[nodiscard]] inline result<void> check_invite_code(std::string_view value) {
+  constexpr std::string_view rule = "pattern ^[A-Za-z0-9_-]{1,128}$";
+  if (value.empty() || value.size() > max_invite_code_length)
+    return tl::unexpected(invalid_argument("invite", rule, "invite must be 1 to 128 characters"));
+  for (char c : value) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return tl::unexpected(invalid_argument("invite", rule, "invite may hold only A-Z a-z 0-9 _ -"));
+  }
+  return {};
+}
+
 // ---- paging (parley's addition) --------------------------------------------
 //
 // list_rooms and who_is_here answer one page at a time. Without a `limit` a page holds
 // at most the default below, so that an answer never outgrows the 64 KiB WebSocket
 // message limit of the peer reading it, however many rooms or members there are:
 // wire_test checks the worst case (32-character names and nicknames) at each bound.
-inline constexpr std::uint32_t max_list_rooms_limit = 500;
-inline constexpr std::uint32_t default_list_rooms_page = 256;
+inline constexpr std::uint32_t max_list_rooms_limit = 350;
+inline constexpr std::uint32_t default_list_rooms_page = 175;
 // A who_is_here member costs its nickname twice (in `nicknames` and in `members`).
 inline constexpr std::uint32_t max_who_is_here_limit = 500;
-inline constexpr std::uint32_t default_who_is_here_page = 400;
+inline constexpr std::uint32_t default_who_is_here_page = 300;
 
 inline constexpr std::string_view cursor_rule = "a nextCursor from a previous answer";
 

@@ -314,6 +314,18 @@ class basic_bridge {
     wake_reads();
   }
 
+  // What happened to us in a room reaches the model like a message, marked by `event`.
+  void on_client_event(room_event_frame& e, time) {
+    std::string text = e.kind == "kicked"   ? "You were removed from " + e.room + " by an owner."
+                       : e.kind == "banned" ? "You were banned from " + e.room + " by an owner."
+                       : e.kind == "role"   ? "Your role in " + e.room + " is now " + e.fields.value("role", std::string()) + "."
+                                            : "Room event " + e.kind + " in " + e.room + ".";
+    nlohmann::json meta{{"room", e.room}, {"event", e.kind}};
+    for (const auto& [key, value] : e.fields.items())
+      if (value.is_string() && !meta.contains(key)) meta[key] = value;
+    mcp_.push_channel(std::move(text), meta);
+  }
+
   void on_client_event(room_rejoined&, time) {}
 
   void on_client_event(rejoin_failed& e, time) {

@@ -154,10 +154,11 @@ struct frame_ignored {
   std::string reason;
 };
 
-// Room messages arrive as room_message_frame, each seq once and in order per room.
+// Room messages arrive as room_message_frame, each seq once and in order per room;
+// room events (kicked, banned, a new role) as room_event_frame.
 using client_event = std::variant<session_opened, connection_closed, resume_refused, hello_refused, call_succeeded,
                                   call_failed, room_message_frame, room_rejoined, rejoin_failed, server_error,
-                                  frame_ignored>;
+                                  frame_ignored, room_event_frame>;
 
 // Everything the loop must do after an input, in this order: write `send` to the
 // transport, then close it if `close` (and call disconnected() once it is closed), then
@@ -429,8 +430,11 @@ class basic_client {
   }
 
   static std::string_view wire_tool_name(const tool_args& args) {
-    constexpr std::string_view names[] = {"join_room", "leave_room", "list_rooms", "send_message", "who_is_here"};
-    static_assert(std::variant_size_v<tool_args> == 5, "a tool without a name here");
+    constexpr std::string_view names[] = {"join_room",   "leave_room", "list_rooms", "send_message", "who_is_here",
+                                          "create_room", "invite",     "",           "set_role"};
+    static_assert(std::variant_size_v<tool_args> == 9, "a tool without a name here");
+    if (const auto* act = std::get_if<member_action_args>(&args))
+      return act->action == member_action::kick ? "kick" : act->action == member_action::ban ? "ban" : "unban";
     return names[args.index()];
   }
 
@@ -587,6 +591,15 @@ class basic_client {
   }
 
   void on_server_frame(system_error_frame& e, time) { events_.push_back(server_error{e.code, e.message}); }
+
+  // Kicked or banned: the room is no longer ours, so a new session must not rejoin it.
+  void on_server_frame(room_event_frame& e, time) {
+    if (e.kind == "kicked" || e.kind == "banned") {
+      rooms_.erase(e.room);
+      last_seq_.erase(e.room);
+    }
+    events_.push_back(std::move(e));
+  }
 
   // ---- requests ------------------------------------------------------------------
 

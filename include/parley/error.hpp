@@ -32,12 +32,19 @@ enum class error_code {
   internal,
   invalid_argument,  // parley's addition: bad arguments are answered under their requestId
   room_limit,        // parley's addition: a join that would create a room past --max-rooms
+  // parley's additions for rooms people control (private rooms, roles, invites, bans)
+  room_exists,     // create_room on a room that exists
+  room_private,    // join_room on a private room without an invite
+  invite_invalid,  // an invite that is unknown, expired or used up
+  banned,          // the caller's principal is banned from the room
+  forbidden,       // the caller's role does not allow it (a watcher sending, a member moderating)
+  not_found,       // no such member, ban or room
   // system.error
   bad_frame,
 };
 
 namespace detail {
-inline constexpr std::array<std::pair<error_code, std::string_view>, 16> error_code_names{{
+inline constexpr std::array<std::pair<error_code, std::string_view>, 22> error_code_names{{
     {error_code::auth_required, "AuthRequiredError"},
     {error_code::bad_token, "BadTokenError"},
     {error_code::token_revoked, "TokenRevokedError"},
@@ -53,6 +60,12 @@ inline constexpr std::array<std::pair<error_code, std::string_view>, 16> error_c
     {error_code::internal, "InternalError"},
     {error_code::invalid_argument, "InvalidArgumentError"},
     {error_code::room_limit, "RoomLimitError"},
+    {error_code::room_exists, "RoomExistsError"},
+    {error_code::room_private, "RoomPrivateError"},
+    {error_code::invite_invalid, "InviteInvalidError"},
+    {error_code::banned, "BannedError"},
+    {error_code::forbidden, "ForbiddenError"},
+    {error_code::not_found, "NotFoundError"},
     {error_code::bad_frame, "BadFrameError"},
 }};
 }  // namespace detail

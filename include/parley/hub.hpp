@@ -12,6 +12,13 @@
 // ways: a per-principal budget (the token's label, or the session when it has none), a
 // server-wide cap, and a TTL after which a room nobody is in and nobody ever wrote to is
 // deleted again. Joining an existing room is never limited.
+//
+// Rooms people control: a room is public (anyone may join) or private (an invite, or
+// an owner's approval of a knock). Roles and bans attach to principals — a token's label,
+// which is durable and whose roles and bans the store keeps, or else the session itself,
+// whose roles and bans end with it. A room always keeps an owner while anyone is in it:
+// when the last owner's session ends, the member present longest becomes owner; a private
+// room left with no members and no owner is deleted, since nobody could admit anyone.
 #pragma once
 
 #include "clock.hpp"
@@ -21,6 +28,7 @@
 #include "policy.hpp"
 #include "replay_ring.hpp"
 #include "room_store.hpp"
+#include "sha256.hpp"
 #include "shared_frame.hpp"
 #include "token_bucket.hpp"
 #include "uuid.hpp"
@@ -53,6 +61,8 @@ struct hub_config {
   per_minute_budget room_creation{};          // new rooms per principal: burst 20, 10/min
   std::size_t max_rooms = 10000;              // rooms at most; a join that would create one more is refused
   milliseconds room_ttl = std::chrono::hours(24);  // an empty room never written to goes after this; 0: never
+  per_minute_budget invites{10, 10};          // invites made per principal: burst 10, 10/min
+  std::size_t max_live_invites = 100;         // per room: unexpired, not used up
 };
 
 // A local handle for a session; only the hub and its caller see it, never the wire.
@@ -93,6 +103,23 @@ class basic_hub {
 
   struct session_state;
 
+  struct invite_state {
+    std::string code_hash;  // SHA-256 of the code, hex: the code itself is never kept
+    member_role role = member_role::member;
+    std::optional<std::uint32_t> max_uses;
+    std::uint32_t uses = 0;
+    std::int64_t expires_at_ms = 0;  // wall clock, ms since the epoch: an invite outlives restarts
+  };
+
+  // Who may enter a room and what they may do there. Principal keys are "token:LABEL"
+  // (durable: stored) or "session:ID" (ends with the session: never stored).
+  struct room_access {
+    room_visibility visibility = room_visibility::public_room;
+    std::map<std::string, member_role, std::less<>> roles;  // absent: member
+    std::map<std::string, std::string, std::less<>> bans;   // principal → its nickname when banned
+    std::vector<invite_state> invites;
+  };
+
   struct member {
     session_state* session;
     std::string nickname;
@@ -109,6 +136,8 @@ class basic_hub {
     bool used = false;                         // a seq was ever reserved: never expires
     std::uint64_t joins = 0;                   // members ever admitted
     std::optional<monotonic_time> expires_at;  // set while empty and unused, with a TTL
+    room_access access{};                      // visibility, roles, bans, invites
+    std::string saved_access{};                // what the store holds, so unchanged access is not rewritten
   };
 
   struct membership {
@@ -131,6 +160,7 @@ class basic_hub {
     std::string principal;                    // the token's label; empty: the session is its own
     token_bucket<monotonic_time> room_bucket;  // room creations, when the principal is the session
     member_kind kind = member_kind::agent;     // what who_is_here and fromKind say of it
+    std::set<std::string, std::less<>> principal_rooms{};  // rooms holding a role or ban of this session's own principal
   };
 
   // Loads the store's rooms; a store that cannot be read is an error, not an empty hub.
@@ -142,8 +172,20 @@ class basic_hub {
       room_state& room = h.rooms_.emplace(r.name, room_state{}).first->second;
       room.name = r.name;
       room.used = r.next_seq > 1;
+      room.access = parse_access(r.access);
+      room.saved_access = r.access;
       // Their TTL starts at the first call that brings the time (a server's first tick).
       if (!room.used && h.config_.room_ttl.count() > 0) h.unstamped_rooms_.push_back(r.name);
+    }
+    // Session principals' roles did not survive the restart: a private room with no
+    // durable owner left can admit nobody, and goes.
+    for (auto it = h.rooms_.begin(); it != h.rooms_.end();) {
+      room_state& room = it->second;
+      if (room.access.visibility == room_visibility::private_room && !has_owner(room) && store.delete_room(room.name, {})) {
+        it = h.rooms_.erase(it);
+        continue;
+      }
+      ++it;
     }
     return h;
   }
@@ -232,7 +274,25 @@ class basic_hub {
     touch(now);
     session_state* s = find(handle);
     if (!s) return;
-    for (auto& [name, m] : s->memberships) remove_member(*m.room, *s, now);
+    std::set<std::string, std::less<>> touched = s->principal_rooms;
+    for (auto& [name, m] : s->memberships) {
+      remove_member(*m.room, *s, now);
+      touched.insert(name);
+    }
+    s->memberships.clear();
+    // A session principal's roles and bans end with it; then every room it touched
+    // must still have an owner, or (private and empty) go.
+    const std::string key = principal_key(*s);
+    if (s->principal.empty()) {
+      for (const auto& name : s->principal_rooms)
+        if (auto it = rooms_.find(name); it != rooms_.end()) {
+          it->second.access.roles.erase(key);
+          it->second.access.bans.erase(key);
+        }
+      invite_buckets_.erase(key);
+    }
+    for (const auto& name : touched)
+      if (auto it = rooms_.find(name); it != rooms_.end()) ensure_owner(it->second, now);
     if (!s->attached) deadlines_.erase({s->detach_deadline, handle});
     by_id_.erase(s->id);
     sessions_.erase(handle);
@@ -282,6 +342,9 @@ class basic_hub {
 
   // ---- tools ----------------------------------------------------------------
 
+  // A room that does not exist is created public, with the caller its owner, as the
+  // reference creates it (ownership is our addition). A private room admits a
+  // principal that holds a role in it, or one with a live invite; a ban refuses all.
   [[nodiscard]] result<join_room_result> join_room(session_handle handle, const join_room_args& args, const moment_type& now) {
     touch(now);
     session_state* s = find(handle);
@@ -289,27 +352,54 @@ class basic_hub {
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
     if (args.nickname)
       if (auto ok = check_nickname("nickname", *args.nickname); !ok) return tl::unexpected(ok.error());
-    if (auto it = s->memberships.find(args.room); it != s->memberships.end())
-      return join_room_result{args.room, it->second.nickname, it->second.room->members.size()};
+    if (args.invite)
+      if (auto ok = check_invite_code(*args.invite); !ok) return tl::unexpected(ok.error());
+    if (auto it = s->memberships.find(args.room); it != s->memberships.end()) return joined(*it->second.room, *s);
 
-    auto room = ensure_room(*s, args.room, now);
-    if (!room) return tl::unexpected(room.error());
-    room_state& r = **room;
-    std::string nickname;
-    if (args.nickname) {
-      if (r.by_folded.count(fold_nickname(*args.nickname)))
-        return make_error(error_code::nickname_taken,
-                          "the nickname " + *args.nickname + " is taken in " + args.room + "; pick another",
-                          json{{"room", args.room}, {"nickname", *args.nickname}});
-      nickname = *args.nickname;
-    } else {
-      nickname = allocate_nickname(random_, [&](const std::string& folded) { return r.by_folded.count(folded) > 0; });
+    auto existing = rooms_.find(args.room);
+    if (existing == rooms_.end()) {
+      if (args.invite)
+        return make_error(error_code::invite_invalid, "the invite is not valid: there is no room " + args.room,
+                          json{{"room", args.room}});
+      return create(*s, args.room, room_visibility::public_room, args.nickname, now);
     }
-    r.members.push_back(member{s, nickname, ++r.joins});
-    r.by_folded.emplace(fold_nickname(nickname), handle);
-    cancel_expiry(r);
-    s->memberships.emplace(args.room, membership{&r, nickname, replay_ring(config_.replay_capacity)});
-    return join_room_result{args.room, std::move(nickname), r.members.size()};
+    room_state& r = existing->second;
+    const std::string key = principal_key(*s);
+    if (r.access.bans.count(key))
+      return make_error(error_code::banned, "you are banned from " + args.room, json{{"room", args.room}});
+    room_access next = r.access;
+    if (r.access.visibility == room_visibility::private_room && !r.access.roles.count(key)) {
+      if (!args.invite)
+        return make_error(error_code::room_private,
+                          args.room + " is private: join it with an invite, or knock to ask its owners",
+                          json{{"room", args.room}});
+      invite_state* invite = live_invite(next, *args.invite, now);
+      if (!invite)
+        return make_error(error_code::invite_invalid,
+                          "the invite to " + args.room + " is not valid: unknown, expired or used up",
+                          json{{"room", args.room}});
+      ++invite->uses;
+      next.roles[key] = invite->role;
+    }
+    if (auto taken = nickname_taken(r, args.nickname)) return tl::unexpected(*taken);
+    if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+    note_principal_room(*s, r);
+    return admit(r, *s, args.nickname);
+  }
+
+  // Our addition: a new room of either visibility, the caller its owner.
+  [[nodiscard]] result<join_room_result> create_room(session_handle handle, const create_room_args& args,
+                                                     const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
+    if (args.nickname)
+      if (auto ok = check_nickname("nickname", *args.nickname); !ok) return tl::unexpected(ok.error());
+    if (rooms_.count(args.room))
+      return make_error(error_code::room_exists, args.room + " already exists; join it instead",
+                        json{{"room", args.room}});
+    return create(*s, args.room, args.visibility, args.nickname, now);
   }
 
   // Silent to the others: there are no presence events in the protocol.
@@ -340,6 +430,9 @@ class basic_hub {
     }
     auto it = s->memberships.find(args.room);
     if (it == s->memberships.end()) return not_in_room(args.room);
+    if (role_of(*it->second.room, *s) == member_role::watcher)
+      return make_error(error_code::forbidden, "watchers may read " + args.room + " but not send there",
+                        json{{"room", args.room}, {"role", "watcher"}});
     if (auto wait = s->bucket.try_take(now.monotonic)) {
       ++stats_.rate_limited_total;
       return make_error(error_code::rate_limited,
@@ -375,15 +468,27 @@ class basic_hub {
       if (auto ok = check_room_cursor(*args.cursor); !ok) return tl::unexpected(ok.error());
     const std::size_t page = args.limit.value_or(default_list_rooms_page);
     list_rooms_result out;
+    const std::string key = principal_key(*s);
+    // A private room is listed only to its members and to principals admitted to it.
+    auto listed = [&](const room_state& r) {
+      return r.access.visibility == room_visibility::public_room || s->memberships.count(r.name) ||
+             r.access.roles.count(key);
+    };
     auto it = args.cursor ? rooms_.upper_bound(*args.cursor) : rooms_.begin();
-    for (std::size_t n = 0; it != rooms_.end() && n < page; ++it, ++n) {
+    std::size_t n = 0;
+    const std::string* last = nullptr;
+    for (; it != rooms_.end(); ++it) {
       const auto& [name, r] = *it;
+      if (!listed(r)) continue;
+      if (n == page) break;
+      ++n;
+      last = &name;
       if (auto m = s->memberships.find(name); m != s->memberships.end())
-        out.joined.push_back(joined_room{name, m->second.nickname, r.members.size()});
+        out.joined.push_back(joined_room{name, m->second.nickname, r.members.size(), role_of(r, *s), r.access.visibility});
       else
-        out.available.push_back(available_room{name, r.members.size()});
+        out.available.push_back(available_room{name, r.members.size(), r.access.visibility});
     }
-    if (it != rooms_.end()) out.next_cursor = std::prev(it)->first;
+    if (it != rooms_.end() && last) out.next_cursor = *last;
     return out;
   }
 
@@ -408,10 +513,123 @@ class basic_hub {
     auto m = std::partition_point(members.begin(), members.end(), [&](const member& x) { return x.joined <= after; });
     for (std::size_t n = 0; m != members.end() && n < page; ++m, ++n) {
       out.nicknames.push_back(m->nickname);
-      out.members.push_back(member_entry{m->nickname, m->session->kind});
+      out.members.push_back(member_entry{m->nickname, m->session->kind, role_of(*it->second.room, *m->session)});
     }
     if (m != members.end()) out.next_cursor = std::to_string(std::prev(m)->joined);
     return out;
+  }
+
+  // ---- owners' tools (our addition) -----------------------------------------
+
+  // A code of 192 random bits; the room keeps its SHA-256 only.
+  [[nodiscard]] result<invite_result> invite(session_handle handle, const invite_args& args, const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    auto owned = owned_room(*s, args.room, "invite");
+    if (!owned) return tl::unexpected(owned.error());
+    room_state& r = **owned;
+    if (args.role == member_role::owner)
+      return make_error(error_code::invalid_argument, "an invite admits a member or a watcher; make owners with set_role",
+                        json{{"field", "role"}, {"rule", "one of member, watcher"}});
+    if (args.max_uses)
+      if (auto ok = check_count("maxUses", *args.max_uses, max_invite_uses); !ok) return tl::unexpected(ok.error());
+    if (args.expires_in_s)
+      if (auto ok = check_count("expiresInS", *args.expires_in_s, max_invite_lifetime_s); !ok)
+        return tl::unexpected(ok.error());
+    room_access next = r.access;
+    const std::int64_t now_ms = wall_ms(now);
+    next.invites.erase(std::remove_if(next.invites.begin(), next.invites.end(),
+                                      [&](const invite_state& i) { return !usable(i, now_ms); }),
+                       next.invites.end());
+    if (next.invites.size() >= config_.max_live_invites)
+      return make_error(error_code::invalid_argument,
+                        args.room + " has " + std::to_string(next.invites.size()) +
+                            " live invites, the most a room may have; wait for some to expire or be used up",
+                        json{{"field", "room"}, {"rule", "at most " + std::to_string(config_.max_live_invites) + " live invites"}});
+    if (auto wait = principal_budget(invite_buckets_, config_.invites, *s, now).try_take(now.monotonic))
+      return make_error(error_code::rate_limited, "making invites too fast: retry after " + std::to_string(wait->count()) + " ms",
+                        json{{"retryAfterMs", wait->count()}});
+    std::string code = random_token(random_, 24);
+    const std::int64_t lifetime_ms = std::int64_t{args.expires_in_s.value_or(default_invite_lifetime_s)} * 1000;
+    next.invites.push_back(invite_state{sha256_hex(code), args.role, args.max_uses, 0, now_ms + lifetime_ms});
+    if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+    const auto expires = now.wall + std::chrono::duration_cast<typename decltype(now.wall)::duration>(
+                                        std::chrono::milliseconds(lifetime_ms));
+    return invite_result{args.room, std::move(code), format_rfc3339(expires), args.role, args.max_uses};
+  }
+
+  // kick: out, may come back (to a private room, with a new invite). ban: out, and its
+  // principal may not come back under any nickname until unbanned. unban names the
+  // nickname the principal had when banned.
+  [[nodiscard]] result<member_action_result> act_on_member(session_handle handle, const member_action_args& args,
+                                                           const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    const char* verb = args.action == member_action::kick ? "kick" : args.action == member_action::ban ? "ban" : "unban";
+    auto owned = owned_room(*s, args.room, verb);
+    if (!owned) return tl::unexpected(owned.error());
+    room_state& r = **owned;
+    if (auto ok = check_nickname("nickname", args.nickname); !ok) return tl::unexpected(ok.error());
+    room_access next = r.access;
+    if (args.action == member_action::unban) {
+      auto ban = std::find_if(next.bans.begin(), next.bans.end(),
+                              [&](const auto& b) { return fold_nickname(b.second) == fold_nickname(args.nickname); });
+      if (ban == next.bans.end())
+        return make_error(error_code::not_found, "nobody banned from " + args.room + " was called " + args.nickname,
+                          json{{"room", args.room}, {"nickname", args.nickname}});
+      std::string nickname = ban->second;
+      next.bans.erase(ban);
+      if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+      return member_action_result{args.room, std::move(nickname)};
+    }
+    auto target = member_named(r, args.nickname);
+    if (!target) return tl::unexpected(target.error());
+    session_state& t = *(*target)->session;
+    if (&t == s)
+      return make_error(error_code::invalid_argument, std::string("you cannot ") + verb + " yourself; leave_room instead",
+                        json{{"field", "nickname"}, {"rule", "another member's nickname"}});
+    const std::string target_key = principal_key(t);
+    const std::string nickname = (*target)->nickname;
+    next.roles.erase(target_key);
+    if (args.action == member_action::ban) next.bans[target_key] = nickname;
+    if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+    note_principal_room(t, r);
+    // A ban removes every session of the principal; a kick, the one member named.
+    std::vector<session_state*> out{&t};
+    if (args.action == member_action::ban)
+      for (member& m : r.members)
+        if (m.session != &t && principal_key(*m.session) == target_key) out.push_back(m.session);
+    for (session_state* gone : out) {
+      remove_membership(*gone, r, now);
+      send_event(*gone, room_event_frame{args.room, args.action == member_action::ban ? "banned" : "kicked", json::object()});
+    }
+    ensure_owner(r, now);
+    return member_action_result{args.room, nickname};
+  }
+
+  [[nodiscard]] result<set_role_result> set_role(session_handle handle, const set_role_args& args, const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    auto owned = owned_room(*s, args.room, "set_role");
+    if (!owned) return tl::unexpected(owned.error());
+    room_state& r = **owned;
+    if (auto ok = check_nickname("nickname", args.nickname); !ok) return tl::unexpected(ok.error());
+    auto target = member_named(r, args.nickname);
+    if (!target) return tl::unexpected(target.error());
+    session_state& t = *(*target)->session;
+    if (&t == s)
+      return make_error(error_code::invalid_argument,
+                        "you cannot change your own role; make another owner first, and let them change it",
+                        json{{"field", "nickname"}, {"rule", "another member's nickname"}});
+    room_access next = r.access;
+    next.roles[principal_key(t)] = args.role;
+    if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+    note_principal_room(t, r);
+    send_event(t, room_event_frame{args.room, "role", json{{"role", to_string(args.role)}}});
+    return set_role_result{args.room, (*target)->nickname, args.role};
   }
 
   // Cumulative per room. Acks for rooms the session is not in are ignored: a leave
@@ -587,6 +805,203 @@ class basic_hub {
     }
   }
 
+  // ---- rooms people control --------------------------------------------------
+
+  static std::string principal_key(const session_state& s) {
+    return s.principal.empty() ? "session:" + s.id : "token:" + s.principal;
+  }
+  static bool durable(std::string_view key) noexcept { return key.rfind("token:", 0) == 0; }
+
+  static member_role role_of(const room_state& r, const session_state& s) {
+    auto it = r.access.roles.find(principal_key(s));
+    return it == r.access.roles.end() ? member_role::member : it->second;
+  }
+
+  static bool has_owner(const room_state& r) {
+    return std::any_of(r.access.roles.begin(), r.access.roles.end(),
+                       [](const auto& role) { return role.second == member_role::owner; });
+  }
+
+  static std::int64_t wall_ms(const moment_type& now) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(now.wall.time_since_epoch()).count();
+  }
+
+  static bool usable(const invite_state& i, std::int64_t now_ms) {
+    return now_ms < i.expires_at_ms && (!i.max_uses || i.uses < *i.max_uses);
+  }
+
+  // The live invite whose code this is, compared by hash in constant time with each.
+  static invite_state* live_invite(room_access& access, std::string_view code, const moment_type& now) {
+    const std::string hash = sha256_hex(code);
+    invite_state* found = nullptr;
+    for (invite_state& i : access.invites)
+      if (constant_time_equal(i.code_hash, hash)) found = &i;
+    return found && usable(*found, wall_ms(now)) ? found : nullptr;
+  }
+
+  join_room_result joined(const room_state& r, const session_state& s) const {
+    return join_room_result{r.name, s.memberships.at(r.name).nickname, r.members.size(), role_of(r, s),
+                            r.access.visibility};
+  }
+
+  std::optional<error> nickname_taken(const room_state& r, const std::optional<std::string>& nickname) const {
+    if (!nickname || !r.by_folded.count(fold_nickname(*nickname))) return std::nullopt;
+    return error{error_code::nickname_taken,
+                 "the nickname " + *nickname + " is taken in " + r.name + "; pick another",
+                 json{{"room", r.name}, {"nickname", *nickname}}};
+  }
+
+  // Makes the room (within the cap and the principal's budget) with the caller its owner.
+  result<join_room_result> create(session_state& s, const std::string& name, room_visibility visibility,
+                                  const std::optional<std::string>& nickname, const moment_type& now) {
+    auto room = ensure_room(s, name, now);
+    if (!room) return tl::unexpected(room.error());
+    room_state& r = **room;
+    room_access next;
+    next.visibility = visibility;
+    next.roles[principal_key(s)] = member_role::owner;
+    if (auto saved = save_access(r, std::move(next)); !saved) {
+      (void)store_->delete_room(name, now.wall);  // undo the creation; if that fails too, a restart finds a public room
+      rooms_.erase(name);
+      return tl::unexpected(saved.error());
+    }
+    note_principal_room(s, r);
+    return admit(r, s, nickname);
+  }
+
+  join_room_result admit(room_state& r, session_state& s, const std::optional<std::string>& nickname) {
+    std::string name =
+        nickname ? *nickname
+                 : allocate_nickname(random_, [&](const std::string& folded) { return r.by_folded.count(folded) > 0; });
+    r.members.push_back(member{&s, name, ++r.joins});
+    r.by_folded.emplace(fold_nickname(name), s.handle);
+    cancel_expiry(r);
+    s.memberships.emplace(r.name, membership{&r, name, replay_ring(config_.replay_capacity)});
+    return joined(r, s);
+  }
+
+  // A session principal's roles and bans are forgotten when its session ends.
+  static void note_principal_room(session_state& s, const room_state& r) {
+    if (s.principal.empty()) s.principal_rooms.insert(r.name);
+  }
+
+  result<room_state*> owned_room(session_state& s, const std::string& room, const char* tool) {
+    if (auto ok = check_room_slug("room", room); !ok) return tl::unexpected(ok.error());
+    auto it = s.memberships.find(room);
+    if (it == s.memberships.end()) return not_in_room(room);
+    if (role_of(*it->second.room, s) != member_role::owner)
+      return make_error(error_code::forbidden, std::string("only an owner of ") + room + " may " + tool,
+                        json{{"room", room}, {"role", to_string(role_of(*it->second.room, s))}});
+    return it->second.room;
+  }
+
+  result<const member*> member_named(const room_state& r, const std::string& nickname) const {
+    auto it = r.by_folded.find(fold_nickname(nickname));
+    if (it != r.by_folded.end())
+      for (const member& m : r.members)
+        if (m.session->handle == it->second) return &m;
+    return make_error(error_code::not_found, "nobody in " + r.name + " is called " + nickname,
+                      json{{"room", r.name}, {"nickname", nickname}});
+  }
+
+  token_bucket<monotonic_time>& principal_budget(std::map<std::string, token_bucket<monotonic_time>, std::less<>>& buckets,
+                                                 per_minute_budget budget, const session_state& s, const moment_type& now) {
+    const std::string key = principal_key(s);
+    auto it = buckets.find(key);
+    if (it == buckets.end())
+      it = buckets.emplace(key, token_bucket<monotonic_time>::per_minute(budget, now.monotonic)).first;
+    return it->second;
+  }
+
+  // Writes the room's access when what the store keeps of it changes, then adopts it;
+  // on a store failure nothing changes.
+  result<void> save_access(room_state& r, room_access next) {
+    std::string text = serialize_access(next);
+    if (text != r.saved_access) {
+      if (!store_->save_room_access(r.name, text))
+        return make_error(error_code::internal, "could not change " + r.name + ": " + std::string(storage_failed));
+      r.saved_access = std::move(text);
+    }
+    r.access = std::move(next);
+    return {};
+  }
+
+  // Only what outlives a session: the visibility, durable principals' roles and bans, invites.
+  static std::string serialize_access(const room_access& a) {
+    json roles = json::object();
+    for (const auto& [key, role] : a.roles)
+      if (durable(key)) roles[key] = to_string(role);
+    json bans = json::object();
+    for (const auto& [key, nickname] : a.bans)
+      if (durable(key)) bans[key] = nickname;
+    json invites = json::array();
+    for (const auto& i : a.invites) {
+      json entry{{"hash", i.code_hash}, {"role", to_string(i.role)}, {"uses", i.uses}, {"expiresAtMs", i.expires_at_ms}};
+      if (i.max_uses) entry["maxUses"] = *i.max_uses;
+      invites.push_back(std::move(entry));
+    }
+    if (a.visibility == room_visibility::public_room && roles.empty() && bans.empty() && invites.empty()) return {};
+    return json{{"visibility", to_string(a.visibility)}, {"roles", roles}, {"bans", bans}, {"invites", invites}}.dump();
+  }
+
+  // What serialize_access wrote; anything unreadable reads as nothing (public, no roles),
+  // except that a record naming itself private stays private.
+  static room_access parse_access(std::string_view text) {
+    room_access a;
+    if (text.empty()) return a;
+    const json j = json::parse(text.begin(), text.end(), nullptr, false);
+    if (!j.is_object()) return a;
+    if (j.value("visibility", std::string()) == "private") a.visibility = room_visibility::private_room;
+    if (auto roles = j.find("roles"); roles != j.end() && roles->is_object())
+      for (const auto& [key, role] : roles->items())
+        if (role.is_string())
+          if (auto r = parse_member_role(role.template get<std::string>())) a.roles[key] = *r;
+    if (auto bans = j.find("bans"); bans != j.end() && bans->is_object())
+      for (const auto& [key, nickname] : bans->items())
+        if (nickname.is_string()) a.bans[key] = nickname.template get<std::string>();
+    if (auto invites = j.find("invites"); invites != j.end() && invites->is_array())
+      for (const auto& i : *invites) {
+        if (!i.is_object() || !i.contains("hash") || !i["hash"].is_string()) continue;
+        invite_state inv;
+        inv.code_hash = i["hash"].get<std::string>();
+        inv.role = parse_member_role(i.value("role", std::string("member"))).value_or(member_role::member);
+        inv.uses = i.value("uses", std::uint32_t{0});
+        inv.expires_at_ms = i.value("expiresAtMs", std::int64_t{0});
+        if (i.contains("maxUses") && i["maxUses"].is_number_unsigned()) inv.max_uses = i["maxUses"].get<std::uint32_t>();
+        a.invites.push_back(std::move(inv));
+      }
+    return a;
+  }
+
+  // No room is left where nobody can ever admit anyone: with members and no owner, the
+  // member present longest becomes one; private, empty and ownerless, the room goes.
+  void ensure_owner(room_state& r, const moment_type& now) {
+    if (has_owner(r)) return;
+    if (!r.members.empty()) {
+      session_state& heir = *r.members.front().session;
+      room_access next = r.access;
+      next.roles[principal_key(heir)] = member_role::owner;
+      if (!save_access(r, std::move(next))) return;  // the store failed: tried again at the next change
+      note_principal_room(heir, r);
+      send_event(heir, room_event_frame{r.name, "role", json{{"role", "owner"}}});
+      return;
+    }
+    if (r.access.visibility != room_visibility::private_room) return;
+    if (!store_->delete_room(r.name, now.wall)) return;
+    cancel_expiry(r);
+    rooms_.erase(r.name);
+  }
+
+  void remove_membership(session_state& s, room_state& r, const moment_type& now) {
+    remove_member(r, s, now);
+    s.memberships.erase(r.name);
+  }
+
+  // Events reach an attached session at once; they are not replayed (they have no seq).
+  void send_event(session_state& s, const room_event_frame& e) {
+    if (s.attached) enqueue(s, make_shared_frame(frame_encoding::encode(encode_room_event(e))));
+  }
+
   store_type* store_;
   random_type random_;
   hub_config config_;
@@ -597,6 +1012,7 @@ class basic_hub {
   std::set<std::pair<monotonic_time, std::string>> room_deadlines_;  // empty, unused rooms by expiry
   std::vector<std::string> unstamped_rooms_;                         // loaded, waiting for the time
   std::map<std::string, token_bucket<monotonic_time>, std::less<>> principal_buckets_;  // by token label
+  std::map<std::string, token_bucket<monotonic_time>, std::less<>> invite_buckets_;     // by principal key
   std::vector<session_handle> ready_;
   session_handle last_handle_ = 0;
   hub_stats stats_{};

@@ -32,7 +32,7 @@ struct join_room_request {
 struct leave_room_request {
   std::string room;
 };
-// Paging: without limit a page holds the server's default (256 rooms, 400 members);
+// Paging: without limit a page holds the server's default (175 rooms, 300 members);
 // the result carries nextCursor while more remain.
 struct list_rooms_request {
   std::optional<std::uint32_t> limit;  // 1..max_list_rooms_limit

@@ -29,6 +29,7 @@
 #include "server_url.hpp"
 #include "session_protocol.hpp"
 #include "sha1.hpp"
+#include "sha256.hpp"
 #include "shared_frame.hpp"
 #include "simulated_clock.hpp"
 #include "token_bucket.hpp"

@@ -18,6 +18,7 @@ struct basic_stored_room {
   std::string name;
   WallTime created_at;
   std::uint64_t next_seq = 1;  // the first seq not yet reserved: 1 means no message was ever sent
+  std::string access{};         // who may enter and act (the hub's own JSON); empty: public, no roles
 };
 using stored_room = basic_stored_room<wall_time>;
 
@@ -34,6 +35,10 @@ using stored_room = basic_stored_room<wall_time>;
 //       forgets a room; false when there is no such room. A room whose seqs were
 //       never reserved goes entirely; one that had seqs keeps its high-water mark out
 //       of sight, so that creating it again continues its seqs and none ever repeats;
+//   result<void> save_room_access(std::string_view name, std::string_view access);
+//       replaces the room's access record: the hub's JSON of its visibility and of
+//       the durable principals' roles and bans and its invites (hashed), written when
+//       one of them changes; load_rooms returns it. Empty means public, no roles;
 //   result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
 //       reserves `count` seqs for `room` and returns the first: [first, first + count)
 //       are the caller's, and no later call, in this process or after a restart, hands
@@ -49,15 +54,27 @@ class basic_memory_room_store {
     std::vector<basic_stored_room<wall_time>> out;
     out.reserve(rooms_.size());
     for (const auto& [name, r] : rooms_)
-      if (!r.deleted) out.push_back({name, r.created_at, r.next_seq});
+      if (!r.deleted) out.push_back({name, r.created_at, r.next_seq, r.access});
     return out;
   }
 
   result<void> create_room(std::string_view name, wall_time now) {
-    auto [it, created] = rooms_.try_emplace(std::string(name), entry{now, 1, false});
-    if (!created && it->second.deleted) it->second = entry{now, it->second.next_seq, false};
+    auto [it, created] = rooms_.try_emplace(std::string(name), entry{now, 1, false, {}});
+    if (!created && it->second.deleted) it->second = entry{now, it->second.next_seq, false, {}};
     return {};
   }
+
+  result<void> save_room_access(std::string_view name, std::string_view access) {
+    if (fail_access_writes_) return make_error(error_code::internal, "access write failed (simulated)");
+    auto it = rooms_.find(name);
+    if (it == rooms_.end() || it->second.deleted)
+      return make_error(error_code::internal, "access for unknown room " + std::string(name));
+    it->second.access = std::string(access);
+    return {};
+  }
+
+  // For tests: make save_room_access fail, as a full disk would.
+  void fail_access_writes(bool fail) noexcept { fail_access_writes_ = fail; }
 
   result<bool> delete_room(std::string_view name, wall_time) {
     auto it = rooms_.find(name);
@@ -85,9 +102,11 @@ class basic_memory_room_store {
     wall_time created_at;
     std::uint64_t next_seq;
     bool deleted;  // a tombstone keeping the seqs of a deleted room that had some
+    std::string access;
   };
   std::map<std::string, entry, std::less<>> rooms_;
   std::uint64_t blocks_reserved_ = 0;
+  bool fail_access_writes_ = false;
 };
 
 using memory_room_store = basic_memory_room_store<std::chrono::system_clock>;

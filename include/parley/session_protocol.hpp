@@ -76,7 +76,11 @@ template <class Hub>
         else if constexpr (std::is_same_v<T, leave_room_args>) return answer(h.leave_room(session, args, now));
         else if constexpr (std::is_same_v<T, list_rooms_args>) return answer(h.list_rooms(session, args));
         else if constexpr (std::is_same_v<T, send_message_args>) return answer(h.send_message(session, args, now));
-        else return answer(h.who_is_here(session, args));
+        else if constexpr (std::is_same_v<T, who_is_here_args>) return answer(h.who_is_here(session, args));
+        else if constexpr (std::is_same_v<T, create_room_args>) return answer(h.create_room(session, args, now));
+        else if constexpr (std::is_same_v<T, invite_args>) return answer(h.invite(session, args, now));
+        else if constexpr (std::is_same_v<T, member_action_args>) return answer(h.act_on_member(session, args, now));
+        else return answer(h.set_role(session, args, now));
       },
       request.args);
 }

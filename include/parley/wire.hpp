@@ -35,6 +35,24 @@ enum class member_kind { agent, person };
   return k == member_kind::person ? "person" : "agent";
 }
 
+// Rooms people control (our addition): a room is public (anyone may join, as in the
+// reference) or private (an invite, or an owner's approval of a knock); each member has a role.
+enum class room_visibility { public_room, private_room };
+enum class member_role { owner, member, watcher };
+
+[[nodiscard]] constexpr std::string_view to_string(room_visibility v) noexcept {
+  return v == room_visibility::private_room ? "private" : "public";
+}
+[[nodiscard]] constexpr std::string_view to_string(member_role r) noexcept {
+  return r == member_role::owner ? "owner" : r == member_role::watcher ? "watcher" : "member";
+}
+[[nodiscard]] inline std::optional<member_role> parse_member_role(std::string_view s) noexcept {
+  if (s == "owner") return member_role::owner;
+  if (s == "member") return member_role::member;
+  if (s == "watcher") return member_role::watcher;
+  return std::nullopt;
+}
+
 // ---- client → server ------------------------------------------------------
 
 struct resume_block {
@@ -53,6 +71,7 @@ struct hello_frame {
 struct join_room_args {
   std::string room;
   std::optional<std::string> nickname;
+  std::optional<std::string> invite{};  // a private room's invite code: our addition
 };
 struct leave_room_args {
   std::string room;
@@ -74,7 +93,32 @@ struct who_is_here_args {
   std::optional<std::string> cursor{};   // the nextCursor of the previous page
 };
 
-using tool_args = std::variant<join_room_args, leave_room_args, list_rooms_args, send_message_args, who_is_here_args>;
+struct create_room_args {
+  std::string room;
+  room_visibility visibility = room_visibility::public_room;
+  std::optional<std::string> nickname{};
+};
+struct invite_args {
+  std::string room;
+  std::optional<std::uint32_t> max_uses{};     // 1..max_invite_uses; none: unlimited
+  std::optional<std::uint32_t> expires_in_s{};  // 1..max_invite_lifetime_s; none: a day
+  member_role role = member_role::member;       // member or watcher
+};
+// kick, ban and unban: one member of a room, named by nickname.
+enum class member_action { kick, ban, unban };
+struct member_action_args {
+  std::string room;
+  std::string nickname;
+  member_action action = member_action::kick;
+};
+struct set_role_args {
+  std::string room;
+  std::string nickname;
+  member_role role = member_role::member;
+};
+
+using tool_args = std::variant<join_room_args, leave_room_args, list_rooms_args, send_message_args, who_is_here_args,
+                               create_room_args, invite_args, member_action_args, set_role_args>;
 
 struct tool_request {
   std::string request_id;
@@ -101,6 +145,8 @@ struct join_room_result {
   std::string room;
   std::string nickname;
   std::size_t members_count = 0;
+  member_role role = member_role::member;                      // our addition
+  room_visibility visibility = room_visibility::public_room;   // our addition
 };
 struct leave_room_result {
   std::string room;
@@ -109,10 +155,13 @@ struct joined_room {
   std::string name;
   std::string nickname;
   std::size_t members_count = 0;
+  member_role role = member_role::member;                     // our addition
+  room_visibility visibility = room_visibility::public_room;  // our addition
 };
 struct available_room {
   std::string name;
   std::size_t members_count = 0;
+  room_visibility visibility = room_visibility::public_room;  // our addition: private only for one admitted to it
 };
 struct list_rooms_result {
   std::vector<joined_room> joined;
@@ -128,6 +177,7 @@ struct send_message_result {
 struct member_entry {
   std::string nickname;
   member_kind kind = member_kind::agent;
+  member_role role = member_role::member;
 };
 struct who_is_here_result {
   std::string room;
@@ -136,16 +186,53 @@ struct who_is_here_result {
   std::vector<member_entry> members{};       // the same members with their kind: our addition
 };
 
+struct invite_result {
+  std::string room;
+  std::string code;
+  std::string expires_at;
+  member_role role = member_role::member;
+  std::optional<std::uint32_t> max_uses{};
+};
+struct member_action_result {
+  std::string room;
+  std::string nickname;
+};
+struct set_role_result {
+  std::string room;
+  std::string nickname;
+  member_role role = member_role::member;
+};
+
 inline void to_json(json& j, const join_room_result& r) {
-  j = json{{"room", r.room}, {"nickname", r.nickname}, {"membersCount", r.members_count}};
+  j = json{{"room", r.room},
+           {"nickname", r.nickname},
+           {"membersCount", r.members_count},
+           {"role", to_string(r.role)},
+           {"visibility", to_string(r.visibility)}};
+}
+inline void to_json(json& j, const invite_result& r) {
+  j = json{{"room", r.room}, {"code", r.code}, {"expiresAt", r.expires_at}, {"role", to_string(r.role)}};
+  if (r.max_uses) j["maxUses"] = *r.max_uses;
+}
+inline void to_json(json& j, const member_action_result& r) { j = json{{"room", r.room}, {"nickname", r.nickname}}; }
+inline void to_json(json& j, const set_role_result& r) {
+  j = json{{"room", r.room}, {"nickname", r.nickname}, {"role", to_string(r.role)}};
 }
 inline void to_json(json& j, const leave_room_result& r) { j = json{{"room", r.room}}; }
 inline void to_json(json& j, const list_rooms_result& r) {
   json joined = json::array();
-  for (const auto& x : r.joined)
-    joined.push_back(json{{"name", x.name}, {"nickname", x.nickname}, {"membersCount", x.members_count}});
+  // visibility appears only on a private room, to keep the worst-case page within a message.
+  for (const auto& x : r.joined) {
+    json entry{{"name", x.name}, {"nickname", x.nickname}, {"membersCount", x.members_count}, {"role", to_string(x.role)}};
+    if (x.visibility == room_visibility::private_room) entry["visibility"] = "private";
+    joined.push_back(std::move(entry));
+  }
   json available = json::array();
-  for (const auto& x : r.available) available.push_back(json{{"name", x.name}, {"membersCount", x.members_count}});
+  for (const auto& x : r.available) {
+    json entry{{"name", x.name}, {"membersCount", x.members_count}};
+    if (x.visibility == room_visibility::private_room) entry["visibility"] = "private";
+    available.push_back(std::move(entry));
+  }
   j = json{{"joined", std::move(joined)}, {"available", std::move(available)}};
   if (r.next_cursor) j["nextCursor"] = *r.next_cursor;
 }
@@ -154,7 +241,8 @@ inline void to_json(json& j, const send_message_result& r) {
 }
 inline void to_json(json& j, const who_is_here_result& r) {
   json members = json::array();
-  for (const auto& m : r.members) members.push_back(json{{"nickname", m.nickname}, {"kind", to_string(m.kind)}});
+  for (const auto& m : r.members)
+    members.push_back(json{{"nickname", m.nickname}, {"kind", to_string(m.kind)}, {"role", to_string(m.role)}});
   j = json{{"room", r.room}, {"nicknames", r.nicknames}, {"members", std::move(members)}};
   if (r.next_cursor) j["nextCursor"] = *r.next_cursor;
 }
@@ -193,9 +281,16 @@ struct system_error_frame {
   std::string code;
   std::string message;
 };
+// Something that happened to the recipient in a room, our addition: "kicked", "banned",
+// "role" (its role changed; `role`). `fields` holds the kind's own fields.
+struct room_event_frame {
+  std::string room;
+  std::string kind;
+  json fields = json::object();
+};
 
 using server_frame = std::variant<hello_ok_frame, hello_err_frame, tool_ok_frame, tool_err_frame, room_message_frame,
-                                  system_error_frame>;
+                                  system_error_frame, room_event_frame>;
 
 // ---- decoding helpers -----------------------------------------------------
 
@@ -283,6 +378,16 @@ class field_reader {
     return std::optional<std::uint32_t>(static_cast<std::uint32_t>(v->get<std::uint64_t>()));
   }
 
+  // An optional count: a JSON integer from 1 to `max`.
+  result<std::optional<std::uint32_t>> optional_count(std::string_view name, std::uint32_t max) const {
+    const json* v = find(name);
+    if (!v) return std::optional<std::uint32_t>{};
+    if (!v->is_number_unsigned() || v->get<std::uint64_t>() < 1 || v->get<std::uint64_t>() > max)
+      return tl::unexpected(invalid_argument(name, "integer 1.." + std::to_string(max),
+                                             std::string(name) + " must be an integer from 1 to " + std::to_string(max)));
+    return std::optional<std::uint32_t>(static_cast<std::uint32_t>(v->get<std::uint64_t>()));
+  }
+
   static result<std::uint64_t> read_seq(std::string_view name, const json& v) {
     if (v.is_number_unsigned() && v.get<std::uint64_t>() <= max_wire_integer) return v.get<std::uint64_t>();
     return tl::unexpected(invalid_argument(name, "integer 0..2^53-1", std::string(name) + " must be a non-negative integer"));
@@ -299,14 +404,83 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
     if (auto ok = check_room_slug("room", *r); !ok) return tl::unexpected(ok.error());
     return r;
   };
+  auto nickname = [&]() -> result<std::optional<std::string>> {
+    auto nick = f.optional_string("nickname");
+    if (!nick) return nick;
+    if (*nick)
+      if (auto ok = check_nickname("nickname", **nick); !ok) return tl::unexpected(ok.error());
+    return nick;
+  };
+  auto target = [&]() -> result<std::string> {
+    auto nick = f.string("nickname");
+    if (!nick) return nick;
+    if (auto ok = check_nickname("nickname", *nick); !ok) return tl::unexpected(ok.error());
+    return nick;
+  };
+  auto role = [&](std::string_view allowed) -> result<std::optional<member_role>> {
+    auto text = f.optional_string("role");
+    if (!text) return tl::unexpected(text.error());
+    if (!*text) return std::optional<member_role>{};
+    const auto parsed = parse_member_role(**text);
+    if (!parsed || std::string(allowed).find(std::string(to_string(*parsed))) == std::string::npos)
+      return tl::unexpected(invalid_argument("role", std::string("one of ") + std::string(allowed),
+                                             "role must be one of " + std::string(allowed)));
+    return parsed;
+  };
   if (tag == "tool.join_room") {
     auto r = room();
     if (!r) return tl::unexpected(r.error());
-    auto nick = f.optional_string("nickname");
+    auto nick = nickname();
     if (!nick) return tl::unexpected(nick.error());
-    if (*nick)
-      if (auto ok = check_nickname("nickname", **nick); !ok) return tl::unexpected(ok.error());
-    return join_room_args{std::move(*r), std::move(*nick)};
+    auto invite = f.optional_string("invite");
+    if (!invite) return tl::unexpected(invite.error());
+    if (*invite)
+      if (auto ok = check_invite_code(**invite); !ok) return tl::unexpected(ok.error());
+    return join_room_args{std::move(*r), std::move(*nick), std::move(*invite)};
+  }
+  if (tag == "tool.create_room") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto visibility = f.string("visibility");
+    if (!visibility) return tl::unexpected(visibility.error());
+    if (*visibility != "public" && *visibility != "private")
+      return tl::unexpected(
+          invalid_argument("visibility", "one of public, private", "visibility must be \"public\" or \"private\""));
+    auto nick = nickname();
+    if (!nick) return tl::unexpected(nick.error());
+    return create_room_args{std::move(*r),
+                            *visibility == "private" ? room_visibility::private_room : room_visibility::public_room,
+                            std::move(*nick)};
+  }
+  if (tag == "tool.invite") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto uses = f.optional_count("maxUses", max_invite_uses);
+    if (!uses) return tl::unexpected(uses.error());
+    auto lifetime = f.optional_count("expiresInS", max_invite_lifetime_s);
+    if (!lifetime) return tl::unexpected(lifetime.error());
+    auto invited = role("member, watcher");
+    if (!invited) return tl::unexpected(invited.error());
+    return invite_args{std::move(*r), *uses, *lifetime, invited->value_or(member_role::member)};
+  }
+  if (tag == "tool.kick" || tag == "tool.ban" || tag == "tool.unban") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto nick = target();
+    if (!nick) return tl::unexpected(nick.error());
+    const member_action action =
+        tag == "tool.kick" ? member_action::kick : tag == "tool.ban" ? member_action::ban : member_action::unban;
+    return member_action_args{std::move(*r), std::move(*nick), action};
+  }
+  if (tag == "tool.set_role") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto nick = target();
+    if (!nick) return tl::unexpected(nick.error());
+    auto new_role = role("owner, member, watcher");
+    if (!new_role) return tl::unexpected(new_role.error());
+    if (!*new_role) return tl::unexpected(invalid_argument("role", "required", "role is required"));
+    return set_role_args{std::move(*r), std::move(*nick), **new_role};
   }
   if (tag == "tool.leave_room") {
     auto r = room();
@@ -468,7 +642,22 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
         if constexpr (std::is_same_v<T, join_room_args>) {
           json o{{"_tag", "tool.join_room"}, {"room", a.room}};
           if (a.nickname) o["nickname"] = *a.nickname;
+          if (a.invite) o["invite"] = *a.invite;
           return o;
+        } else if constexpr (std::is_same_v<T, create_room_args>) {
+          json o{{"_tag", "tool.create_room"}, {"room", a.room}, {"visibility", to_string(a.visibility)}};
+          if (a.nickname) o["nickname"] = *a.nickname;
+          return o;
+        } else if constexpr (std::is_same_v<T, invite_args>) {
+          json o{{"_tag", "tool.invite"}, {"room", a.room}, {"role", to_string(a.role)}};
+          if (a.max_uses) o["maxUses"] = *a.max_uses;
+          if (a.expires_in_s) o["expiresInS"] = *a.expires_in_s;
+          return o;
+        } else if constexpr (std::is_same_v<T, member_action_args>) {
+          const char* tag = a.action == member_action::kick ? "tool.kick" : a.action == member_action::ban ? "tool.ban" : "tool.unban";
+          return json{{"_tag", tag}, {"room", a.room}, {"nickname", a.nickname}};
+        } else if constexpr (std::is_same_v<T, set_role_args>) {
+          return json{{"_tag", "tool.set_role"}, {"room", a.room}, {"nickname", a.nickname}, {"role", to_string(a.role)}};
         } else if constexpr (std::is_same_v<T, leave_room_args>) {
           return json{{"_tag", "tool.leave_room"}, {"room", a.room}};
         } else if constexpr (std::is_same_v<T, list_rooms_args>) {
@@ -530,6 +719,14 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
       .dump();
 }
 
+[[nodiscard]] inline std::string encode_room_event(const room_event_frame& e) {
+  json j = e.fields.is_object() ? e.fields : json::object();
+  j["_tag"] = "room.event";
+  j["room"] = e.room;
+  j["kind"] = e.kind;
+  return j.dump();
+}
+
 // `details`, when the error has any, is our addition: the reference reads system.error
 // as {code, message} and ignores other fields.
 [[nodiscard]] inline std::string encode_system_error(const error& e) {
@@ -563,6 +760,13 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
     m.seq = *seq;
     if (const json* kind = f.find("fromKind"); kind && *kind == "person") m.from_kind = member_kind::person;
     return m;
+  }
+  if (*tag == "room.event") {
+    room_event_frame e;
+    if (!str("room", e.room) || !str("kind", e.kind)) return bad("malformed room.event frame");
+    for (const auto& [key, value] : j.items())
+      if (key != "_tag" && key != "room" && key != "kind") e.fields[key] = value;
+    return e;
   }
   if (*tag == "tool.ok") {
     tool_ok_frame t;

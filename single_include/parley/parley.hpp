@@ -71,12 +71,19 @@ enum class error_code {
   internal,
   invalid_argument,  // parley's addition: bad arguments are answered under their requestId
   room_limit,        // parley's addition: a join that would create a room past --max-rooms
+  // parley's additions for rooms people control (private rooms, roles, invites, bans)
+  room_exists,     // create_room on a room that exists
+  room_private,    // join_room on a private room without an invite
+  invite_invalid,  // an invite that is unknown, expired or used up
+  banned,          // the caller's principal is banned from the room
+  forbidden,       // the caller's role does not allow it (a watcher sending, a member moderating)
+  not_found,       // no such member, ban or room
   // system.error
   bad_frame,
 };
 
 namespace detail {
-inline constexpr std::array<std::pair<error_code, std::string_view>, 16> error_code_names{{
+inline constexpr std::array<std::pair<error_code, std::string_view>, 22> error_code_names{{
     {error_code::auth_required, "AuthRequiredError"},
     {error_code::bad_token, "BadTokenError"},
     {error_code::token_revoked, "TokenRevokedError"},
@@ -92,6 +99,12 @@ inline constexpr std::array<std::pair<error_code, std::string_view>, 16> error_c
     {error_code::internal, "InternalError"},
     {error_code::invalid_argument, "InvalidArgumentError"},
     {error_code::room_limit, "RoomLimitError"},
+    {error_code::room_exists, "RoomExistsError"},
+    {error_code::room_private, "RoomPrivateError"},
+    {error_code::invite_invalid, "InviteInvalidError"},
+    {error_code::banned, "BannedError"},
+    {error_code::forbidden, "ForbiddenError"},
+    {error_code::not_found, "NotFoundError"},
     {error_code::bad_frame, "BadFrameError"},
 }};
 }  // namespace detail
@@ -370,17 +383,43 @@ namespace detail {
   return {};
 }
 
+// ---- invites (parley's addition) -------------------------------------------
+
+inline constexpr std::uint32_t max_invite_uses = 1000000;
+inline constexpr std::uint32_t max_invite_lifetime_s = 30 * 24 * 3600;    // 30 days
+inline constexpr std::uint32_t default_invite_lifetime_s = 24 * 3600;     // a day
+inline constexpr std::size_t max_invite_code_length = 128;
+
+[[nodiscard]] inline result<void> check_count(std::string_view field, std::uint64_t value, std::uint32_t max) {
+  if (value < 1 || value > max)
+    return tl::unexpected(invalid_argument(field, "integer 1.." + std::to_string(max),
+                                           std::string(field) + " must be an integer from 1 to " + std::to_string(max)));
+  return {};
+}
+
+// The code is the server's (tool.invite made it); only its shape is checked here.
+[[nodiscard]] inline result<void> check_invite_code(std::string_view value) {
+  constexpr std::string_view rule = "pattern ^[A-Za-z0-9_-]{1,128}$";
+  if (value.empty() || value.size() > max_invite_code_length)
+    return tl::unexpected(invalid_argument("invite", rule, "invite must be 1 to 128 characters"));
+  for (char c : value) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return tl::unexpected(invalid_argument("invite", rule, "invite may hold only A-Z a-z 0-9 _ -"));
+  }
+  return {};
+}
+
 // ---- paging (parley's addition) --------------------------------------------
 //
 // list_rooms and who_is_here answer one page at a time. Without a `limit` a page holds
 // at most the default below, so that an answer never outgrows the 64 KiB WebSocket
 // message limit of the peer reading it, however many rooms or members there are:
 // wire_test checks the worst case (32-character names and nicknames) at each bound.
-inline constexpr std::uint32_t max_list_rooms_limit = 500;
-inline constexpr std::uint32_t default_list_rooms_page = 256;
+inline constexpr std::uint32_t max_list_rooms_limit = 350;
+inline constexpr std::uint32_t default_list_rooms_page = 175;
 // A who_is_here member costs its nickname twice (in `nicknames` and in `members`).
 inline constexpr std::uint32_t max_who_is_here_limit = 500;
-inline constexpr std::uint32_t default_who_is_here_page = 400;
+inline constexpr std::uint32_t default_who_is_here_page = 300;
 
 inline constexpr std::string_view cursor_rule = "a nextCursor from a previous answer";
 
@@ -1421,6 +1460,7 @@ struct basic_stored_room {
   std::string name;
   WallTime created_at;
   std::uint64_t next_seq = 1;  // the first seq not yet reserved: 1 means no message was ever sent
+  std::string access{};         // who may enter and act (the hub's own JSON); empty: public, no roles
 };
 using stored_room = basic_stored_room<wall_time>;
 
@@ -1437,6 +1477,10 @@ using stored_room = basic_stored_room<wall_time>;
 //       forgets a room; false when there is no such room. A room whose seqs were
 //       never reserved goes entirely; one that had seqs keeps its high-water mark out
 //       of sight, so that creating it again continues its seqs and none ever repeats;
+//   result<void> save_room_access(std::string_view name, std::string_view access);
+//       replaces the room's access record: the hub's JSON of its visibility and of
+//       the durable principals' roles and bans and its invites (hashed), written when
+//       one of them changes; load_rooms returns it. Empty means public, no roles;
 //   result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
 //       reserves `count` seqs for `room` and returns the first: [first, first + count)
 //       are the caller's, and no later call, in this process or after a restart, hands
@@ -1452,15 +1496,27 @@ class basic_memory_room_store {
     std::vector<basic_stored_room<wall_time>> out;
     out.reserve(rooms_.size());
     for (const auto& [name, r] : rooms_)
-      if (!r.deleted) out.push_back({name, r.created_at, r.next_seq});
+      if (!r.deleted) out.push_back({name, r.created_at, r.next_seq, r.access});
     return out;
   }
 
   result<void> create_room(std::string_view name, wall_time now) {
-    auto [it, created] = rooms_.try_emplace(std::string(name), entry{now, 1, false});
-    if (!created && it->second.deleted) it->second = entry{now, it->second.next_seq, false};
+    auto [it, created] = rooms_.try_emplace(std::string(name), entry{now, 1, false, {}});
+    if (!created && it->second.deleted) it->second = entry{now, it->second.next_seq, false, {}};
     return {};
   }
+
+  result<void> save_room_access(std::string_view name, std::string_view access) {
+    if (fail_access_writes_) return make_error(error_code::internal, "access write failed (simulated)");
+    auto it = rooms_.find(name);
+    if (it == rooms_.end() || it->second.deleted)
+      return make_error(error_code::internal, "access for unknown room " + std::string(name));
+    it->second.access = std::string(access);
+    return {};
+  }
+
+  // For tests: make save_room_access fail, as a full disk would.
+  void fail_access_writes(bool fail) noexcept { fail_access_writes_ = fail; }
 
   result<bool> delete_room(std::string_view name, wall_time) {
     auto it = rooms_.find(name);
@@ -1488,9 +1544,11 @@ class basic_memory_room_store {
     wall_time created_at;
     std::uint64_t next_seq;
     bool deleted;  // a tombstone keeping the seqs of a deleted room that had some
+    std::string access;
   };
   std::map<std::string, entry, std::less<>> rooms_;
   std::uint64_t blocks_reserved_ = 0;
+  bool fail_access_writes_ = false;
 };
 
 using memory_room_store = basic_memory_room_store<std::chrono::system_clock>;
@@ -2137,6 +2195,24 @@ enum class member_kind { agent, person };
   return k == member_kind::person ? "person" : "agent";
 }
 
+// Rooms people control (our addition): a room is public (anyone may join, as in the
+// reference) or private (an invite, or an owner's approval of a knock); each member has a role.
+enum class room_visibility { public_room, private_room };
+enum class member_role { owner, member, watcher };
+
+[[nodiscard]] constexpr std::string_view to_string(room_visibility v) noexcept {
+  return v == room_visibility::private_room ? "private" : "public";
+}
+[[nodiscard]] constexpr std::string_view to_string(member_role r) noexcept {
+  return r == member_role::owner ? "owner" : r == member_role::watcher ? "watcher" : "member";
+}
+[[nodiscard]] inline std::optional<member_role> parse_member_role(std::string_view s) noexcept {
+  if (s == "owner") return member_role::owner;
+  if (s == "member") return member_role::member;
+  if (s == "watcher") return member_role::watcher;
+  return std::nullopt;
+}
+
 // ---- client → server ------------------------------------------------------
 
 struct resume_block {
@@ -2155,6 +2231,7 @@ struct hello_frame {
 struct join_room_args {
   std::string room;
   std::optional<std::string> nickname;
+  std::optional<std::string> invite{};  // a private room's invite code: our addition
 };
 struct leave_room_args {
   std::string room;
@@ -2176,7 +2253,32 @@ struct who_is_here_args {
   std::optional<std::string> cursor{};   // the nextCursor of the previous page
 };
 
-using tool_args = std::variant<join_room_args, leave_room_args, list_rooms_args, send_message_args, who_is_here_args>;
+struct create_room_args {
+  std::string room;
+  room_visibility visibility = room_visibility::public_room;
+  std::optional<std::string> nickname{};
+};
+struct invite_args {
+  std::string room;
+  std::optional<std::uint32_t> max_uses{};     // 1..max_invite_uses; none: unlimited
+  std::optional<std::uint32_t> expires_in_s{};  // 1..max_invite_lifetime_s; none: a day
+  member_role role = member_role::member;       // member or watcher
+};
+// kick, ban and unban: one member of a room, named by nickname.
+enum class member_action { kick, ban, unban };
+struct member_action_args {
+  std::string room;
+  std::string nickname;
+  member_action action = member_action::kick;
+};
+struct set_role_args {
+  std::string room;
+  std::string nickname;
+  member_role role = member_role::member;
+};
+
+using tool_args = std::variant<join_room_args, leave_room_args, list_rooms_args, send_message_args, who_is_here_args,
+                               create_room_args, invite_args, member_action_args, set_role_args>;
 
 struct tool_request {
   std::string request_id;
@@ -2203,6 +2305,8 @@ struct join_room_result {
   std::string room;
   std::string nickname;
   std::size_t members_count = 0;
+  member_role role = member_role::member;                      // our addition
+  room_visibility visibility = room_visibility::public_room;   // our addition
 };
 struct leave_room_result {
   std::string room;
@@ -2211,10 +2315,13 @@ struct joined_room {
   std::string name;
   std::string nickname;
   std::size_t members_count = 0;
+  member_role role = member_role::member;                     // our addition
+  room_visibility visibility = room_visibility::public_room;  // our addition
 };
 struct available_room {
   std::string name;
   std::size_t members_count = 0;
+  room_visibility visibility = room_visibility::public_room;  // our addition: private only for one admitted to it
 };
 struct list_rooms_result {
   std::vector<joined_room> joined;
@@ -2230,6 +2337,7 @@ struct send_message_result {
 struct member_entry {
   std::string nickname;
   member_kind kind = member_kind::agent;
+  member_role role = member_role::member;
 };
 struct who_is_here_result {
   std::string room;
@@ -2238,16 +2346,53 @@ struct who_is_here_result {
   std::vector<member_entry> members{};       // the same members with their kind: our addition
 };
 
+struct invite_result {
+  std::string room;
+  std::string code;
+  std::string expires_at;
+  member_role role = member_role::member;
+  std::optional<std::uint32_t> max_uses{};
+};
+struct member_action_result {
+  std::string room;
+  std::string nickname;
+};
+struct set_role_result {
+  std::string room;
+  std::string nickname;
+  member_role role = member_role::member;
+};
+
 inline void to_json(json& j, const join_room_result& r) {
-  j = json{{"room", r.room}, {"nickname", r.nickname}, {"membersCount", r.members_count}};
+  j = json{{"room", r.room},
+           {"nickname", r.nickname},
+           {"membersCount", r.members_count},
+           {"role", to_string(r.role)},
+           {"visibility", to_string(r.visibility)}};
+}
+inline void to_json(json& j, const invite_result& r) {
+  j = json{{"room", r.room}, {"code", r.code}, {"expiresAt", r.expires_at}, {"role", to_string(r.role)}};
+  if (r.max_uses) j["maxUses"] = *r.max_uses;
+}
+inline void to_json(json& j, const member_action_result& r) { j = json{{"room", r.room}, {"nickname", r.nickname}}; }
+inline void to_json(json& j, const set_role_result& r) {
+  j = json{{"room", r.room}, {"nickname", r.nickname}, {"role", to_string(r.role)}};
 }
 inline void to_json(json& j, const leave_room_result& r) { j = json{{"room", r.room}}; }
 inline void to_json(json& j, const list_rooms_result& r) {
   json joined = json::array();
-  for (const auto& x : r.joined)
-    joined.push_back(json{{"name", x.name}, {"nickname", x.nickname}, {"membersCount", x.members_count}});
+  // visibility appears only on a private room, to keep the worst-case page within a message.
+  for (const auto& x : r.joined) {
+    json entry{{"name", x.name}, {"nickname", x.nickname}, {"membersCount", x.members_count}, {"role", to_string(x.role)}};
+    if (x.visibility == room_visibility::private_room) entry["visibility"] = "private";
+    joined.push_back(std::move(entry));
+  }
   json available = json::array();
-  for (const auto& x : r.available) available.push_back(json{{"name", x.name}, {"membersCount", x.members_count}});
+  for (const auto& x : r.available) {
+    json entry{{"name", x.name}, {"membersCount", x.members_count}};
+    if (x.visibility == room_visibility::private_room) entry["visibility"] = "private";
+    available.push_back(std::move(entry));
+  }
   j = json{{"joined", std::move(joined)}, {"available", std::move(available)}};
   if (r.next_cursor) j["nextCursor"] = *r.next_cursor;
 }
@@ -2256,7 +2401,8 @@ inline void to_json(json& j, const send_message_result& r) {
 }
 inline void to_json(json& j, const who_is_here_result& r) {
   json members = json::array();
-  for (const auto& m : r.members) members.push_back(json{{"nickname", m.nickname}, {"kind", to_string(m.kind)}});
+  for (const auto& m : r.members)
+    members.push_back(json{{"nickname", m.nickname}, {"kind", to_string(m.kind)}, {"role", to_string(m.role)}});
   j = json{{"room", r.room}, {"nicknames", r.nicknames}, {"members", std::move(members)}};
   if (r.next_cursor) j["nextCursor"] = *r.next_cursor;
 }
@@ -2295,9 +2441,16 @@ struct system_error_frame {
   std::string code;
   std::string message;
 };
+// Something that happened to the recipient in a room, our addition: "kicked", "banned",
+// "role" (its role changed; `role`). `fields` holds the kind's own fields.
+struct room_event_frame {
+  std::string room;
+  std::string kind;
+  json fields = json::object();
+};
 
 using server_frame = std::variant<hello_ok_frame, hello_err_frame, tool_ok_frame, tool_err_frame, room_message_frame,
-                                  system_error_frame>;
+                                  system_error_frame, room_event_frame>;
 
 // ---- decoding helpers -----------------------------------------------------
 
@@ -2385,6 +2538,16 @@ class field_reader {
     return std::optional<std::uint32_t>(static_cast<std::uint32_t>(v->get<std::uint64_t>()));
   }
 
+  // An optional count: a JSON integer from 1 to `max`.
+  result<std::optional<std::uint32_t>> optional_count(std::string_view name, std::uint32_t max) const {
+    const json* v = find(name);
+    if (!v) return std::optional<std::uint32_t>{};
+    if (!v->is_number_unsigned() || v->get<std::uint64_t>() < 1 || v->get<std::uint64_t>() > max)
+      return tl::unexpected(invalid_argument(name, "integer 1.." + std::to_string(max),
+                                             std::string(name) + " must be an integer from 1 to " + std::to_string(max)));
+    return std::optional<std::uint32_t>(static_cast<std::uint32_t>(v->get<std::uint64_t>()));
+  }
+
   static result<std::uint64_t> read_seq(std::string_view name, const json& v) {
     if (v.is_number_unsigned() && v.get<std::uint64_t>() <= max_wire_integer) return v.get<std::uint64_t>();
     return tl::unexpected(invalid_argument(name, "integer 0..2^53-1", std::string(name) + " must be a non-negative integer"));
@@ -2401,14 +2564,83 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
     if (auto ok = check_room_slug("room", *r); !ok) return tl::unexpected(ok.error());
     return r;
   };
+  auto nickname = [&]() -> result<std::optional<std::string>> {
+    auto nick = f.optional_string("nickname");
+    if (!nick) return nick;
+    if (*nick)
+      if (auto ok = check_nickname("nickname", **nick); !ok) return tl::unexpected(ok.error());
+    return nick;
+  };
+  auto target = [&]() -> result<std::string> {
+    auto nick = f.string("nickname");
+    if (!nick) return nick;
+    if (auto ok = check_nickname("nickname", *nick); !ok) return tl::unexpected(ok.error());
+    return nick;
+  };
+  auto role = [&](std::string_view allowed) -> result<std::optional<member_role>> {
+    auto text = f.optional_string("role");
+    if (!text) return tl::unexpected(text.error());
+    if (!*text) return std::optional<member_role>{};
+    const auto parsed = parse_member_role(**text);
+    if (!parsed || std::string(allowed).find(std::string(to_string(*parsed))) == std::string::npos)
+      return tl::unexpected(invalid_argument("role", std::string("one of ") + std::string(allowed),
+                                             "role must be one of " + std::string(allowed)));
+    return parsed;
+  };
   if (tag == "tool.join_room") {
     auto r = room();
     if (!r) return tl::unexpected(r.error());
-    auto nick = f.optional_string("nickname");
+    auto nick = nickname();
     if (!nick) return tl::unexpected(nick.error());
-    if (*nick)
-      if (auto ok = check_nickname("nickname", **nick); !ok) return tl::unexpected(ok.error());
-    return join_room_args{std::move(*r), std::move(*nick)};
+    auto invite = f.optional_string("invite");
+    if (!invite) return tl::unexpected(invite.error());
+    if (*invite)
+      if (auto ok = check_invite_code(**invite); !ok) return tl::unexpected(ok.error());
+    return join_room_args{std::move(*r), std::move(*nick), std::move(*invite)};
+  }
+  if (tag == "tool.create_room") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto visibility = f.string("visibility");
+    if (!visibility) return tl::unexpected(visibility.error());
+    if (*visibility != "public" && *visibility != "private")
+      return tl::unexpected(
+          invalid_argument("visibility", "one of public, private", "visibility must be \"public\" or \"private\""));
+    auto nick = nickname();
+    if (!nick) return tl::unexpected(nick.error());
+    return create_room_args{std::move(*r),
+                            *visibility == "private" ? room_visibility::private_room : room_visibility::public_room,
+                            std::move(*nick)};
+  }
+  if (tag == "tool.invite") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto uses = f.optional_count("maxUses", max_invite_uses);
+    if (!uses) return tl::unexpected(uses.error());
+    auto lifetime = f.optional_count("expiresInS", max_invite_lifetime_s);
+    if (!lifetime) return tl::unexpected(lifetime.error());
+    auto invited = role("member, watcher");
+    if (!invited) return tl::unexpected(invited.error());
+    return invite_args{std::move(*r), *uses, *lifetime, invited->value_or(member_role::member)};
+  }
+  if (tag == "tool.kick" || tag == "tool.ban" || tag == "tool.unban") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto nick = target();
+    if (!nick) return tl::unexpected(nick.error());
+    const member_action action =
+        tag == "tool.kick" ? member_action::kick : tag == "tool.ban" ? member_action::ban : member_action::unban;
+    return member_action_args{std::move(*r), std::move(*nick), action};
+  }
+  if (tag == "tool.set_role") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto nick = target();
+    if (!nick) return tl::unexpected(nick.error());
+    auto new_role = role("owner, member, watcher");
+    if (!new_role) return tl::unexpected(new_role.error());
+    if (!*new_role) return tl::unexpected(invalid_argument("role", "required", "role is required"));
+    return set_role_args{std::move(*r), std::move(*nick), **new_role};
   }
   if (tag == "tool.leave_room") {
     auto r = room();
@@ -2570,7 +2802,22 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
         if constexpr (std::is_same_v<T, join_room_args>) {
           json o{{"_tag", "tool.join_room"}, {"room", a.room}};
           if (a.nickname) o["nickname"] = *a.nickname;
+          if (a.invite) o["invite"] = *a.invite;
           return o;
+        } else if constexpr (std::is_same_v<T, create_room_args>) {
+          json o{{"_tag", "tool.create_room"}, {"room", a.room}, {"visibility", to_string(a.visibility)}};
+          if (a.nickname) o["nickname"] = *a.nickname;
+          return o;
+        } else if constexpr (std::is_same_v<T, invite_args>) {
+          json o{{"_tag", "tool.invite"}, {"room", a.room}, {"role", to_string(a.role)}};
+          if (a.max_uses) o["maxUses"] = *a.max_uses;
+          if (a.expires_in_s) o["expiresInS"] = *a.expires_in_s;
+          return o;
+        } else if constexpr (std::is_same_v<T, member_action_args>) {
+          const char* tag = a.action == member_action::kick ? "tool.kick" : a.action == member_action::ban ? "tool.ban" : "tool.unban";
+          return json{{"_tag", tag}, {"room", a.room}, {"nickname", a.nickname}};
+        } else if constexpr (std::is_same_v<T, set_role_args>) {
+          return json{{"_tag", "tool.set_role"}, {"room", a.room}, {"nickname", a.nickname}, {"role", to_string(a.role)}};
         } else if constexpr (std::is_same_v<T, leave_room_args>) {
           return json{{"_tag", "tool.leave_room"}, {"room", a.room}};
         } else if constexpr (std::is_same_v<T, list_rooms_args>) {
@@ -2632,6 +2879,14 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
       .dump();
 }
 
+[[nodiscard]] inline std::string encode_room_event(const room_event_frame& e) {
+  json j = e.fields.is_object() ? e.fields : json::object();
+  j["_tag"] = "room.event";
+  j["room"] = e.room;
+  j["kind"] = e.kind;
+  return j.dump();
+}
+
 // `details`, when the error has any, is our addition: the reference reads system.error
 // as {code, message} and ignores other fields.
 [[nodiscard]] inline std::string encode_system_error(const error& e) {
@@ -2665,6 +2920,13 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
     m.seq = *seq;
     if (const json* kind = f.find("fromKind"); kind && *kind == "person") m.from_kind = member_kind::person;
     return m;
+  }
+  if (*tag == "room.event") {
+    room_event_frame e;
+    if (!str("room", e.room) || !str("kind", e.kind)) return bad("malformed room.event frame");
+    for (const auto& [key, value] : j.items())
+      if (key != "_tag" && key != "room" && key != "kind") e.fields[key] = value;
+    return e;
   }
   if (*tag == "tool.ok") {
     tool_ok_frame t;
@@ -2834,10 +3096,11 @@ struct frame_ignored {
   std::string reason;
 };
 
-// Room messages arrive as room_message_frame, each seq once and in order per room.
+// Room messages arrive as room_message_frame, each seq once and in order per room;
+// room events (kicked, banned, a new role) as room_event_frame.
 using client_event = std::variant<session_opened, connection_closed, resume_refused, hello_refused, call_succeeded,
                                   call_failed, room_message_frame, room_rejoined, rejoin_failed, server_error,
-                                  frame_ignored>;
+                                  frame_ignored, room_event_frame>;
 
 // Everything the loop must do after an input, in this order: write `send` to the
 // transport, then close it if `close` (and call disconnected() once it is closed), then
@@ -3109,8 +3372,11 @@ class basic_client {
   }
 
   static std::string_view wire_tool_name(const tool_args& args) {
-    constexpr std::string_view names[] = {"join_room", "leave_room", "list_rooms", "send_message", "who_is_here"};
-    static_assert(std::variant_size_v<tool_args> == 5, "a tool without a name here");
+    constexpr std::string_view names[] = {"join_room",   "leave_room", "list_rooms", "send_message", "who_is_here",
+                                          "create_room", "invite",     "",           "set_role"};
+    static_assert(std::variant_size_v<tool_args> == 9, "a tool without a name here");
+    if (const auto* act = std::get_if<member_action_args>(&args))
+      return act->action == member_action::kick ? "kick" : act->action == member_action::ban ? "ban" : "unban";
     return names[args.index()];
   }
 
@@ -3267,6 +3533,15 @@ class basic_client {
   }
 
   void on_server_frame(system_error_frame& e, time) { events_.push_back(server_error{e.code, e.message}); }
+
+  // Kicked or banned: the room is no longer ours, so a new session must not rejoin it.
+  void on_server_frame(room_event_frame& e, time) {
+    if (e.kind == "kicked" || e.kind == "banned") {
+      rooms_.erase(e.room);
+      last_seq_.erase(e.room);
+    }
+    events_.push_back(std::move(e));
+  }
 
   // ---- requests ------------------------------------------------------------------
 
@@ -3630,7 +3905,7 @@ struct join_room_request {
 struct leave_room_request {
   std::string room;
 };
-// Paging: without limit a page holds the server's default (256 rooms, 400 members);
+// Paging: without limit a page holds the server's default (175 rooms, 300 members);
 // the result carries nextCursor while more remain.
 struct list_rooms_request {
   std::optional<std::uint32_t> limit;  // 1..max_list_rooms_limit
@@ -4743,6 +5018,18 @@ class basic_bridge {
     wake_reads();
   }
 
+  // What happened to us in a room reaches the model like a message, marked by `event`.
+  void on_client_event(room_event_frame& e, time) {
+    std::string text = e.kind == "kicked"   ? "You were removed from " + e.room + " by an owner."
+                       : e.kind == "banned" ? "You were banned from " + e.room + " by an owner."
+                       : e.kind == "role"   ? "Your role in " + e.room + " is now " + e.fields.value("role", std::string()) + "."
+                                            : "Room event " + e.kind + " in " + e.room + ".";
+    nlohmann::json meta{{"room", e.room}, {"event", e.kind}};
+    for (const auto& [key, value] : e.fields.items())
+      if (value.is_string() && !meta.contains(key)) meta[key] = value;
+    mcp_.push_channel(std::move(text), meta);
+  }
+
   void on_client_event(room_rejoined&, time) {}
 
   void on_client_event(rejoin_failed& e, time) {
@@ -4974,6 +5261,13 @@ class browser_sign_ins {
 // ways: a per-principal budget (the token's label, or the session when it has none), a
 // server-wide cap, and a TTL after which a room nobody is in and nobody ever wrote to is
 // deleted again. Joining an existing room is never limited.
+//
+// Rooms people control: a room is public (anyone may join) or private (an invite, or
+// an owner's approval of a knock). Roles and bans attach to principals — a token's label,
+// which is durable and whose roles and bans the store keeps, or else the session itself,
+// whose roles and bans end with it. A room always keeps an owner while anyone is in it:
+// when the last owner's session ends, the member present longest becomes owner; a private
+// room left with no members and no owner is deleted, since nobody could admit anyone.
 
 
 // ----- begin parley/idempotency_window.hpp -----
@@ -5171,6 +5465,99 @@ class replay_ring {
 }  // namespace parley
 // ----- end parley/replay_ring.hpp -----
 
+// ----- begin parley/sha256.hpp -----
+// SPDX-License-Identifier: MIT
+// SHA-256 (FIPS 180-4): how the hub stores invite codes, so a leaked database or memory dump does not hand out invites.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace parley {
+
+namespace detail {
+
+inline constexpr std::array<std::uint32_t, 64> sha256_k{
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+[[nodiscard]] constexpr std::uint32_t sha256_rotr(std::uint32_t v, int n) noexcept { return (v >> n) | (v << (32 - n)); }
+
+inline void sha256_block(std::array<std::uint32_t, 8>& h, const unsigned char* block) noexcept {
+  std::uint32_t w[64];
+  for (int i = 0; i < 16; ++i)
+    w[i] = (std::uint32_t{block[4 * i]} << 24) | (std::uint32_t{block[4 * i + 1]} << 16) |
+           (std::uint32_t{block[4 * i + 2]} << 8) | std::uint32_t{block[4 * i + 3]};
+  for (int i = 16; i < 64; ++i) {
+    const std::uint32_t s0 = sha256_rotr(w[i - 15], 7) ^ sha256_rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+    const std::uint32_t s1 = sha256_rotr(w[i - 2], 17) ^ sha256_rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+  }
+  std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+  for (int i = 0; i < 64; ++i) {
+    const std::uint32_t t1 = k + (sha256_rotr(e, 6) ^ sha256_rotr(e, 11) ^ sha256_rotr(e, 25)) + ((e & f) ^ (~e & g)) +
+                             sha256_k[static_cast<std::size_t>(i)] + w[i];
+    const std::uint32_t t2 = (sha256_rotr(a, 2) ^ sha256_rotr(a, 13) ^ sha256_rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+    k = g;
+    g = f;
+    f = e;
+    e = d + t1;
+    d = c;
+    c = b;
+    b = a;
+    a = t1 + t2;
+  }
+  h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
+}
+
+}  // namespace detail
+
+[[nodiscard]] inline std::array<unsigned char, 32> sha256(std::string_view data) noexcept {
+  std::array<std::uint32_t, 8> h{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
+  std::size_t n = data.size();
+  while (n >= 64) {
+    detail::sha256_block(h, bytes);
+    bytes += 64;
+    n -= 64;
+  }
+  unsigned char tail[128] = {};
+  for (std::size_t i = 0; i < n; ++i) tail[i] = bytes[i];
+  tail[n] = 0x80;
+  const std::size_t tail_size = n < 56 ? 64 : 128;
+  const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
+  for (int i = 0; i < 8; ++i) tail[tail_size - 1 - static_cast<std::size_t>(i)] = static_cast<unsigned char>(bits >> (8 * i));
+  detail::sha256_block(h, tail);
+  if (tail_size == 128) detail::sha256_block(h, tail + 64);
+  std::array<unsigned char, 32> out{};
+  for (std::size_t i = 0; i < 8; ++i)
+    for (std::size_t j = 0; j < 4; ++j) out[4 * i + j] = static_cast<unsigned char>(h[i] >> (24 - 8 * j));
+  return out;
+}
+
+[[nodiscard]] inline std::string sha256_hex(std::string_view data) {
+  constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(64);
+  for (unsigned char b : sha256(data)) {
+    out += digits[b >> 4];
+    out += digits[b & 0x0F];
+  }
+  return out;
+}
+
+}  // namespace parley
+// ----- end parley/sha256.hpp -----
+
 // ----- begin parley/token_bucket.hpp -----
 // SPDX-License-Identifier: MIT
 // Budgets as token buckets, in exact integer units so they never drift: sends per second, room creations per minute.
@@ -5284,6 +5671,8 @@ struct hub_config {
   per_minute_budget room_creation{};          // new rooms per principal: burst 20, 10/min
   std::size_t max_rooms = 10000;              // rooms at most; a join that would create one more is refused
   milliseconds room_ttl = std::chrono::hours(24);  // an empty room never written to goes after this; 0: never
+  per_minute_budget invites{10, 10};          // invites made per principal: burst 10, 10/min
+  std::size_t max_live_invites = 100;         // per room: unexpired, not used up
 };
 
 // A local handle for a session; only the hub and its caller see it, never the wire.
@@ -5324,6 +5713,23 @@ class basic_hub {
 
   struct session_state;
 
+  struct invite_state {
+    std::string code_hash;  // SHA-256 of the code, hex: the code itself is never kept
+    member_role role = member_role::member;
+    std::optional<std::uint32_t> max_uses;
+    std::uint32_t uses = 0;
+    std::int64_t expires_at_ms = 0;  // wall clock, ms since the epoch: an invite outlives restarts
+  };
+
+  // Who may enter a room and what they may do there. Principal keys are "token:LABEL"
+  // (durable: stored) or "session:ID" (ends with the session: never stored).
+  struct room_access {
+    room_visibility visibility = room_visibility::public_room;
+    std::map<std::string, member_role, std::less<>> roles;  // absent: member
+    std::map<std::string, std::string, std::less<>> bans;   // principal → its nickname when banned
+    std::vector<invite_state> invites;
+  };
+
   struct member {
     session_state* session;
     std::string nickname;
@@ -5340,6 +5746,8 @@ class basic_hub {
     bool used = false;                         // a seq was ever reserved: never expires
     std::uint64_t joins = 0;                   // members ever admitted
     std::optional<monotonic_time> expires_at;  // set while empty and unused, with a TTL
+    room_access access{};                      // visibility, roles, bans, invites
+    std::string saved_access{};                // what the store holds, so unchanged access is not rewritten
   };
 
   struct membership {
@@ -5362,6 +5770,7 @@ class basic_hub {
     std::string principal;                    // the token's label; empty: the session is its own
     token_bucket<monotonic_time> room_bucket;  // room creations, when the principal is the session
     member_kind kind = member_kind::agent;     // what who_is_here and fromKind say of it
+    std::set<std::string, std::less<>> principal_rooms{};  // rooms holding a role or ban of this session's own principal
   };
 
   // Loads the store's rooms; a store that cannot be read is an error, not an empty hub.
@@ -5373,8 +5782,20 @@ class basic_hub {
       room_state& room = h.rooms_.emplace(r.name, room_state{}).first->second;
       room.name = r.name;
       room.used = r.next_seq > 1;
+      room.access = parse_access(r.access);
+      room.saved_access = r.access;
       // Their TTL starts at the first call that brings the time (a server's first tick).
       if (!room.used && h.config_.room_ttl.count() > 0) h.unstamped_rooms_.push_back(r.name);
+    }
+    // Session principals' roles did not survive the restart: a private room with no
+    // durable owner left can admit nobody, and goes.
+    for (auto it = h.rooms_.begin(); it != h.rooms_.end();) {
+      room_state& room = it->second;
+      if (room.access.visibility == room_visibility::private_room && !has_owner(room) && store.delete_room(room.name, {})) {
+        it = h.rooms_.erase(it);
+        continue;
+      }
+      ++it;
     }
     return h;
   }
@@ -5463,7 +5884,25 @@ class basic_hub {
     touch(now);
     session_state* s = find(handle);
     if (!s) return;
-    for (auto& [name, m] : s->memberships) remove_member(*m.room, *s, now);
+    std::set<std::string, std::less<>> touched = s->principal_rooms;
+    for (auto& [name, m] : s->memberships) {
+      remove_member(*m.room, *s, now);
+      touched.insert(name);
+    }
+    s->memberships.clear();
+    // A session principal's roles and bans end with it; then every room it touched
+    // must still have an owner, or (private and empty) go.
+    const std::string key = principal_key(*s);
+    if (s->principal.empty()) {
+      for (const auto& name : s->principal_rooms)
+        if (auto it = rooms_.find(name); it != rooms_.end()) {
+          it->second.access.roles.erase(key);
+          it->second.access.bans.erase(key);
+        }
+      invite_buckets_.erase(key);
+    }
+    for (const auto& name : touched)
+      if (auto it = rooms_.find(name); it != rooms_.end()) ensure_owner(it->second, now);
     if (!s->attached) deadlines_.erase({s->detach_deadline, handle});
     by_id_.erase(s->id);
     sessions_.erase(handle);
@@ -5513,6 +5952,9 @@ class basic_hub {
 
   // ---- tools ----------------------------------------------------------------
 
+  // A room that does not exist is created public, with the caller its owner, as the
+  // reference creates it (ownership is our addition). A private room admits a
+  // principal that holds a role in it, or one with a live invite; a ban refuses all.
   [[nodiscard]] result<join_room_result> join_room(session_handle handle, const join_room_args& args, const moment_type& now) {
     touch(now);
     session_state* s = find(handle);
@@ -5520,27 +5962,54 @@ class basic_hub {
     if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
     if (args.nickname)
       if (auto ok = check_nickname("nickname", *args.nickname); !ok) return tl::unexpected(ok.error());
-    if (auto it = s->memberships.find(args.room); it != s->memberships.end())
-      return join_room_result{args.room, it->second.nickname, it->second.room->members.size()};
+    if (args.invite)
+      if (auto ok = check_invite_code(*args.invite); !ok) return tl::unexpected(ok.error());
+    if (auto it = s->memberships.find(args.room); it != s->memberships.end()) return joined(*it->second.room, *s);
 
-    auto room = ensure_room(*s, args.room, now);
-    if (!room) return tl::unexpected(room.error());
-    room_state& r = **room;
-    std::string nickname;
-    if (args.nickname) {
-      if (r.by_folded.count(fold_nickname(*args.nickname)))
-        return make_error(error_code::nickname_taken,
-                          "the nickname " + *args.nickname + " is taken in " + args.room + "; pick another",
-                          json{{"room", args.room}, {"nickname", *args.nickname}});
-      nickname = *args.nickname;
-    } else {
-      nickname = allocate_nickname(random_, [&](const std::string& folded) { return r.by_folded.count(folded) > 0; });
+    auto existing = rooms_.find(args.room);
+    if (existing == rooms_.end()) {
+      if (args.invite)
+        return make_error(error_code::invite_invalid, "the invite is not valid: there is no room " + args.room,
+                          json{{"room", args.room}});
+      return create(*s, args.room, room_visibility::public_room, args.nickname, now);
     }
-    r.members.push_back(member{s, nickname, ++r.joins});
-    r.by_folded.emplace(fold_nickname(nickname), handle);
-    cancel_expiry(r);
-    s->memberships.emplace(args.room, membership{&r, nickname, replay_ring(config_.replay_capacity)});
-    return join_room_result{args.room, std::move(nickname), r.members.size()};
+    room_state& r = existing->second;
+    const std::string key = principal_key(*s);
+    if (r.access.bans.count(key))
+      return make_error(error_code::banned, "you are banned from " + args.room, json{{"room", args.room}});
+    room_access next = r.access;
+    if (r.access.visibility == room_visibility::private_room && !r.access.roles.count(key)) {
+      if (!args.invite)
+        return make_error(error_code::room_private,
+                          args.room + " is private: join it with an invite, or knock to ask its owners",
+                          json{{"room", args.room}});
+      invite_state* invite = live_invite(next, *args.invite, now);
+      if (!invite)
+        return make_error(error_code::invite_invalid,
+                          "the invite to " + args.room + " is not valid: unknown, expired or used up",
+                          json{{"room", args.room}});
+      ++invite->uses;
+      next.roles[key] = invite->role;
+    }
+    if (auto taken = nickname_taken(r, args.nickname)) return tl::unexpected(*taken);
+    if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+    note_principal_room(*s, r);
+    return admit(r, *s, args.nickname);
+  }
+
+  // Our addition: a new room of either visibility, the caller its owner.
+  [[nodiscard]] result<join_room_result> create_room(session_handle handle, const create_room_args& args,
+                                                     const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
+    if (args.nickname)
+      if (auto ok = check_nickname("nickname", *args.nickname); !ok) return tl::unexpected(ok.error());
+    if (rooms_.count(args.room))
+      return make_error(error_code::room_exists, args.room + " already exists; join it instead",
+                        json{{"room", args.room}});
+    return create(*s, args.room, args.visibility, args.nickname, now);
   }
 
   // Silent to the others: there are no presence events in the protocol.
@@ -5571,6 +6040,9 @@ class basic_hub {
     }
     auto it = s->memberships.find(args.room);
     if (it == s->memberships.end()) return not_in_room(args.room);
+    if (role_of(*it->second.room, *s) == member_role::watcher)
+      return make_error(error_code::forbidden, "watchers may read " + args.room + " but not send there",
+                        json{{"room", args.room}, {"role", "watcher"}});
     if (auto wait = s->bucket.try_take(now.monotonic)) {
       ++stats_.rate_limited_total;
       return make_error(error_code::rate_limited,
@@ -5606,15 +6078,27 @@ class basic_hub {
       if (auto ok = check_room_cursor(*args.cursor); !ok) return tl::unexpected(ok.error());
     const std::size_t page = args.limit.value_or(default_list_rooms_page);
     list_rooms_result out;
+    const std::string key = principal_key(*s);
+    // A private room is listed only to its members and to principals admitted to it.
+    auto listed = [&](const room_state& r) {
+      return r.access.visibility == room_visibility::public_room || s->memberships.count(r.name) ||
+             r.access.roles.count(key);
+    };
     auto it = args.cursor ? rooms_.upper_bound(*args.cursor) : rooms_.begin();
-    for (std::size_t n = 0; it != rooms_.end() && n < page; ++it, ++n) {
+    std::size_t n = 0;
+    const std::string* last = nullptr;
+    for (; it != rooms_.end(); ++it) {
       const auto& [name, r] = *it;
+      if (!listed(r)) continue;
+      if (n == page) break;
+      ++n;
+      last = &name;
       if (auto m = s->memberships.find(name); m != s->memberships.end())
-        out.joined.push_back(joined_room{name, m->second.nickname, r.members.size()});
+        out.joined.push_back(joined_room{name, m->second.nickname, r.members.size(), role_of(r, *s), r.access.visibility});
       else
-        out.available.push_back(available_room{name, r.members.size()});
+        out.available.push_back(available_room{name, r.members.size(), r.access.visibility});
     }
-    if (it != rooms_.end()) out.next_cursor = std::prev(it)->first;
+    if (it != rooms_.end() && last) out.next_cursor = *last;
     return out;
   }
 
@@ -5639,10 +6123,123 @@ class basic_hub {
     auto m = std::partition_point(members.begin(), members.end(), [&](const member& x) { return x.joined <= after; });
     for (std::size_t n = 0; m != members.end() && n < page; ++m, ++n) {
       out.nicknames.push_back(m->nickname);
-      out.members.push_back(member_entry{m->nickname, m->session->kind});
+      out.members.push_back(member_entry{m->nickname, m->session->kind, role_of(*it->second.room, *m->session)});
     }
     if (m != members.end()) out.next_cursor = std::to_string(std::prev(m)->joined);
     return out;
+  }
+
+  // ---- owners' tools (our addition) -----------------------------------------
+
+  // A code of 192 random bits; the room keeps its SHA-256 only.
+  [[nodiscard]] result<invite_result> invite(session_handle handle, const invite_args& args, const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    auto owned = owned_room(*s, args.room, "invite");
+    if (!owned) return tl::unexpected(owned.error());
+    room_state& r = **owned;
+    if (args.role == member_role::owner)
+      return make_error(error_code::invalid_argument, "an invite admits a member or a watcher; make owners with set_role",
+                        json{{"field", "role"}, {"rule", "one of member, watcher"}});
+    if (args.max_uses)
+      if (auto ok = check_count("maxUses", *args.max_uses, max_invite_uses); !ok) return tl::unexpected(ok.error());
+    if (args.expires_in_s)
+      if (auto ok = check_count("expiresInS", *args.expires_in_s, max_invite_lifetime_s); !ok)
+        return tl::unexpected(ok.error());
+    room_access next = r.access;
+    const std::int64_t now_ms = wall_ms(now);
+    next.invites.erase(std::remove_if(next.invites.begin(), next.invites.end(),
+                                      [&](const invite_state& i) { return !usable(i, now_ms); }),
+                       next.invites.end());
+    if (next.invites.size() >= config_.max_live_invites)
+      return make_error(error_code::invalid_argument,
+                        args.room + " has " + std::to_string(next.invites.size()) +
+                            " live invites, the most a room may have; wait for some to expire or be used up",
+                        json{{"field", "room"}, {"rule", "at most " + std::to_string(config_.max_live_invites) + " live invites"}});
+    if (auto wait = principal_budget(invite_buckets_, config_.invites, *s, now).try_take(now.monotonic))
+      return make_error(error_code::rate_limited, "making invites too fast: retry after " + std::to_string(wait->count()) + " ms",
+                        json{{"retryAfterMs", wait->count()}});
+    std::string code = random_token(random_, 24);
+    const std::int64_t lifetime_ms = std::int64_t{args.expires_in_s.value_or(default_invite_lifetime_s)} * 1000;
+    next.invites.push_back(invite_state{sha256_hex(code), args.role, args.max_uses, 0, now_ms + lifetime_ms});
+    if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+    const auto expires = now.wall + std::chrono::duration_cast<typename decltype(now.wall)::duration>(
+                                        std::chrono::milliseconds(lifetime_ms));
+    return invite_result{args.room, std::move(code), format_rfc3339(expires), args.role, args.max_uses};
+  }
+
+  // kick: out, may come back (to a private room, with a new invite). ban: out, and its
+  // principal may not come back under any nickname until unbanned. unban names the
+  // nickname the principal had when banned.
+  [[nodiscard]] result<member_action_result> act_on_member(session_handle handle, const member_action_args& args,
+                                                           const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    const char* verb = args.action == member_action::kick ? "kick" : args.action == member_action::ban ? "ban" : "unban";
+    auto owned = owned_room(*s, args.room, verb);
+    if (!owned) return tl::unexpected(owned.error());
+    room_state& r = **owned;
+    if (auto ok = check_nickname("nickname", args.nickname); !ok) return tl::unexpected(ok.error());
+    room_access next = r.access;
+    if (args.action == member_action::unban) {
+      auto ban = std::find_if(next.bans.begin(), next.bans.end(),
+                              [&](const auto& b) { return fold_nickname(b.second) == fold_nickname(args.nickname); });
+      if (ban == next.bans.end())
+        return make_error(error_code::not_found, "nobody banned from " + args.room + " was called " + args.nickname,
+                          json{{"room", args.room}, {"nickname", args.nickname}});
+      std::string nickname = ban->second;
+      next.bans.erase(ban);
+      if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+      return member_action_result{args.room, std::move(nickname)};
+    }
+    auto target = member_named(r, args.nickname);
+    if (!target) return tl::unexpected(target.error());
+    session_state& t = *(*target)->session;
+    if (&t == s)
+      return make_error(error_code::invalid_argument, std::string("you cannot ") + verb + " yourself; leave_room instead",
+                        json{{"field", "nickname"}, {"rule", "another member's nickname"}});
+    const std::string target_key = principal_key(t);
+    const std::string nickname = (*target)->nickname;
+    next.roles.erase(target_key);
+    if (args.action == member_action::ban) next.bans[target_key] = nickname;
+    if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+    note_principal_room(t, r);
+    // A ban removes every session of the principal; a kick, the one member named.
+    std::vector<session_state*> out{&t};
+    if (args.action == member_action::ban)
+      for (member& m : r.members)
+        if (m.session != &t && principal_key(*m.session) == target_key) out.push_back(m.session);
+    for (session_state* gone : out) {
+      remove_membership(*gone, r, now);
+      send_event(*gone, room_event_frame{args.room, args.action == member_action::ban ? "banned" : "kicked", json::object()});
+    }
+    ensure_owner(r, now);
+    return member_action_result{args.room, nickname};
+  }
+
+  [[nodiscard]] result<set_role_result> set_role(session_handle handle, const set_role_args& args, const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    auto owned = owned_room(*s, args.room, "set_role");
+    if (!owned) return tl::unexpected(owned.error());
+    room_state& r = **owned;
+    if (auto ok = check_nickname("nickname", args.nickname); !ok) return tl::unexpected(ok.error());
+    auto target = member_named(r, args.nickname);
+    if (!target) return tl::unexpected(target.error());
+    session_state& t = *(*target)->session;
+    if (&t == s)
+      return make_error(error_code::invalid_argument,
+                        "you cannot change your own role; make another owner first, and let them change it",
+                        json{{"field", "nickname"}, {"rule", "another member's nickname"}});
+    room_access next = r.access;
+    next.roles[principal_key(t)] = args.role;
+    if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+    note_principal_room(t, r);
+    send_event(t, room_event_frame{args.room, "role", json{{"role", to_string(args.role)}}});
+    return set_role_result{args.room, (*target)->nickname, args.role};
   }
 
   // Cumulative per room. Acks for rooms the session is not in are ignored: a leave
@@ -5818,6 +6415,203 @@ class basic_hub {
     }
   }
 
+  // ---- rooms people control --------------------------------------------------
+
+  static std::string principal_key(const session_state& s) {
+    return s.principal.empty() ? "session:" + s.id : "token:" + s.principal;
+  }
+  static bool durable(std::string_view key) noexcept { return key.rfind("token:", 0) == 0; }
+
+  static member_role role_of(const room_state& r, const session_state& s) {
+    auto it = r.access.roles.find(principal_key(s));
+    return it == r.access.roles.end() ? member_role::member : it->second;
+  }
+
+  static bool has_owner(const room_state& r) {
+    return std::any_of(r.access.roles.begin(), r.access.roles.end(),
+                       [](const auto& role) { return role.second == member_role::owner; });
+  }
+
+  static std::int64_t wall_ms(const moment_type& now) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(now.wall.time_since_epoch()).count();
+  }
+
+  static bool usable(const invite_state& i, std::int64_t now_ms) {
+    return now_ms < i.expires_at_ms && (!i.max_uses || i.uses < *i.max_uses);
+  }
+
+  // The live invite whose code this is, compared by hash in constant time with each.
+  static invite_state* live_invite(room_access& access, std::string_view code, const moment_type& now) {
+    const std::string hash = sha256_hex(code);
+    invite_state* found = nullptr;
+    for (invite_state& i : access.invites)
+      if (constant_time_equal(i.code_hash, hash)) found = &i;
+    return found && usable(*found, wall_ms(now)) ? found : nullptr;
+  }
+
+  join_room_result joined(const room_state& r, const session_state& s) const {
+    return join_room_result{r.name, s.memberships.at(r.name).nickname, r.members.size(), role_of(r, s),
+                            r.access.visibility};
+  }
+
+  std::optional<error> nickname_taken(const room_state& r, const std::optional<std::string>& nickname) const {
+    if (!nickname || !r.by_folded.count(fold_nickname(*nickname))) return std::nullopt;
+    return error{error_code::nickname_taken,
+                 "the nickname " + *nickname + " is taken in " + r.name + "; pick another",
+                 json{{"room", r.name}, {"nickname", *nickname}}};
+  }
+
+  // Makes the room (within the cap and the principal's budget) with the caller its owner.
+  result<join_room_result> create(session_state& s, const std::string& name, room_visibility visibility,
+                                  const std::optional<std::string>& nickname, const moment_type& now) {
+    auto room = ensure_room(s, name, now);
+    if (!room) return tl::unexpected(room.error());
+    room_state& r = **room;
+    room_access next;
+    next.visibility = visibility;
+    next.roles[principal_key(s)] = member_role::owner;
+    if (auto saved = save_access(r, std::move(next)); !saved) {
+      (void)store_->delete_room(name, now.wall);  // undo the creation; if that fails too, a restart finds a public room
+      rooms_.erase(name);
+      return tl::unexpected(saved.error());
+    }
+    note_principal_room(s, r);
+    return admit(r, s, nickname);
+  }
+
+  join_room_result admit(room_state& r, session_state& s, const std::optional<std::string>& nickname) {
+    std::string name =
+        nickname ? *nickname
+                 : allocate_nickname(random_, [&](const std::string& folded) { return r.by_folded.count(folded) > 0; });
+    r.members.push_back(member{&s, name, ++r.joins});
+    r.by_folded.emplace(fold_nickname(name), s.handle);
+    cancel_expiry(r);
+    s.memberships.emplace(r.name, membership{&r, name, replay_ring(config_.replay_capacity)});
+    return joined(r, s);
+  }
+
+  // A session principal's roles and bans are forgotten when its session ends.
+  static void note_principal_room(session_state& s, const room_state& r) {
+    if (s.principal.empty()) s.principal_rooms.insert(r.name);
+  }
+
+  result<room_state*> owned_room(session_state& s, const std::string& room, const char* tool) {
+    if (auto ok = check_room_slug("room", room); !ok) return tl::unexpected(ok.error());
+    auto it = s.memberships.find(room);
+    if (it == s.memberships.end()) return not_in_room(room);
+    if (role_of(*it->second.room, s) != member_role::owner)
+      return make_error(error_code::forbidden, std::string("only an owner of ") + room + " may " + tool,
+                        json{{"room", room}, {"role", to_string(role_of(*it->second.room, s))}});
+    return it->second.room;
+  }
+
+  result<const member*> member_named(const room_state& r, const std::string& nickname) const {
+    auto it = r.by_folded.find(fold_nickname(nickname));
+    if (it != r.by_folded.end())
+      for (const member& m : r.members)
+        if (m.session->handle == it->second) return &m;
+    return make_error(error_code::not_found, "nobody in " + r.name + " is called " + nickname,
+                      json{{"room", r.name}, {"nickname", nickname}});
+  }
+
+  token_bucket<monotonic_time>& principal_budget(std::map<std::string, token_bucket<monotonic_time>, std::less<>>& buckets,
+                                                 per_minute_budget budget, const session_state& s, const moment_type& now) {
+    const std::string key = principal_key(s);
+    auto it = buckets.find(key);
+    if (it == buckets.end())
+      it = buckets.emplace(key, token_bucket<monotonic_time>::per_minute(budget, now.monotonic)).first;
+    return it->second;
+  }
+
+  // Writes the room's access when what the store keeps of it changes, then adopts it;
+  // on a store failure nothing changes.
+  result<void> save_access(room_state& r, room_access next) {
+    std::string text = serialize_access(next);
+    if (text != r.saved_access) {
+      if (!store_->save_room_access(r.name, text))
+        return make_error(error_code::internal, "could not change " + r.name + ": " + std::string(storage_failed));
+      r.saved_access = std::move(text);
+    }
+    r.access = std::move(next);
+    return {};
+  }
+
+  // Only what outlives a session: the visibility, durable principals' roles and bans, invites.
+  static std::string serialize_access(const room_access& a) {
+    json roles = json::object();
+    for (const auto& [key, role] : a.roles)
+      if (durable(key)) roles[key] = to_string(role);
+    json bans = json::object();
+    for (const auto& [key, nickname] : a.bans)
+      if (durable(key)) bans[key] = nickname;
+    json invites = json::array();
+    for (const auto& i : a.invites) {
+      json entry{{"hash", i.code_hash}, {"role", to_string(i.role)}, {"uses", i.uses}, {"expiresAtMs", i.expires_at_ms}};
+      if (i.max_uses) entry["maxUses"] = *i.max_uses;
+      invites.push_back(std::move(entry));
+    }
+    if (a.visibility == room_visibility::public_room && roles.empty() && bans.empty() && invites.empty()) return {};
+    return json{{"visibility", to_string(a.visibility)}, {"roles", roles}, {"bans", bans}, {"invites", invites}}.dump();
+  }
+
+  // What serialize_access wrote; anything unreadable reads as nothing (public, no roles),
+  // except that a record naming itself private stays private.
+  static room_access parse_access(std::string_view text) {
+    room_access a;
+    if (text.empty()) return a;
+    const json j = json::parse(text.begin(), text.end(), nullptr, false);
+    if (!j.is_object()) return a;
+    if (j.value("visibility", std::string()) == "private") a.visibility = room_visibility::private_room;
+    if (auto roles = j.find("roles"); roles != j.end() && roles->is_object())
+      for (const auto& [key, role] : roles->items())
+        if (role.is_string())
+          if (auto r = parse_member_role(role.template get<std::string>())) a.roles[key] = *r;
+    if (auto bans = j.find("bans"); bans != j.end() && bans->is_object())
+      for (const auto& [key, nickname] : bans->items())
+        if (nickname.is_string()) a.bans[key] = nickname.template get<std::string>();
+    if (auto invites = j.find("invites"); invites != j.end() && invites->is_array())
+      for (const auto& i : *invites) {
+        if (!i.is_object() || !i.contains("hash") || !i["hash"].is_string()) continue;
+        invite_state inv;
+        inv.code_hash = i["hash"].get<std::string>();
+        inv.role = parse_member_role(i.value("role", std::string("member"))).value_or(member_role::member);
+        inv.uses = i.value("uses", std::uint32_t{0});
+        inv.expires_at_ms = i.value("expiresAtMs", std::int64_t{0});
+        if (i.contains("maxUses") && i["maxUses"].is_number_unsigned()) inv.max_uses = i["maxUses"].get<std::uint32_t>();
+        a.invites.push_back(std::move(inv));
+      }
+    return a;
+  }
+
+  // No room is left where nobody can ever admit anyone: with members and no owner, the
+  // member present longest becomes one; private, empty and ownerless, the room goes.
+  void ensure_owner(room_state& r, const moment_type& now) {
+    if (has_owner(r)) return;
+    if (!r.members.empty()) {
+      session_state& heir = *r.members.front().session;
+      room_access next = r.access;
+      next.roles[principal_key(heir)] = member_role::owner;
+      if (!save_access(r, std::move(next))) return;  // the store failed: tried again at the next change
+      note_principal_room(heir, r);
+      send_event(heir, room_event_frame{r.name, "role", json{{"role", "owner"}}});
+      return;
+    }
+    if (r.access.visibility != room_visibility::private_room) return;
+    if (!store_->delete_room(r.name, now.wall)) return;
+    cancel_expiry(r);
+    rooms_.erase(r.name);
+  }
+
+  void remove_membership(session_state& s, room_state& r, const moment_type& now) {
+    remove_member(r, s, now);
+    s.memberships.erase(r.name);
+  }
+
+  // Events reach an attached session at once; they are not replayed (they have no seq).
+  void send_event(session_state& s, const room_event_frame& e) {
+    if (s.attached) enqueue(s, make_shared_frame(frame_encoding::encode(encode_room_event(e))));
+  }
+
   store_type* store_;
   random_type random_;
   hub_config config_;
@@ -5828,6 +6622,7 @@ class basic_hub {
   std::set<std::pair<monotonic_time, std::string>> room_deadlines_;  // empty, unused rooms by expiry
   std::vector<std::string> unstamped_rooms_;                         // loaded, waiting for the time
   std::map<std::string, token_bucket<monotonic_time>, std::less<>> principal_buckets_;  // by token label
+  std::map<std::string, token_bucket<monotonic_time>, std::less<>> invite_buckets_;     // by principal key
   std::vector<session_handle> ready_;
   session_handle last_handle_ = 0;
   hub_stats stats_{};
@@ -6022,7 +6817,11 @@ template <class Hub>
         else if constexpr (std::is_same_v<T, leave_room_args>) return answer(h.leave_room(session, args, now));
         else if constexpr (std::is_same_v<T, list_rooms_args>) return answer(h.list_rooms(session, args));
         else if constexpr (std::is_same_v<T, send_message_args>) return answer(h.send_message(session, args, now));
-        else return answer(h.who_is_here(session, args));
+        else if constexpr (std::is_same_v<T, who_is_here_args>) return answer(h.who_is_here(session, args));
+        else if constexpr (std::is_same_v<T, create_room_args>) return answer(h.create_room(session, args, now));
+        else if constexpr (std::is_same_v<T, invite_args>) return answer(h.invite(session, args, now));
+        else if constexpr (std::is_same_v<T, member_action_args>) return answer(h.act_on_member(session, args, now));
+        else return answer(h.set_role(session, args, now));
       },
       request.args);
 }

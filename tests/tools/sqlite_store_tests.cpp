@@ -171,16 +171,32 @@ TEST_CASE("deleting a room: an unused one goes, a used one keeps its seqs for wh
   CHECK(store.reserve_seq_block("busy", 1).value() == 11);  // never 1 again
 }
 
+TEST_CASE("a room's access record is kept, cleared by deletion, and refused for a room that does not exist") {
+  const temp_dir dir;
+  const database db = open_ok(dir / "parley.db");
+  sqlite_room_store store(db);
+  REQUIRE(store.create_room("den", parley::from_unix_ms(1)));
+  const std::string access = R"({"visibility":"private","roles":{"token:ann":"owner"}})";
+  REQUIRE(store.save_room_access("den", access));
+  CHECK(store.load_rooms().value().at(0).access == access);
+  CHECK_FALSE(store.save_room_access("nowhere", "{}"));
+  REQUIRE(store.reserve_seq_block("den", 4));  // seqs: deletion leaves a tombstone
+  REQUIRE(store.delete_room("den", parley::from_unix_ms(2)).value());
+  CHECK_FALSE(store.save_room_access("den", access));  // a tombstone takes no access
+  REQUIRE(store.create_room("den", parley::from_unix_ms(3)));
+  CHECK(store.load_rooms().value().at(0).access.empty());  // a room made again starts public, with no roles
+}
+
 TEST_CASE("a version 1 file migrates to tombstones and keeps its rooms") {
   const temp_dir dir;
   const auto file = dir / "parley.db";
   {
     const database db = open_ok(file);
-    REQUIRE(db.exec("ALTER TABLE rooms DROP COLUMN deleted_at; PRAGMA user_version = 1;"
+    REQUIRE(db.exec("ALTER TABLE rooms DROP COLUMN access; ALTER TABLE rooms DROP COLUMN deleted_at; PRAGMA user_version = 1;"
                     "INSERT INTO rooms (name, created_at, next_seq) VALUES ('old', 1, 7)"));
   }
   const database db = open_ok(file);
-  CHECK(db.schema_version().value() == 2);
+  CHECK(db.schema_version().value() == database::latest_schema_version);
   sqlite_room_store store(db);
   const auto rooms = store.load_rooms().value();
   REQUIRE(rooms.size() == 1);
