@@ -92,6 +92,29 @@ inline constexpr std::size_t max_invite_code_length = 128;
   return {};
 }
 
+// ---- knocks (parley's addition) --------------------------------------------
+
+inline constexpr std::size_t max_knock_note_length = 500;  // characters
+inline constexpr std::size_t knock_id_length = 22;         // base64url of 128 random bits
+
+[[nodiscard]] inline result<void> check_knock_note(std::string_view value) {
+  if (value.empty() || utf8_length(value) > max_knock_note_length)
+    return tl::unexpected(invalid_argument("note", "1..500 characters", "note must be 1 to 500 characters"));
+  if (!is_valid_utf8(value)) return tl::unexpected(invalid_argument("note", "utf8", "note is not valid UTF-8"));
+  return {};
+}
+
+[[nodiscard]] inline result<void> check_knock_id(std::string_view value) {
+  constexpr std::string_view rule = "a knockId from tool.knock or a knock event";
+  if (value.empty() || value.size() > 64)
+    return tl::unexpected(invalid_argument("knockId", rule, "knockId must be 1 to 64 characters"));
+  for (char c : value) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return tl::unexpected(invalid_argument("knockId", rule, "knockId may hold only A-Z a-z 0-9 _ -"));
+  }
+  return {};
+}
+
 // ---- paging (parley's addition) --------------------------------------------
 //
 // list_rooms and who_is_here answer one page at a time. Without a `limit` a page holds

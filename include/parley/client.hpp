@@ -431,10 +431,11 @@ class basic_client {
 
   static std::string_view wire_tool_name(const tool_args& args) {
     constexpr std::string_view names[] = {"join_room",   "leave_room", "list_rooms", "send_message", "who_is_here",
-                                          "create_room", "invite",     "",           "set_role"};
-    static_assert(std::variant_size_v<tool_args> == 9, "a tool without a name here");
+                                          "create_room", "invite",     "",           "set_role",     "knock", ""};
+    static_assert(std::variant_size_v<tool_args> == 11, "a tool without a name here");
     if (const auto* act = std::get_if<member_action_args>(&args))
       return act->action == member_action::kick ? "kick" : act->action == member_action::ban ? "ban" : "unban";
+    if (const auto* answer = std::get_if<knock_answer_args>(&args)) return answer->approve ? "approve" : "deny";
     return names[args.index()];
   }
 

@@ -62,6 +62,9 @@ struct hub_config {
   std::size_t max_rooms = 10000;              // rooms at most; a join that would create one more is refused
   milliseconds room_ttl = std::chrono::hours(24);  // an empty room never written to goes after this; 0: never
   per_minute_budget invites{10, 10};          // invites made per principal: burst 10, 10/min
+  per_minute_budget knocks{5, 5};             // knocks made per principal: burst 5, 5/min
+  milliseconds knock_ttl = std::chrono::minutes(10);  // an unanswered knock expires after this
+  std::size_t max_pending_knocks = 20;        // per room
   std::size_t max_live_invites = 100;         // per room: unexpired, not used up
 };
 
@@ -111,6 +114,13 @@ class basic_hub {
     std::int64_t expires_at_ms = 0;  // wall clock, ms since the epoch: an invite outlives restarts
   };
 
+  struct knock_state {
+    session_handle knocker = 0;
+    std::string nickname;  // asked for, or assigned at the knock
+    std::optional<std::string> note;
+    monotonic_time expires{};
+  };
+
   // Who may enter a room and what they may do there. Principal keys are "token:LABEL"
   // (durable: stored) or "session:ID" (ends with the session: never stored).
   struct room_access {
@@ -138,12 +148,15 @@ class basic_hub {
     std::optional<monotonic_time> expires_at;  // set while empty and unused, with a TTL
     room_access access{};                      // visibility, roles, bans, invites
     std::string saved_access{};                // what the store holds, so unchanged access is not rewritten
+    std::map<std::string, knock_state, std::less<>> knocks{};  // pending, by knockId
   };
 
   struct membership {
     room_state* room;
     std::string nickname;
     replay_ring ring;
+    replay_ring direct_ring;       // direct messages to this member: their own seqs
+    std::uint64_t direct_seq = 0;  // the last one issued
   };
 
   struct session_state {
@@ -161,6 +174,8 @@ class basic_hub {
     token_bucket<monotonic_time> room_bucket;  // room creations, when the principal is the session
     member_kind kind = member_kind::agent;     // what who_is_here and fromKind say of it
     std::set<std::string, std::less<>> principal_rooms{};  // rooms holding a role or ban of this session's own principal
+    bool direct_messages = false;                           // its client said it can take them
+    std::map<std::string, std::string, std::less<>> knocks{};  // room → its pending knockId there
   };
 
   // Loads the store's rooms; a store that cannot be read is an error, not an empty hub.
@@ -202,15 +217,16 @@ class basic_hub {
   // `principal` is who the room-creation budget belongs to: the label of the token the
   // session presented, or empty when it presented none (the session is its own).
   // `kind` is what the hello said the client is: an agent, or a person at the web page.
+  // `direct_messages`: its client can take direct messages (hello's features).
   [[nodiscard]] session_grant open_session(const moment_type& now, std::string principal = {},
-                                           member_kind kind = member_kind::agent) {
+                                           member_kind kind = member_kind::agent, bool direct_messages = false) {
     touch(now);
     const session_handle handle = ++last_handle_;
     auto s = std::make_unique<session_state>(session_state{
         handle, uuid_v4(random_), random_token(random_, 32), true, {}, {},
         token_bucket<monotonic_time>(config_.rate, now.monotonic),
         idempotency_window<send_message_result, monotonic_time>(config_.idempotency), {}, false, std::move(principal),
-        token_bucket<monotonic_time>::per_minute(config_.room_creation, now.monotonic), kind});
+        token_bucket<monotonic_time>::per_minute(config_.room_creation, now.monotonic), kind, {}, direct_messages});
     session_grant grant{handle, s->id, s->reconnect_token};
     by_id_.emplace(s->id, handle);
     sessions_.emplace(handle, std::move(s));
@@ -235,10 +251,18 @@ class basic_hub {
                           "resume.lastAckedSeqByRoom names seq " + std::to_string(after) + " in " + room +
                               ", which was never sent (its latest is " + std::to_string(m.room->last_seq) +
                               "); the session is unharmed");
+    for (const auto& [room, m] : s.memberships)
+      if (const std::uint64_t after = acked_direct_after_resume(resume, room, m); after > m.direct_seq)
+        return make_error(error_code::bad_handshake_frame,
+                          "resume.lastAckedDirectSeqByRoom names seq " + std::to_string(after) + " in " + room +
+                              ", which was never sent (its latest is " + std::to_string(m.direct_seq) +
+                              "); the session is unharmed");
     detach(s.handle, now);
     json lost = json::array();
     for (auto& [room, m] : s.memberships)
-      if (!m.ring.can_resume_after(acked_after_resume(resume, room, m))) lost.push_back(room);
+      if (!m.ring.can_resume_after(acked_after_resume(resume, room, m)) ||
+          !m.direct_ring.can_resume_after(acked_direct_after_resume(resume, room, m)))
+        lost.push_back(room);
     if (!lost.empty()) {
       ++stats_.replay_overflows_total;
       std::string rooms;
@@ -254,6 +278,9 @@ class basic_hub {
       const std::uint64_t after = acked_after_resume(resume, room, m);
       m.ring.ack(after);
       m.ring.for_each_after(after, [&](const replay_entry& e) { enqueue(s, e.frame); });
+      const std::uint64_t direct_after = acked_direct_after_resume(resume, room, m);
+      m.direct_ring.ack(direct_after);
+      m.direct_ring.for_each_after(direct_after, [&](const replay_entry& e) { enqueue(s, e.frame); });
     }
     return session_grant{s.handle, s.id, s.reconnect_token};
   }
@@ -290,7 +317,10 @@ class basic_hub {
           it->second.access.bans.erase(key);
         }
       invite_buckets_.erase(key);
+      knock_buckets_.erase(key);
     }
+    for (const auto& [room, id] : std::map<std::string, std::string, std::less<>>(s->knocks))
+      if (auto it = rooms_.find(room); it != rooms_.end()) forget_knock(it->second, id);
     for (const auto& name : touched)
       if (auto it = rooms_.find(name); it != rooms_.end()) ensure_owner(it->second, now);
     if (!s->attached) deadlines_.erase({s->detach_deadline, handle});
@@ -316,6 +346,19 @@ class basic_hub {
       ended.push_back(ended_session{h, sessions_.at(h)->id});
       end_session(h, now);
     }
+    while (!knock_deadlines_.empty() && knock_deadlines_.begin()->first <= now.monotonic) {
+      const auto [room, id] = knock_deadlines_.begin()->second;
+      auto r = rooms_.find(room);
+      if (r == rooms_.end()) {
+        knock_deadlines_.erase(knock_deadlines_.begin());
+        continue;
+      }
+      if (auto k = r->second.knocks.find(id); k != r->second.knocks.end())
+        if (session_state* knocker = find(k->second.knocker))
+          send_event(*knocker, room_event_frame{room, "expired", json{{"knockId", id}}});
+      forget_knock(r->second, id);
+      knock_deadlines_.erase({knock_deadlines_.begin()->first, {room, id}});  // if forget_knock found none
+    }
     while (!room_deadlines_.empty() && room_deadlines_.begin()->first <= now.monotonic) {
       auto it = rooms_.find(room_deadlines_.begin()->second);
       room_deadlines_.erase(room_deadlines_.begin());
@@ -327,7 +370,7 @@ class basic_hub {
         continue;
       }
       ++stats_.rooms_expired_total;
-      rooms_.erase(it);
+      drop_room(r);
     }
     return ended;
   }
@@ -337,6 +380,8 @@ class basic_hub {
     if (!deadlines_.empty()) next = deadlines_.begin()->first;
     if (!room_deadlines_.empty() && (!next || room_deadlines_.begin()->first < *next))
       next = room_deadlines_.begin()->first;
+    if (!knock_deadlines_.empty() && (!next || knock_deadlines_.begin()->first < *next))
+      next = knock_deadlines_.begin()->first;
     return next;
   }
 
@@ -433,6 +478,12 @@ class basic_hub {
     if (role_of(*it->second.room, *s) == member_role::watcher)
       return make_error(error_code::forbidden, "watchers may read " + args.room + " but not send there",
                         json{{"room", args.room}, {"role", "watcher"}});
+    const member* recipient = nullptr;
+    if (args.to) {
+      auto found = direct_recipient(*s, *it->second.room, *args.to);
+      if (!found) return tl::unexpected(found.error());
+      recipient = *found;
+    }
     if (auto wait = s->bucket.try_take(now.monotonic)) {
       ++stats_.rate_limited_total;
       return make_error(error_code::rate_limited,
@@ -440,6 +491,7 @@ class basic_hub {
                         json{{"retryAfterMs", wait->count()}});
     }
     room_state& r = *it->second.room;
+    if (recipient) return send_direct(*s, it->second, *recipient, args, now);
     auto seq = next_seq(r);
     if (!seq) return tl::unexpected(seq.error());
 
@@ -632,6 +684,88 @@ class basic_hub {
     return set_role_result{args.room, (*target)->nickname, args.role};
   }
 
+  // Asks a private room's owners to let the caller in; they hear of it as a "knock" event.
+  // A second knock on the same room returns the pending one.
+  [[nodiscard]] result<knock_result> knock(session_handle handle, const knock_args& args, const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
+    if (args.nickname)
+      if (auto ok = check_nickname("nickname", *args.nickname); !ok) return tl::unexpected(ok.error());
+    if (args.note)
+      if (auto ok = check_knock_note(*args.note); !ok) return tl::unexpected(ok.error());
+    auto it = rooms_.find(args.room);
+    if (it == rooms_.end())
+      return make_error(error_code::not_found, "there is no room " + args.room, json{{"room", args.room}});
+    room_state& r = it->second;
+    const std::string key = principal_key(*s);
+    if (s->memberships.count(args.room))
+      return make_error(error_code::invalid_argument, "you are already in " + args.room,
+                        json{{"field", "room"}, {"rule", "a room you are not in"}});
+    if (r.access.bans.count(key))
+      return make_error(error_code::banned, "you are banned from " + args.room, json{{"room", args.room}});
+    if (r.access.visibility == room_visibility::public_room || r.access.roles.count(key))
+      return make_error(error_code::invalid_argument, "you may join " + args.room + " without knocking: use join_room",
+                        json{{"field", "room"}, {"rule", "a private room you are not admitted to"}});
+    if (auto pending = s->knocks.find(args.room); pending != s->knocks.end()) return knock_result{args.room, pending->second};
+    if (r.knocks.size() >= config_.max_pending_knocks)
+      return make_error(error_code::rate_limited,
+                        args.room + " has " + std::to_string(r.knocks.size()) + " knocks waiting; try again later",
+                        json{{"retryAfterMs", std::chrono::duration_cast<milliseconds>(config_.knock_ttl).count()}});
+    if (auto wait = principal_budget(knock_buckets_, config_.knocks, *s, now).try_take(now.monotonic))
+      return make_error(error_code::rate_limited, "knocking too fast: retry after " + std::to_string(wait->count()) + " ms",
+                        json{{"retryAfterMs", wait->count()}});
+    std::string nickname =
+        args.nickname ? *args.nickname
+                      : allocate_nickname(random_, [&](const std::string& folded) { return r.by_folded.count(folded) > 0; });
+    std::string id = random_token(random_, 16);
+    const monotonic_time expires = now.monotonic + config_.knock_ttl;
+    r.knocks.emplace(id, knock_state{handle, nickname, args.note, expires});
+    s->knocks.emplace(args.room, id);
+    knock_deadlines_.emplace(expires, std::make_pair(args.room, id));
+    json event{{"knockId", id}, {"nickname", nickname}};
+    if (args.note) event["note"] = *args.note;
+    for (member& m : r.members)
+      if (role_of(r, *m.session) == member_role::owner) send_event(*m.session, room_event_frame{args.room, "knock", event});
+    return knock_result{args.room, std::move(id)};
+  }
+
+  // approve admits the knocker as a member (under the nickname it asked for, or a free
+  // one if that was taken meanwhile); deny tells it no. Either way the knock is gone.
+  [[nodiscard]] result<knock_answer_result> answer_knock(session_handle handle, const knock_answer_args& args,
+                                                         const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    auto owned = owned_room(*s, args.room, args.approve ? "approve" : "deny");
+    if (!owned) return tl::unexpected(owned.error());
+    room_state& r = **owned;
+    if (auto ok = check_knock_id(args.knock_id); !ok) return tl::unexpected(ok.error());
+    auto k = r.knocks.find(args.knock_id);
+    session_state* knocker = k == r.knocks.end() ? nullptr : find(k->second.knocker);
+    if (!knocker)
+      return make_error(error_code::not_found,
+                        "no knock " + args.knock_id + " is waiting in " + args.room + " (answered, expired or withdrawn)",
+                        json{{"room", args.room}, {"knockId", args.knock_id}});
+    std::string nickname = k->second.nickname;
+    if (args.approve && !knocker->memberships.count(r.name)) {
+      room_access next = r.access;
+      next.roles.emplace(principal_key(*knocker), member_role::member);
+      if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+      note_principal_room(*knocker, r);
+      std::optional<std::string> wanted;
+      if (!r.by_folded.count(fold_nickname(nickname))) wanted = nickname;
+      nickname = admit(r, *knocker, wanted).nickname;
+    }
+    forget_knock(r, args.knock_id);
+    if (args.approve)
+      send_event(*knocker, room_event_frame{args.room, "approved", json{{"nickname", nickname}, {"membersCount", r.members.size()}}});
+    else
+      send_event(*knocker, room_event_frame{args.room, "denied", json::object()});
+    return knock_answer_result{args.room, args.knock_id, std::move(nickname)};
+  }
+
   // Cumulative per room. Acks for rooms the session is not in are ignored: a leave
   // may cross an ack in flight. An ack past the room's latest seq is refused and
   // changes nothing: accepted, it would make a later resume silently replay nothing.
@@ -640,6 +774,11 @@ class basic_hub {
     if (!s) return no_session();
     auto it = s->memberships.find(a.room);
     if (it == s->memberships.end()) return {};
+    if (a.direct) {
+      if (a.seq > it->second.direct_seq) return future_seq(a.room, a.seq, it->second.direct_seq);
+      it->second.direct_ring.ack(a.seq);
+      return {};
+    }
     if (a.seq > it->second.room->last_seq) return future_seq(a.room, a.seq, it->second.room->last_seq);
     it->second.ring.ack(a.seq);
     return {};
@@ -719,6 +858,10 @@ class basic_hub {
   static std::uint64_t acked_after_resume(const resume_block& resume, std::string_view room, const membership& m) {
     auto it = resume.last_acked_seq_by_room.find(room);
     return it == resume.last_acked_seq_by_room.end() ? m.ring.acked() : it->second;
+  }
+  static std::uint64_t acked_direct_after_resume(const resume_block& resume, std::string_view room, const membership& m) {
+    auto it = resume.last_acked_direct_seq_by_room.find(room);
+    return it == resume.last_acked_direct_seq_by_room.end() ? m.direct_ring.acked() : it->second;
   }
 
   // An existing room, or a new one if the cap and the principal's budget allow: the
@@ -876,7 +1019,8 @@ class basic_hub {
     r.members.push_back(member{&s, name, ++r.joins});
     r.by_folded.emplace(fold_nickname(name), s.handle);
     cancel_expiry(r);
-    s.memberships.emplace(r.name, membership{&r, name, replay_ring(config_.replay_capacity)});
+    s.memberships.emplace(r.name, membership{&r, name, replay_ring(config_.replay_capacity),
+                                             replay_ring(config_.replay_capacity), 0});
     return joined(r, s);
   }
 
@@ -988,13 +1132,63 @@ class basic_hub {
     }
     if (r.access.visibility != room_visibility::private_room) return;
     if (!store_->delete_room(r.name, now.wall)) return;
-    cancel_expiry(r);
-    rooms_.erase(r.name);
+    drop_room(r);
   }
 
   void remove_membership(session_state& s, room_state& r, const moment_type& now) {
     remove_member(r, s, now);
     s.memberships.erase(r.name);
+  }
+
+  result<const member*> direct_recipient(const session_state& s, const room_state& r, const std::string& to) const {
+    if (auto ok = check_nickname("to", to); !ok) return tl::unexpected(ok.error());
+    auto target = member_named(r, to);
+    if (!target) return target;
+    if ((*target)->session == &s)
+      return make_error(error_code::invalid_argument, "you cannot send a direct message to yourself",
+                        json{{"field", "to"}, {"rule", "another member's nickname"}});
+    if (!(*target)->session->direct_messages)
+      return make_error(error_code::forbidden,
+                        (*target)->nickname + "'s client cannot take direct messages; write to the room instead",
+                        json{{"room", r.name}, {"nickname", (*target)->nickname}});
+    return target;
+  }
+
+  // One recipient, a seq in its own direct stream of the room: the others see no gap,
+  // since room seqs are not spent. Replayed and acked as room messages are, apart.
+  result<send_message_result> send_direct(session_state& s, membership& from, const member& to,
+                                          const send_message_args& args, const moment_type& now) {
+    membership& m = to.session->memberships.find(args.room)->second;
+    const std::uint64_t seq = ++m.direct_seq;
+    send_message_result sent{args.room, seq, uuid_v7(now.wall, random_), format_rfc3339(now.wall), to.nickname};
+    const shared_frame frame = make_shared_frame(frame_encoding::encode(encode_direct_message(
+        room_message_frame{args.room, seq, sent.message_id, from.nickname, args.body, sent.sent_at, s.kind, to.nickname})));
+    ++stats_.messages_total;
+    m.direct_ring.push(seq, frame);
+    if (to.session->attached) enqueue(*to.session, frame);
+    if (args.client_msg_id) s.sent.remember(*args.client_msg_id, sent, now.monotonic);
+    return sent;
+  }
+
+  // The room is gone from the store: its knocks are withdrawn, then it goes from memory.
+  void drop_room(room_state& r) {
+    while (!r.knocks.empty()) {
+      const std::string id = r.knocks.begin()->first;
+      if (session_state* knocker = find(r.knocks.begin()->second.knocker))
+        send_event(*knocker, room_event_frame{r.name, "denied", json::object()});
+      forget_knock(r, id);
+    }
+    cancel_expiry(r);
+    const std::string name = r.name;  // not the key of the node being erased
+    rooms_.erase(name);
+  }
+
+  void forget_knock(room_state& r, const std::string& id) {
+    auto k = r.knocks.find(id);
+    if (k == r.knocks.end()) return;
+    knock_deadlines_.erase({k->second.expires, {r.name, id}});
+    if (session_state* knocker = find(k->second.knocker)) knocker->knocks.erase(r.name);
+    r.knocks.erase(k);
   }
 
   // Events reach an attached session at once; they are not replayed (they have no seq).
@@ -1013,6 +1207,8 @@ class basic_hub {
   std::vector<std::string> unstamped_rooms_;                         // loaded, waiting for the time
   std::map<std::string, token_bucket<monotonic_time>, std::less<>> principal_buckets_;  // by token label
   std::map<std::string, token_bucket<monotonic_time>, std::less<>> invite_buckets_;     // by principal key
+  std::map<std::string, token_bucket<monotonic_time>, std::less<>> knock_buckets_;      // by principal key
+  std::set<std::pair<monotonic_time, std::pair<std::string, std::string>>> knock_deadlines_;  // (room, knockId)
   std::vector<session_handle> ready_;
   session_handle last_handle_ = 0;
   hub_stats stats_{};

@@ -54,7 +54,7 @@ template <class Hub>
   result<session_grant> grant = [&]() -> result<session_grant> {
     if (hello.resume) return h.resume_session(*hello.resume, now);
     if (auth_failure) return tl::unexpected(*auth_failure);
-    return h.open_session(now, std::move(principal), hello.client_kind);
+    return h.open_session(now, std::move(principal), hello.client_kind, hello.direct_messages);
   }();
   if (!grant) return refuse(grant.error());
   std::string ok = encode_hello_ok(hello_ok_frame{grant->session_id, grant->reconnect_token, h.config().server_version});
@@ -80,7 +80,9 @@ template <class Hub>
         else if constexpr (std::is_same_v<T, create_room_args>) return answer(h.create_room(session, args, now));
         else if constexpr (std::is_same_v<T, invite_args>) return answer(h.invite(session, args, now));
         else if constexpr (std::is_same_v<T, member_action_args>) return answer(h.act_on_member(session, args, now));
-        else return answer(h.set_role(session, args, now));
+        else if constexpr (std::is_same_v<T, set_role_args>) return answer(h.set_role(session, args, now));
+        else if constexpr (std::is_same_v<T, knock_args>) return answer(h.knock(session, args, now));
+        else return answer(h.answer_knock(session, args, now));
       },
       request.args);
 }

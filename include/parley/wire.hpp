@@ -59,6 +59,8 @@ struct resume_block {
   std::string session_id;
   std::string reconnect_token;
   std::map<std::string, std::uint64_t, std::less<>> last_acked_seq_by_room;
+  // Our addition: the same for each room's direct messages, which have seqs of their own.
+  std::map<std::string, std::uint64_t, std::less<>> last_acked_direct_seq_by_room{};
 };
 
 struct hello_frame {
@@ -66,6 +68,7 @@ struct hello_frame {
   std::optional<std::string> auth_token;
   std::optional<resume_block> resume;
   member_kind client_kind = member_kind::agent;  // "clientKind", our addition
+  bool direct_messages = false;  // "features" holds "directMessages": the client can take them (our addition)
 };
 
 struct join_room_args {
@@ -86,6 +89,7 @@ struct send_message_args {
   std::string room;
   std::string body;
   std::optional<std::string> client_msg_id;  // parley's addition: the idempotency key
+  std::optional<std::string> to{};           // parley's addition: a direct message to this member only
 };
 struct who_is_here_args {
   std::string room;
@@ -116,9 +120,21 @@ struct set_role_args {
   std::string nickname;
   member_role role = member_role::member;
 };
+struct knock_args {
+  std::string room;
+  std::optional<std::string> nickname{};
+  std::optional<std::string> note{};  // 1..max_knock_note_length characters
+};
+// approve and deny: an owner's answer to one knock.
+struct knock_answer_args {
+  std::string room;
+  std::string knock_id;
+  bool approve = false;
+};
 
 using tool_args = std::variant<join_room_args, leave_room_args, list_rooms_args, send_message_args, who_is_here_args,
-                               create_room_args, invite_args, member_action_args, set_role_args>;
+                               create_room_args, invite_args, member_action_args, set_role_args, knock_args,
+                               knock_answer_args>;
 
 struct tool_request {
   std::string request_id;
@@ -128,6 +144,7 @@ struct tool_request {
 struct ack_frame {
   std::string room;
   std::uint64_t seq = 0;
+  bool direct = false;  // our addition: acks the room's direct messages, whose seqs are their own
 };
 
 using client_frame = std::variant<tool_request, ack_frame>;
@@ -173,6 +190,7 @@ struct send_message_result {
   std::uint64_t seq = 0;
   std::string message_id;
   std::string sent_at;
+  std::optional<std::string> to{};  // a direct message's recipient; seq is then in its direct stream
 };
 struct member_entry {
   std::string nickname;
@@ -193,6 +211,21 @@ struct invite_result {
   member_role role = member_role::member;
   std::optional<std::uint32_t> max_uses{};
 };
+struct knock_result {
+  std::string room;
+  std::string knock_id;
+};
+struct knock_answer_result {
+  std::string room;
+  std::string knock_id;
+  std::string nickname;  // the knocker's nickname in the room (approve) or the one it asked for (deny)
+};
+inline void to_json(json& j, const knock_result& r) {
+  j = json{{"status", "pending"}, {"room", r.room}, {"knockId", r.knock_id}};
+}
+inline void to_json(json& j, const knock_answer_result& r) {
+  j = json{{"room", r.room}, {"knockId", r.knock_id}, {"nickname", r.nickname}};
+}
 struct member_action_result {
   std::string room;
   std::string nickname;
@@ -238,6 +271,7 @@ inline void to_json(json& j, const list_rooms_result& r) {
 }
 inline void to_json(json& j, const send_message_result& r) {
   j = json{{"room", r.room}, {"seq", r.seq}, {"messageId", r.message_id}, {"sentAt", r.sent_at}};
+  if (r.to) j["to"] = *r.to;
 }
 inline void to_json(json& j, const who_is_here_result& r) {
   json members = json::array();
@@ -276,6 +310,7 @@ struct room_message_frame {
   std::string body;
   std::string sent_at;
   member_kind from_kind = member_kind::agent;  // "fromKind", our addition; absent reads as agent
+  std::optional<std::string> to{};             // a direct message: the recipient's own nickname; seq is direct
 };
 struct system_error_frame {
   std::string code;
@@ -472,6 +507,25 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
         tag == "tool.kick" ? member_action::kick : tag == "tool.ban" ? member_action::ban : member_action::unban;
     return member_action_args{std::move(*r), std::move(*nick), action};
   }
+  if (tag == "tool.knock") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto nick = nickname();
+    if (!nick) return tl::unexpected(nick.error());
+    auto note = f.optional_string("note");
+    if (!note) return tl::unexpected(note.error());
+    if (*note)
+      if (auto ok = check_knock_note(**note); !ok) return tl::unexpected(ok.error());
+    return knock_args{std::move(*r), std::move(*nick), std::move(*note)};
+  }
+  if (tag == "tool.approve" || tag == "tool.deny") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto id = f.string("knockId");
+    if (!id) return tl::unexpected(id.error());
+    if (auto ok = check_knock_id(*id); !ok) return tl::unexpected(ok.error());
+    return knock_answer_args{std::move(*r), std::move(*id), tag == "tool.approve"};
+  }
   if (tag == "tool.set_role") {
     auto r = room();
     if (!r) return tl::unexpected(r.error());
@@ -506,7 +560,11 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
     if (!key) return tl::unexpected(key.error());
     if (*key)
       if (auto ok = check_client_msg_id(**key); !ok) return tl::unexpected(ok.error());
-    return send_message_args{std::move(*r), std::move(*body), std::move(*key)};
+    auto to = f.optional_string("to");
+    if (!to) return tl::unexpected(to.error());
+    if (*to)
+      if (auto ok = check_nickname("to", **to); !ok) return tl::unexpected(ok.error());
+    return send_message_args{std::move(*r), std::move(*body), std::move(*key), std::move(*to)};
   }
   if (tag == "tool.who_is_here") {
     auto r = room();
@@ -559,6 +617,14 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
     if (**kind == "person") hello.client_kind = member_kind::person;
     else if (**kind != "agent") return bad("clientKind must be \"agent\" or \"person\"");
   }
+  // Unknown features are ignored, so a newer client may name more.
+  if (const json* features = f.find("features")) {
+    if (!features->is_array() || features->size() > 16) return bad("features must be an array of at most 16 strings");
+    for (const json& feature : *features) {
+      if (!feature.is_string()) return bad("features must be an array of at most 16 strings");
+      if (feature == "directMessages") hello.direct_messages = true;
+    }
+  }
   if (const json* r = f.find("resume")) {
     if (!r->is_object()) return bad("resume must be an object");
     detail::field_reader rf(*r);
@@ -577,6 +643,15 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
       auto s = detail::field_reader::read_seq("seq", seq);
       if (!s) return bad("resume.lastAckedSeqByRoom values must be non-negative integers");
       resume.last_acked_seq_by_room.emplace(room, *s);
+    }
+    if (const json* direct = rf.find("lastAckedDirectSeqByRoom")) {
+      if (!direct->is_object()) return bad("resume.lastAckedDirectSeqByRoom must be an object");
+      for (const auto& [room, seq] : direct->items()) {
+        if (!validate_room_slug(room)) return bad("resume.lastAckedDirectSeqByRoom has a key that is not a room slug");
+        auto s = detail::field_reader::read_seq("seq", seq);
+        if (!s) return bad("resume.lastAckedDirectSeqByRoom values must be non-negative integers");
+        resume.last_acked_direct_seq_by_room.emplace(room, *s);
+      }
     }
     resume.session_id = std::move(*sid);
     resume.reconnect_token = std::move(*rt);
@@ -605,7 +680,9 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
     if (!room || !validate_room_slug(*room)) return bad("ack.room must be a room slug");
     auto seq = f.seq("seq");
     if (!seq) return bad("ack.seq must be a non-negative integer");
-    return ack_frame{std::move(*room), *seq};
+    const json* direct = f.find("direct");
+    if (direct && !direct->is_boolean()) return bad("ack.direct must be true or false");
+    return ack_frame{std::move(*room), *seq, direct && direct->get<bool>()};
   }
   if (tag->rfind("tool.", 0) != 0) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
   auto id = f.string("requestId");
@@ -625,12 +702,18 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   json j{{"_tag", "hello"}, {"clientVersion", h.client_version}};
   if (h.auth_token) j["authToken"] = *h.auth_token;
   if (h.client_kind == member_kind::person) j["clientKind"] = "person";
+  if (h.direct_messages) j["features"] = json::array({"directMessages"});
   if (h.resume) {
     json acks = json::object();
     for (const auto& [room, seq] : h.resume->last_acked_seq_by_room) acks[room] = seq;
     j["resume"] = json{{"sessionId", h.resume->session_id},
                        {"reconnectToken", h.resume->reconnect_token},
                        {"lastAckedSeqByRoom", std::move(acks)}};
+    if (!h.resume->last_acked_direct_seq_by_room.empty()) {
+      json direct = json::object();
+      for (const auto& [room, seq] : h.resume->last_acked_direct_seq_by_room) direct[room] = seq;
+      j["resume"]["lastAckedDirectSeqByRoom"] = std::move(direct);
+    }
   }
   return j.dump();
 }
@@ -658,6 +741,13 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
           return json{{"_tag", tag}, {"room", a.room}, {"nickname", a.nickname}};
         } else if constexpr (std::is_same_v<T, set_role_args>) {
           return json{{"_tag", "tool.set_role"}, {"room", a.room}, {"nickname", a.nickname}, {"role", to_string(a.role)}};
+        } else if constexpr (std::is_same_v<T, knock_args>) {
+          json o{{"_tag", "tool.knock"}, {"room", a.room}};
+          if (a.nickname) o["nickname"] = *a.nickname;
+          if (a.note) o["note"] = *a.note;
+          return o;
+        } else if constexpr (std::is_same_v<T, knock_answer_args>) {
+          return json{{"_tag", a.approve ? "tool.approve" : "tool.deny"}, {"room", a.room}, {"knockId", a.knock_id}};
         } else if constexpr (std::is_same_v<T, leave_room_args>) {
           return json{{"_tag", "tool.leave_room"}, {"room", a.room}};
         } else if constexpr (std::is_same_v<T, list_rooms_args>) {
@@ -668,6 +758,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
         } else if constexpr (std::is_same_v<T, send_message_args>) {
           json o{{"_tag", "tool.send_message"}, {"room", a.room}, {"body", a.body}};
           if (a.client_msg_id) o["clientMsgId"] = *a.client_msg_id;
+          if (a.to) o["to"] = *a.to;
           return o;
         } else {
           json o{{"_tag", "tool.who_is_here"}, {"room", a.room}};
@@ -682,7 +773,9 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
 }
 
 [[nodiscard]] inline std::string encode_ack(const ack_frame& a) {
-  return json{{"_tag", "ack"}, {"room", a.room}, {"seq", a.seq}}.dump();
+  json j{{"_tag", "ack"}, {"room", a.room}, {"seq", a.seq}};
+  if (a.direct) j["direct"] = true;
+  return j.dump();
 }
 
 // ---- server frames: encode (server role) ----------------------------------
@@ -717,6 +810,14 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
               {"fromNickname", m.from_nickname},         {"body", m.body}, {"sentAt", m.sent_at},
               {"fromKind", to_string(m.from_kind)}}
       .dump();
+}
+
+[[nodiscard]] inline std::string encode_direct_message(const room_message_frame& m) {
+  json j{{"_tag", "room.message"}, {"room", m.room},     {"seq", m.seq},   {"messageId", m.message_id},
+         {"fromNickname", m.from_nickname},              {"body", m.body}, {"sentAt", m.sent_at},
+         {"fromKind", to_string(m.from_kind)}};
+  if (m.to) j["to"] = *m.to;
+  return j.dump();
 }
 
 [[nodiscard]] inline std::string encode_room_event(const room_event_frame& e) {
@@ -759,6 +860,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
       return bad("malformed room.message frame");
     m.seq = *seq;
     if (const json* kind = f.find("fromKind"); kind && *kind == "person") m.from_kind = member_kind::person;
+    if (const json* to = f.find("to"); to && to->is_string()) m.to = to->get<std::string>();
     return m;
   }
   if (*tag == "room.event") {

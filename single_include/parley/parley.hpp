@@ -409,6 +409,29 @@ inline constexpr std::size_t max_invite_code_length = 128;
   return {};
 }
 
+// ---- knocks (parley's addition) --------------------------------------------
+
+inline constexpr std::size_t max_knock_note_length = 500;  // characters
+inline constexpr std::size_t knock_id_length = 22;         // base64url of 128 random bits
+
+[[nodiscard]] inline result<void> check_knock_note(std::string_view value) {
+  if (value.empty() || utf8_length(value) > max_knock_note_length)
+    return tl::unexpected(invalid_argument("note", "1..500 characters", "note must be 1 to 500 characters"));
+  if (!is_valid_utf8(value)) return tl::unexpected(invalid_argument("note", "utf8", "note is not valid UTF-8"));
+  return {};
+}
+
+[[nodiscard]] inline result<void> check_knock_id(std::string_view value) {
+  constexpr std::string_view rule = "a knockId from tool.knock or a knock event";
+  if (value.empty() || value.size() > 64)
+    return tl::unexpected(invalid_argument("knockId", rule, "knockId must be 1 to 64 characters"));
+  for (char c : value) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return tl::unexpected(invalid_argument("knockId", rule, "knockId may hold only A-Z a-z 0-9 _ -"));
+  }
+  return {};
+}
+
 // ---- paging (parley's addition) --------------------------------------------
 //
 // list_rooms and who_is_here answer one page at a time. Without a `limit` a page holds
@@ -2219,6 +2242,8 @@ struct resume_block {
   std::string session_id;
   std::string reconnect_token;
   std::map<std::string, std::uint64_t, std::less<>> last_acked_seq_by_room;
+  // Our addition: the same for each room's direct messages, which have seqs of their own.
+  std::map<std::string, std::uint64_t, std::less<>> last_acked_direct_seq_by_room{};
 };
 
 struct hello_frame {
@@ -2226,6 +2251,7 @@ struct hello_frame {
   std::optional<std::string> auth_token;
   std::optional<resume_block> resume;
   member_kind client_kind = member_kind::agent;  // "clientKind", our addition
+  bool direct_messages = false;  // "features" holds "directMessages": the client can take them (our addition)
 };
 
 struct join_room_args {
@@ -2246,6 +2272,7 @@ struct send_message_args {
   std::string room;
   std::string body;
   std::optional<std::string> client_msg_id;  // parley's addition: the idempotency key
+  std::optional<std::string> to{};           // parley's addition: a direct message to this member only
 };
 struct who_is_here_args {
   std::string room;
@@ -2276,9 +2303,21 @@ struct set_role_args {
   std::string nickname;
   member_role role = member_role::member;
 };
+struct knock_args {
+  std::string room;
+  std::optional<std::string> nickname{};
+  std::optional<std::string> note{};  // 1..max_knock_note_length characters
+};
+// approve and deny: an owner's answer to one knock.
+struct knock_answer_args {
+  std::string room;
+  std::string knock_id;
+  bool approve = false;
+};
 
 using tool_args = std::variant<join_room_args, leave_room_args, list_rooms_args, send_message_args, who_is_here_args,
-                               create_room_args, invite_args, member_action_args, set_role_args>;
+                               create_room_args, invite_args, member_action_args, set_role_args, knock_args,
+                               knock_answer_args>;
 
 struct tool_request {
   std::string request_id;
@@ -2288,6 +2327,7 @@ struct tool_request {
 struct ack_frame {
   std::string room;
   std::uint64_t seq = 0;
+  bool direct = false;  // our addition: acks the room's direct messages, whose seqs are their own
 };
 
 using client_frame = std::variant<tool_request, ack_frame>;
@@ -2333,6 +2373,7 @@ struct send_message_result {
   std::uint64_t seq = 0;
   std::string message_id;
   std::string sent_at;
+  std::optional<std::string> to{};  // a direct message's recipient; seq is then in its direct stream
 };
 struct member_entry {
   std::string nickname;
@@ -2353,6 +2394,21 @@ struct invite_result {
   member_role role = member_role::member;
   std::optional<std::uint32_t> max_uses{};
 };
+struct knock_result {
+  std::string room;
+  std::string knock_id;
+};
+struct knock_answer_result {
+  std::string room;
+  std::string knock_id;
+  std::string nickname;  // the knocker's nickname in the room (approve) or the one it asked for (deny)
+};
+inline void to_json(json& j, const knock_result& r) {
+  j = json{{"status", "pending"}, {"room", r.room}, {"knockId", r.knock_id}};
+}
+inline void to_json(json& j, const knock_answer_result& r) {
+  j = json{{"room", r.room}, {"knockId", r.knock_id}, {"nickname", r.nickname}};
+}
 struct member_action_result {
   std::string room;
   std::string nickname;
@@ -2398,6 +2454,7 @@ inline void to_json(json& j, const list_rooms_result& r) {
 }
 inline void to_json(json& j, const send_message_result& r) {
   j = json{{"room", r.room}, {"seq", r.seq}, {"messageId", r.message_id}, {"sentAt", r.sent_at}};
+  if (r.to) j["to"] = *r.to;
 }
 inline void to_json(json& j, const who_is_here_result& r) {
   json members = json::array();
@@ -2436,6 +2493,7 @@ struct room_message_frame {
   std::string body;
   std::string sent_at;
   member_kind from_kind = member_kind::agent;  // "fromKind", our addition; absent reads as agent
+  std::optional<std::string> to{};             // a direct message: the recipient's own nickname; seq is direct
 };
 struct system_error_frame {
   std::string code;
@@ -2632,6 +2690,25 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
         tag == "tool.kick" ? member_action::kick : tag == "tool.ban" ? member_action::ban : member_action::unban;
     return member_action_args{std::move(*r), std::move(*nick), action};
   }
+  if (tag == "tool.knock") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto nick = nickname();
+    if (!nick) return tl::unexpected(nick.error());
+    auto note = f.optional_string("note");
+    if (!note) return tl::unexpected(note.error());
+    if (*note)
+      if (auto ok = check_knock_note(**note); !ok) return tl::unexpected(ok.error());
+    return knock_args{std::move(*r), std::move(*nick), std::move(*note)};
+  }
+  if (tag == "tool.approve" || tag == "tool.deny") {
+    auto r = room();
+    if (!r) return tl::unexpected(r.error());
+    auto id = f.string("knockId");
+    if (!id) return tl::unexpected(id.error());
+    if (auto ok = check_knock_id(*id); !ok) return tl::unexpected(ok.error());
+    return knock_answer_args{std::move(*r), std::move(*id), tag == "tool.approve"};
+  }
   if (tag == "tool.set_role") {
     auto r = room();
     if (!r) return tl::unexpected(r.error());
@@ -2666,7 +2743,11 @@ inline result<tool_args> decode_tool_args(std::string_view tag, const field_read
     if (!key) return tl::unexpected(key.error());
     if (*key)
       if (auto ok = check_client_msg_id(**key); !ok) return tl::unexpected(ok.error());
-    return send_message_args{std::move(*r), std::move(*body), std::move(*key)};
+    auto to = f.optional_string("to");
+    if (!to) return tl::unexpected(to.error());
+    if (*to)
+      if (auto ok = check_nickname("to", **to); !ok) return tl::unexpected(ok.error());
+    return send_message_args{std::move(*r), std::move(*body), std::move(*key), std::move(*to)};
   }
   if (tag == "tool.who_is_here") {
     auto r = room();
@@ -2719,6 +2800,14 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
     if (**kind == "person") hello.client_kind = member_kind::person;
     else if (**kind != "agent") return bad("clientKind must be \"agent\" or \"person\"");
   }
+  // Unknown features are ignored, so a newer client may name more.
+  if (const json* features = f.find("features")) {
+    if (!features->is_array() || features->size() > 16) return bad("features must be an array of at most 16 strings");
+    for (const json& feature : *features) {
+      if (!feature.is_string()) return bad("features must be an array of at most 16 strings");
+      if (feature == "directMessages") hello.direct_messages = true;
+    }
+  }
   if (const json* r = f.find("resume")) {
     if (!r->is_object()) return bad("resume must be an object");
     detail::field_reader rf(*r);
@@ -2737,6 +2826,15 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
       auto s = detail::field_reader::read_seq("seq", seq);
       if (!s) return bad("resume.lastAckedSeqByRoom values must be non-negative integers");
       resume.last_acked_seq_by_room.emplace(room, *s);
+    }
+    if (const json* direct = rf.find("lastAckedDirectSeqByRoom")) {
+      if (!direct->is_object()) return bad("resume.lastAckedDirectSeqByRoom must be an object");
+      for (const auto& [room, seq] : direct->items()) {
+        if (!validate_room_slug(room)) return bad("resume.lastAckedDirectSeqByRoom has a key that is not a room slug");
+        auto s = detail::field_reader::read_seq("seq", seq);
+        if (!s) return bad("resume.lastAckedDirectSeqByRoom values must be non-negative integers");
+        resume.last_acked_direct_seq_by_room.emplace(room, *s);
+      }
     }
     resume.session_id = std::move(*sid);
     resume.reconnect_token = std::move(*rt);
@@ -2765,7 +2863,9 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
     if (!room || !validate_room_slug(*room)) return bad("ack.room must be a room slug");
     auto seq = f.seq("seq");
     if (!seq) return bad("ack.seq must be a non-negative integer");
-    return ack_frame{std::move(*room), *seq};
+    const json* direct = f.find("direct");
+    if (direct && !direct->is_boolean()) return bad("ack.direct must be true or false");
+    return ack_frame{std::move(*room), *seq, direct && direct->get<bool>()};
   }
   if (tag->rfind("tool.", 0) != 0) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
   auto id = f.string("requestId");
@@ -2785,12 +2885,18 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   json j{{"_tag", "hello"}, {"clientVersion", h.client_version}};
   if (h.auth_token) j["authToken"] = *h.auth_token;
   if (h.client_kind == member_kind::person) j["clientKind"] = "person";
+  if (h.direct_messages) j["features"] = json::array({"directMessages"});
   if (h.resume) {
     json acks = json::object();
     for (const auto& [room, seq] : h.resume->last_acked_seq_by_room) acks[room] = seq;
     j["resume"] = json{{"sessionId", h.resume->session_id},
                        {"reconnectToken", h.resume->reconnect_token},
                        {"lastAckedSeqByRoom", std::move(acks)}};
+    if (!h.resume->last_acked_direct_seq_by_room.empty()) {
+      json direct = json::object();
+      for (const auto& [room, seq] : h.resume->last_acked_direct_seq_by_room) direct[room] = seq;
+      j["resume"]["lastAckedDirectSeqByRoom"] = std::move(direct);
+    }
   }
   return j.dump();
 }
@@ -2818,6 +2924,13 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
           return json{{"_tag", tag}, {"room", a.room}, {"nickname", a.nickname}};
         } else if constexpr (std::is_same_v<T, set_role_args>) {
           return json{{"_tag", "tool.set_role"}, {"room", a.room}, {"nickname", a.nickname}, {"role", to_string(a.role)}};
+        } else if constexpr (std::is_same_v<T, knock_args>) {
+          json o{{"_tag", "tool.knock"}, {"room", a.room}};
+          if (a.nickname) o["nickname"] = *a.nickname;
+          if (a.note) o["note"] = *a.note;
+          return o;
+        } else if constexpr (std::is_same_v<T, knock_answer_args>) {
+          return json{{"_tag", a.approve ? "tool.approve" : "tool.deny"}, {"room", a.room}, {"knockId", a.knock_id}};
         } else if constexpr (std::is_same_v<T, leave_room_args>) {
           return json{{"_tag", "tool.leave_room"}, {"room", a.room}};
         } else if constexpr (std::is_same_v<T, list_rooms_args>) {
@@ -2828,6 +2941,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
         } else if constexpr (std::is_same_v<T, send_message_args>) {
           json o{{"_tag", "tool.send_message"}, {"room", a.room}, {"body", a.body}};
           if (a.client_msg_id) o["clientMsgId"] = *a.client_msg_id;
+          if (a.to) o["to"] = *a.to;
           return o;
         } else {
           json o{{"_tag", "tool.who_is_here"}, {"room", a.room}};
@@ -2842,7 +2956,9 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
 }
 
 [[nodiscard]] inline std::string encode_ack(const ack_frame& a) {
-  return json{{"_tag", "ack"}, {"room", a.room}, {"seq", a.seq}}.dump();
+  json j{{"_tag", "ack"}, {"room", a.room}, {"seq", a.seq}};
+  if (a.direct) j["direct"] = true;
+  return j.dump();
 }
 
 // ---- server frames: encode (server role) ----------------------------------
@@ -2877,6 +2993,14 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
               {"fromNickname", m.from_nickname},         {"body", m.body}, {"sentAt", m.sent_at},
               {"fromKind", to_string(m.from_kind)}}
       .dump();
+}
+
+[[nodiscard]] inline std::string encode_direct_message(const room_message_frame& m) {
+  json j{{"_tag", "room.message"}, {"room", m.room},     {"seq", m.seq},   {"messageId", m.message_id},
+         {"fromNickname", m.from_nickname},              {"body", m.body}, {"sentAt", m.sent_at},
+         {"fromKind", to_string(m.from_kind)}};
+  if (m.to) j["to"] = *m.to;
+  return j.dump();
 }
 
 [[nodiscard]] inline std::string encode_room_event(const room_event_frame& e) {
@@ -2919,6 +3043,7 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
       return bad("malformed room.message frame");
     m.seq = *seq;
     if (const json* kind = f.find("fromKind"); kind && *kind == "person") m.from_kind = member_kind::person;
+    if (const json* to = f.find("to"); to && to->is_string()) m.to = to->get<std::string>();
     return m;
   }
   if (*tag == "room.event") {
@@ -3373,10 +3498,11 @@ class basic_client {
 
   static std::string_view wire_tool_name(const tool_args& args) {
     constexpr std::string_view names[] = {"join_room",   "leave_room", "list_rooms", "send_message", "who_is_here",
-                                          "create_room", "invite",     "",           "set_role"};
-    static_assert(std::variant_size_v<tool_args> == 9, "a tool without a name here");
+                                          "create_room", "invite",     "",           "set_role",     "knock", ""};
+    static_assert(std::variant_size_v<tool_args> == 11, "a tool without a name here");
     if (const auto* act = std::get_if<member_action_args>(&args))
       return act->action == member_action::kick ? "kick" : act->action == member_action::ban ? "ban" : "unban";
+    if (const auto* answer = std::get_if<knock_answer_args>(&args)) return answer->approve ? "approve" : "deny";
     return names[args.index()];
   }
 
@@ -5672,6 +5798,9 @@ struct hub_config {
   std::size_t max_rooms = 10000;              // rooms at most; a join that would create one more is refused
   milliseconds room_ttl = std::chrono::hours(24);  // an empty room never written to goes after this; 0: never
   per_minute_budget invites{10, 10};          // invites made per principal: burst 10, 10/min
+  per_minute_budget knocks{5, 5};             // knocks made per principal: burst 5, 5/min
+  milliseconds knock_ttl = std::chrono::minutes(10);  // an unanswered knock expires after this
+  std::size_t max_pending_knocks = 20;        // per room
   std::size_t max_live_invites = 100;         // per room: unexpired, not used up
 };
 
@@ -5721,6 +5850,13 @@ class basic_hub {
     std::int64_t expires_at_ms = 0;  // wall clock, ms since the epoch: an invite outlives restarts
   };
 
+  struct knock_state {
+    session_handle knocker = 0;
+    std::string nickname;  // asked for, or assigned at the knock
+    std::optional<std::string> note;
+    monotonic_time expires{};
+  };
+
   // Who may enter a room and what they may do there. Principal keys are "token:LABEL"
   // (durable: stored) or "session:ID" (ends with the session: never stored).
   struct room_access {
@@ -5748,12 +5884,15 @@ class basic_hub {
     std::optional<monotonic_time> expires_at;  // set while empty and unused, with a TTL
     room_access access{};                      // visibility, roles, bans, invites
     std::string saved_access{};                // what the store holds, so unchanged access is not rewritten
+    std::map<std::string, knock_state, std::less<>> knocks{};  // pending, by knockId
   };
 
   struct membership {
     room_state* room;
     std::string nickname;
     replay_ring ring;
+    replay_ring direct_ring;       // direct messages to this member: their own seqs
+    std::uint64_t direct_seq = 0;  // the last one issued
   };
 
   struct session_state {
@@ -5771,6 +5910,8 @@ class basic_hub {
     token_bucket<monotonic_time> room_bucket;  // room creations, when the principal is the session
     member_kind kind = member_kind::agent;     // what who_is_here and fromKind say of it
     std::set<std::string, std::less<>> principal_rooms{};  // rooms holding a role or ban of this session's own principal
+    bool direct_messages = false;                           // its client said it can take them
+    std::map<std::string, std::string, std::less<>> knocks{};  // room → its pending knockId there
   };
 
   // Loads the store's rooms; a store that cannot be read is an error, not an empty hub.
@@ -5812,15 +5953,16 @@ class basic_hub {
   // `principal` is who the room-creation budget belongs to: the label of the token the
   // session presented, or empty when it presented none (the session is its own).
   // `kind` is what the hello said the client is: an agent, or a person at the web page.
+  // `direct_messages`: its client can take direct messages (hello's features).
   [[nodiscard]] session_grant open_session(const moment_type& now, std::string principal = {},
-                                           member_kind kind = member_kind::agent) {
+                                           member_kind kind = member_kind::agent, bool direct_messages = false) {
     touch(now);
     const session_handle handle = ++last_handle_;
     auto s = std::make_unique<session_state>(session_state{
         handle, uuid_v4(random_), random_token(random_, 32), true, {}, {},
         token_bucket<monotonic_time>(config_.rate, now.monotonic),
         idempotency_window<send_message_result, monotonic_time>(config_.idempotency), {}, false, std::move(principal),
-        token_bucket<monotonic_time>::per_minute(config_.room_creation, now.monotonic), kind});
+        token_bucket<monotonic_time>::per_minute(config_.room_creation, now.monotonic), kind, {}, direct_messages});
     session_grant grant{handle, s->id, s->reconnect_token};
     by_id_.emplace(s->id, handle);
     sessions_.emplace(handle, std::move(s));
@@ -5845,10 +5987,18 @@ class basic_hub {
                           "resume.lastAckedSeqByRoom names seq " + std::to_string(after) + " in " + room +
                               ", which was never sent (its latest is " + std::to_string(m.room->last_seq) +
                               "); the session is unharmed");
+    for (const auto& [room, m] : s.memberships)
+      if (const std::uint64_t after = acked_direct_after_resume(resume, room, m); after > m.direct_seq)
+        return make_error(error_code::bad_handshake_frame,
+                          "resume.lastAckedDirectSeqByRoom names seq " + std::to_string(after) + " in " + room +
+                              ", which was never sent (its latest is " + std::to_string(m.direct_seq) +
+                              "); the session is unharmed");
     detach(s.handle, now);
     json lost = json::array();
     for (auto& [room, m] : s.memberships)
-      if (!m.ring.can_resume_after(acked_after_resume(resume, room, m))) lost.push_back(room);
+      if (!m.ring.can_resume_after(acked_after_resume(resume, room, m)) ||
+          !m.direct_ring.can_resume_after(acked_direct_after_resume(resume, room, m)))
+        lost.push_back(room);
     if (!lost.empty()) {
       ++stats_.replay_overflows_total;
       std::string rooms;
@@ -5864,6 +6014,9 @@ class basic_hub {
       const std::uint64_t after = acked_after_resume(resume, room, m);
       m.ring.ack(after);
       m.ring.for_each_after(after, [&](const replay_entry& e) { enqueue(s, e.frame); });
+      const std::uint64_t direct_after = acked_direct_after_resume(resume, room, m);
+      m.direct_ring.ack(direct_after);
+      m.direct_ring.for_each_after(direct_after, [&](const replay_entry& e) { enqueue(s, e.frame); });
     }
     return session_grant{s.handle, s.id, s.reconnect_token};
   }
@@ -5900,7 +6053,10 @@ class basic_hub {
           it->second.access.bans.erase(key);
         }
       invite_buckets_.erase(key);
+      knock_buckets_.erase(key);
     }
+    for (const auto& [room, id] : std::map<std::string, std::string, std::less<>>(s->knocks))
+      if (auto it = rooms_.find(room); it != rooms_.end()) forget_knock(it->second, id);
     for (const auto& name : touched)
       if (auto it = rooms_.find(name); it != rooms_.end()) ensure_owner(it->second, now);
     if (!s->attached) deadlines_.erase({s->detach_deadline, handle});
@@ -5926,6 +6082,19 @@ class basic_hub {
       ended.push_back(ended_session{h, sessions_.at(h)->id});
       end_session(h, now);
     }
+    while (!knock_deadlines_.empty() && knock_deadlines_.begin()->first <= now.monotonic) {
+      const auto [room, id] = knock_deadlines_.begin()->second;
+      auto r = rooms_.find(room);
+      if (r == rooms_.end()) {
+        knock_deadlines_.erase(knock_deadlines_.begin());
+        continue;
+      }
+      if (auto k = r->second.knocks.find(id); k != r->second.knocks.end())
+        if (session_state* knocker = find(k->second.knocker))
+          send_event(*knocker, room_event_frame{room, "expired", json{{"knockId", id}}});
+      forget_knock(r->second, id);
+      knock_deadlines_.erase({knock_deadlines_.begin()->first, {room, id}});  // if forget_knock found none
+    }
     while (!room_deadlines_.empty() && room_deadlines_.begin()->first <= now.monotonic) {
       auto it = rooms_.find(room_deadlines_.begin()->second);
       room_deadlines_.erase(room_deadlines_.begin());
@@ -5937,7 +6106,7 @@ class basic_hub {
         continue;
       }
       ++stats_.rooms_expired_total;
-      rooms_.erase(it);
+      drop_room(r);
     }
     return ended;
   }
@@ -5947,6 +6116,8 @@ class basic_hub {
     if (!deadlines_.empty()) next = deadlines_.begin()->first;
     if (!room_deadlines_.empty() && (!next || room_deadlines_.begin()->first < *next))
       next = room_deadlines_.begin()->first;
+    if (!knock_deadlines_.empty() && (!next || knock_deadlines_.begin()->first < *next))
+      next = knock_deadlines_.begin()->first;
     return next;
   }
 
@@ -6043,6 +6214,12 @@ class basic_hub {
     if (role_of(*it->second.room, *s) == member_role::watcher)
       return make_error(error_code::forbidden, "watchers may read " + args.room + " but not send there",
                         json{{"room", args.room}, {"role", "watcher"}});
+    const member* recipient = nullptr;
+    if (args.to) {
+      auto found = direct_recipient(*s, *it->second.room, *args.to);
+      if (!found) return tl::unexpected(found.error());
+      recipient = *found;
+    }
     if (auto wait = s->bucket.try_take(now.monotonic)) {
       ++stats_.rate_limited_total;
       return make_error(error_code::rate_limited,
@@ -6050,6 +6227,7 @@ class basic_hub {
                         json{{"retryAfterMs", wait->count()}});
     }
     room_state& r = *it->second.room;
+    if (recipient) return send_direct(*s, it->second, *recipient, args, now);
     auto seq = next_seq(r);
     if (!seq) return tl::unexpected(seq.error());
 
@@ -6242,6 +6420,88 @@ class basic_hub {
     return set_role_result{args.room, (*target)->nickname, args.role};
   }
 
+  // Asks a private room's owners to let the caller in; they hear of it as a "knock" event.
+  // A second knock on the same room returns the pending one.
+  [[nodiscard]] result<knock_result> knock(session_handle handle, const knock_args& args, const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    if (auto ok = check_room_slug("room", args.room); !ok) return tl::unexpected(ok.error());
+    if (args.nickname)
+      if (auto ok = check_nickname("nickname", *args.nickname); !ok) return tl::unexpected(ok.error());
+    if (args.note)
+      if (auto ok = check_knock_note(*args.note); !ok) return tl::unexpected(ok.error());
+    auto it = rooms_.find(args.room);
+    if (it == rooms_.end())
+      return make_error(error_code::not_found, "there is no room " + args.room, json{{"room", args.room}});
+    room_state& r = it->second;
+    const std::string key = principal_key(*s);
+    if (s->memberships.count(args.room))
+      return make_error(error_code::invalid_argument, "you are already in " + args.room,
+                        json{{"field", "room"}, {"rule", "a room you are not in"}});
+    if (r.access.bans.count(key))
+      return make_error(error_code::banned, "you are banned from " + args.room, json{{"room", args.room}});
+    if (r.access.visibility == room_visibility::public_room || r.access.roles.count(key))
+      return make_error(error_code::invalid_argument, "you may join " + args.room + " without knocking: use join_room",
+                        json{{"field", "room"}, {"rule", "a private room you are not admitted to"}});
+    if (auto pending = s->knocks.find(args.room); pending != s->knocks.end()) return knock_result{args.room, pending->second};
+    if (r.knocks.size() >= config_.max_pending_knocks)
+      return make_error(error_code::rate_limited,
+                        args.room + " has " + std::to_string(r.knocks.size()) + " knocks waiting; try again later",
+                        json{{"retryAfterMs", std::chrono::duration_cast<milliseconds>(config_.knock_ttl).count()}});
+    if (auto wait = principal_budget(knock_buckets_, config_.knocks, *s, now).try_take(now.monotonic))
+      return make_error(error_code::rate_limited, "knocking too fast: retry after " + std::to_string(wait->count()) + " ms",
+                        json{{"retryAfterMs", wait->count()}});
+    std::string nickname =
+        args.nickname ? *args.nickname
+                      : allocate_nickname(random_, [&](const std::string& folded) { return r.by_folded.count(folded) > 0; });
+    std::string id = random_token(random_, 16);
+    const monotonic_time expires = now.monotonic + config_.knock_ttl;
+    r.knocks.emplace(id, knock_state{handle, nickname, args.note, expires});
+    s->knocks.emplace(args.room, id);
+    knock_deadlines_.emplace(expires, std::make_pair(args.room, id));
+    json event{{"knockId", id}, {"nickname", nickname}};
+    if (args.note) event["note"] = *args.note;
+    for (member& m : r.members)
+      if (role_of(r, *m.session) == member_role::owner) send_event(*m.session, room_event_frame{args.room, "knock", event});
+    return knock_result{args.room, std::move(id)};
+  }
+
+  // approve admits the knocker as a member (under the nickname it asked for, or a free
+  // one if that was taken meanwhile); deny tells it no. Either way the knock is gone.
+  [[nodiscard]] result<knock_answer_result> answer_knock(session_handle handle, const knock_answer_args& args,
+                                                         const moment_type& now) {
+    touch(now);
+    session_state* s = find(handle);
+    if (!s) return no_session();
+    auto owned = owned_room(*s, args.room, args.approve ? "approve" : "deny");
+    if (!owned) return tl::unexpected(owned.error());
+    room_state& r = **owned;
+    if (auto ok = check_knock_id(args.knock_id); !ok) return tl::unexpected(ok.error());
+    auto k = r.knocks.find(args.knock_id);
+    session_state* knocker = k == r.knocks.end() ? nullptr : find(k->second.knocker);
+    if (!knocker)
+      return make_error(error_code::not_found,
+                        "no knock " + args.knock_id + " is waiting in " + args.room + " (answered, expired or withdrawn)",
+                        json{{"room", args.room}, {"knockId", args.knock_id}});
+    std::string nickname = k->second.nickname;
+    if (args.approve && !knocker->memberships.count(r.name)) {
+      room_access next = r.access;
+      next.roles.emplace(principal_key(*knocker), member_role::member);
+      if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
+      note_principal_room(*knocker, r);
+      std::optional<std::string> wanted;
+      if (!r.by_folded.count(fold_nickname(nickname))) wanted = nickname;
+      nickname = admit(r, *knocker, wanted).nickname;
+    }
+    forget_knock(r, args.knock_id);
+    if (args.approve)
+      send_event(*knocker, room_event_frame{args.room, "approved", json{{"nickname", nickname}, {"membersCount", r.members.size()}}});
+    else
+      send_event(*knocker, room_event_frame{args.room, "denied", json::object()});
+    return knock_answer_result{args.room, args.knock_id, std::move(nickname)};
+  }
+
   // Cumulative per room. Acks for rooms the session is not in are ignored: a leave
   // may cross an ack in flight. An ack past the room's latest seq is refused and
   // changes nothing: accepted, it would make a later resume silently replay nothing.
@@ -6250,6 +6510,11 @@ class basic_hub {
     if (!s) return no_session();
     auto it = s->memberships.find(a.room);
     if (it == s->memberships.end()) return {};
+    if (a.direct) {
+      if (a.seq > it->second.direct_seq) return future_seq(a.room, a.seq, it->second.direct_seq);
+      it->second.direct_ring.ack(a.seq);
+      return {};
+    }
     if (a.seq > it->second.room->last_seq) return future_seq(a.room, a.seq, it->second.room->last_seq);
     it->second.ring.ack(a.seq);
     return {};
@@ -6329,6 +6594,10 @@ class basic_hub {
   static std::uint64_t acked_after_resume(const resume_block& resume, std::string_view room, const membership& m) {
     auto it = resume.last_acked_seq_by_room.find(room);
     return it == resume.last_acked_seq_by_room.end() ? m.ring.acked() : it->second;
+  }
+  static std::uint64_t acked_direct_after_resume(const resume_block& resume, std::string_view room, const membership& m) {
+    auto it = resume.last_acked_direct_seq_by_room.find(room);
+    return it == resume.last_acked_direct_seq_by_room.end() ? m.direct_ring.acked() : it->second;
   }
 
   // An existing room, or a new one if the cap and the principal's budget allow: the
@@ -6486,7 +6755,8 @@ class basic_hub {
     r.members.push_back(member{&s, name, ++r.joins});
     r.by_folded.emplace(fold_nickname(name), s.handle);
     cancel_expiry(r);
-    s.memberships.emplace(r.name, membership{&r, name, replay_ring(config_.replay_capacity)});
+    s.memberships.emplace(r.name, membership{&r, name, replay_ring(config_.replay_capacity),
+                                             replay_ring(config_.replay_capacity), 0});
     return joined(r, s);
   }
 
@@ -6598,13 +6868,63 @@ class basic_hub {
     }
     if (r.access.visibility != room_visibility::private_room) return;
     if (!store_->delete_room(r.name, now.wall)) return;
-    cancel_expiry(r);
-    rooms_.erase(r.name);
+    drop_room(r);
   }
 
   void remove_membership(session_state& s, room_state& r, const moment_type& now) {
     remove_member(r, s, now);
     s.memberships.erase(r.name);
+  }
+
+  result<const member*> direct_recipient(const session_state& s, const room_state& r, const std::string& to) const {
+    if (auto ok = check_nickname("to", to); !ok) return tl::unexpected(ok.error());
+    auto target = member_named(r, to);
+    if (!target) return target;
+    if ((*target)->session == &s)
+      return make_error(error_code::invalid_argument, "you cannot send a direct message to yourself",
+                        json{{"field", "to"}, {"rule", "another member's nickname"}});
+    if (!(*target)->session->direct_messages)
+      return make_error(error_code::forbidden,
+                        (*target)->nickname + "'s client cannot take direct messages; write to the room instead",
+                        json{{"room", r.name}, {"nickname", (*target)->nickname}});
+    return target;
+  }
+
+  // One recipient, a seq in its own direct stream of the room: the others see no gap,
+  // since room seqs are not spent. Replayed and acked as room messages are, apart.
+  result<send_message_result> send_direct(session_state& s, membership& from, const member& to,
+                                          const send_message_args& args, const moment_type& now) {
+    membership& m = to.session->memberships.find(args.room)->second;
+    const std::uint64_t seq = ++m.direct_seq;
+    send_message_result sent{args.room, seq, uuid_v7(now.wall, random_), format_rfc3339(now.wall), to.nickname};
+    const shared_frame frame = make_shared_frame(frame_encoding::encode(encode_direct_message(
+        room_message_frame{args.room, seq, sent.message_id, from.nickname, args.body, sent.sent_at, s.kind, to.nickname})));
+    ++stats_.messages_total;
+    m.direct_ring.push(seq, frame);
+    if (to.session->attached) enqueue(*to.session, frame);
+    if (args.client_msg_id) s.sent.remember(*args.client_msg_id, sent, now.monotonic);
+    return sent;
+  }
+
+  // The room is gone from the store: its knocks are withdrawn, then it goes from memory.
+  void drop_room(room_state& r) {
+    while (!r.knocks.empty()) {
+      const std::string id = r.knocks.begin()->first;
+      if (session_state* knocker = find(r.knocks.begin()->second.knocker))
+        send_event(*knocker, room_event_frame{r.name, "denied", json::object()});
+      forget_knock(r, id);
+    }
+    cancel_expiry(r);
+    const std::string name = r.name;  // not the key of the node being erased
+    rooms_.erase(name);
+  }
+
+  void forget_knock(room_state& r, const std::string& id) {
+    auto k = r.knocks.find(id);
+    if (k == r.knocks.end()) return;
+    knock_deadlines_.erase({k->second.expires, {r.name, id}});
+    if (session_state* knocker = find(k->second.knocker)) knocker->knocks.erase(r.name);
+    r.knocks.erase(k);
   }
 
   // Events reach an attached session at once; they are not replayed (they have no seq).
@@ -6623,6 +6943,8 @@ class basic_hub {
   std::vector<std::string> unstamped_rooms_;                         // loaded, waiting for the time
   std::map<std::string, token_bucket<monotonic_time>, std::less<>> principal_buckets_;  // by token label
   std::map<std::string, token_bucket<monotonic_time>, std::less<>> invite_buckets_;     // by principal key
+  std::map<std::string, token_bucket<monotonic_time>, std::less<>> knock_buckets_;      // by principal key
+  std::set<std::pair<monotonic_time, std::pair<std::string, std::string>>> knock_deadlines_;  // (room, knockId)
   std::vector<session_handle> ready_;
   session_handle last_handle_ = 0;
   hub_stats stats_{};
@@ -6795,7 +7117,7 @@ template <class Hub>
   result<session_grant> grant = [&]() -> result<session_grant> {
     if (hello.resume) return h.resume_session(*hello.resume, now);
     if (auth_failure) return tl::unexpected(*auth_failure);
-    return h.open_session(now, std::move(principal), hello.client_kind);
+    return h.open_session(now, std::move(principal), hello.client_kind, hello.direct_messages);
   }();
   if (!grant) return refuse(grant.error());
   std::string ok = encode_hello_ok(hello_ok_frame{grant->session_id, grant->reconnect_token, h.config().server_version});
@@ -6821,7 +7143,9 @@ template <class Hub>
         else if constexpr (std::is_same_v<T, create_room_args>) return answer(h.create_room(session, args, now));
         else if constexpr (std::is_same_v<T, invite_args>) return answer(h.invite(session, args, now));
         else if constexpr (std::is_same_v<T, member_action_args>) return answer(h.act_on_member(session, args, now));
-        else return answer(h.set_role(session, args, now));
+        else if constexpr (std::is_same_v<T, set_role_args>) return answer(h.set_role(session, args, now));
+        else if constexpr (std::is_same_v<T, knock_args>) return answer(h.knock(session, args, now));
+        else return answer(h.answer_knock(session, args, now));
       },
       request.args);
 }
