@@ -38,7 +38,7 @@ struct peer : in_memory_network::endpoint {
     auto a = c.poll(n.now());
     const bool moved = !a.events.empty();
     for (auto& e : a.events) {
-      if (auto* m = std::get_if<room_message_frame>(&e); m && ack_messages) c.ack(m->room, m->seq);
+      if (auto* m = std::get_if<room_message_frame>(&e); m && ack_messages) c.ack(m->room, m->seq, m->to.has_value());
       events.push_back(std::move(e));
     }
     return n.apply(*this, a) || moved;
@@ -92,6 +92,9 @@ join_room_args join(std::string room, std::optional<std::string> nickname = std:
   return {std::move(room), std::move(nickname)};
 }
 send_message_args say(std::string room, std::string body) { return {std::move(room), std::move(body), std::nullopt}; }
+send_message_args tell(std::string room, std::string to, std::string body) {
+  return {std::move(room), std::move(body), std::nullopt, std::move(to)};
+}
 
 const mono_time t0{milliseconds(1'000'000)};
 
@@ -576,4 +579,179 @@ TEST_CASE("client: an answer exactly at the limit is taken") {
   REQUIRE(run.outcome);
   CHECK(std::holds_alternative<call_succeeded>(*run.outcome));
   CHECK(run.dials.size() == 1);
+}
+
+// ---- direct messages and rooms people control ------------------------------------
+
+TEST_CASE("client: says it takes direct messages; one reaches its recipient only, with seqs apart from the room's") {
+  in_memory_network net;
+  peer& alice = net.add<peer>(1);
+  peer& bob = net.add<peer>(2);
+  peer& carol = net.add<peer>(3);
+  net.settle();
+  alice.ok(join("lobby", "alice"));
+  bob.ok(join("lobby", "bob"));
+  carol.ok(join("lobby", "carol"));
+  alice.ok(say("lobby", "to all"));
+  // The server refuses a direct message to a client that did not say it takes them.
+  const auto sent = alice.ok(tell("lobby", "bob", "psst"));
+  CHECK(sent["seq"] == 1);
+  CHECK(sent["to"] == "bob");
+  const auto got = bob.all<room_message_frame>();
+  REQUIRE(got.size() == 2);
+  CHECK(got[1].body == "psst");
+  REQUIRE(got[1].to);
+  CHECK(*got[1].to == "bob");
+  CHECK(got[1].seq == 1);
+  CHECK(bob.c.last_seq("lobby") == 1);
+  CHECK(bob.c.last_direct_seq("lobby") == 1);
+  CHECK(carol.bodies() == std::vector<std::string>{"to all"});
+  CHECK(carol.c.last_direct_seq("lobby") == 0);
+  alice.ok(say("lobby", "again"));
+  CHECK(carol.all<room_message_frame>().back().seq == 2);  // no gap for the others
+}
+
+TEST_CASE("client: a direct message is acked with direct=true and leaves the server's direct ring only then") {
+  in_memory_network net;
+  peer& alice = net.add<peer>(1);
+  peer& bob = net.add<peer>(2);
+  net.settle();
+  alice.ok(join("lobby", "alice"));
+  bob.ok(join("lobby", "bob"));
+  bob.ack_messages = false;
+  alice.ok(say("lobby", "room"));
+  alice.ok(tell("lobby", "bob", "d1"));
+  alice.ok(tell("lobby", "bob", "d2"));
+  CHECK(net.unacked(bob, "lobby") == 1);
+  CHECK(net.unacked_direct(bob, "lobby") == 2);
+  bob.c.ack("lobby", 1, true);
+  net.settle();
+  CHECK(net.unacked_direct(bob, "lobby") == 1);
+  CHECK(net.unacked(bob, "lobby") == 1);  // a direct ack is not a room ack
+  bob.c.ack("lobby", 2, true);
+  bob.c.ack("lobby", 1);
+  net.settle();
+  CHECK(net.unacked_direct(bob, "lobby") == 0);
+  CHECK(net.unacked(bob, "lobby") == 0);
+}
+
+TEST_CASE("client: after a drop the resume names the direct seqs passed on, and direct messages replay once") {
+  in_memory_network net;
+  peer& alice = net.add<peer>(1);
+  peer& bob = net.add<peer>(2);
+  net.settle();
+  alice.ok(join("lobby", "alice"));
+  bob.ok(join("lobby", "bob"));
+  bob.ack_messages = false;  // passed on but not acked: the resume alone must keep them from coming twice
+  alice.ok(tell("lobby", "bob", "d1"));
+  alice.ok(say("lobby", "r1"));
+  net.cut(bob);
+  alice.ok(tell("lobby", "bob", "d2"));
+  alice.ok(say("lobby", "r2"));
+  net.advance(seconds(11));
+  REQUIRE(bob.c.session_open());
+  CHECK(bob.all<session_opened>().back().resumed);
+  auto bodies = bob.bodies();
+  std::sort(bodies.begin() + 2, bodies.end());  // the room's replay comes before the direct one
+  CHECK(bodies == std::vector<std::string>{"d1", "r1", "d2", "r2"});
+  CHECK(bob.c.last_direct_seq("lobby") == 2);
+  CHECK(bob.c.last_seq("lobby") == 2);
+  CHECK(net.unacked_direct(bob, "lobby") == 1);  // the resume acked d1 for us, d2 waits for the caller
+}
+
+TEST_CASE("client: a snapshot carries the direct seqs, and a resume from it replays the direct messages after them") {
+  in_memory_network net;
+  peer& alice = net.add<peer>(1);
+  peer& bob = net.add<peer>(2);
+  net.settle();
+  alice.ok(join("lobby", "alice"));
+  bob.ok(join("lobby", "bob"));
+  bob.ack_messages = false;
+  alice.ok(tell("lobby", "bob", "d1"));
+  alice.ok(tell("lobby", "bob", "d2"));
+  auto snapshot = bob.c.snapshot();
+  REQUIRE(snapshot);
+  CHECK(snapshot->rooms.at("lobby").last_direct_seq == 2);
+  CHECK(snapshot->rooms.at("lobby").last_seq == 0);
+  snapshot->rooms["lobby"].last_direct_seq = 1;  // as if only the first had been kept
+  net.cut(bob);
+  alice.ok(tell("lobby", "bob", "d3"));
+  client_config config;
+  config.resume_from = snapshot;
+  peer& again = net.add<peer>(3, config);
+  net.settle();
+  REQUIRE(again.c.session_open());
+  CHECK(again.all<session_opened>()[0].resumed);
+  CHECK(again.bodies() == std::vector<std::string>{"d2", "d3"});
+  CHECK(again.c.last_direct_seq("lobby") == 3);
+}
+
+TEST_CASE("client: a new session's direct stream starts at 1 again, and is not taken for a replay") {
+  in_memory_network net;
+  peer& alice = net.add<peer>(1);
+  peer& bob = net.add<peer>(2);
+  net.settle();
+  alice.ok(join("lobby", "alice"));
+  bob.ok(join("lobby", "bob"));
+  alice.ok(tell("lobby", "bob", "d1"));
+  alice.ok(tell("lobby", "bob", "d2"));
+  net.restart_server();
+  net.advance(seconds(11));
+  REQUIRE(alice.c.session_open());
+  REQUIRE(bob.c.session_open());
+  CHECK_FALSE(bob.all<session_opened>().back().resumed);
+  CHECK(bob.c.last_direct_seq("lobby") == 0);
+  alice.ok(tell("lobby", "bob", "after"));
+  CHECK(bob.bodies().back() == "after");
+  CHECK(bob.all<room_message_frame>().back().seq == 1);
+  // Leaving ends the membership's direct stream too; a rejoin starts a new one.
+  bob.ok(leave_room_args{"lobby"});
+  CHECK(bob.c.last_direct_seq("lobby") == 0);
+  bob.ok(join("lobby", "bob"));
+  alice.ok(tell("lobby", "bob", "rejoined"));
+  CHECK(bob.bodies().back() == "rejoined");
+}
+
+TEST_CASE("client: approved makes the room one to rejoin, under the event's nickname; kicked forgets it") {
+  in_memory_network net;
+  peer& owner = net.add<peer>(1);
+  peer& bob = net.add<peer>(2);
+  net.settle();
+  CHECK(owner.ok(create_room_args{"den", room_visibility::private_room, std::string("owner")})["role"] == "owner");
+  CHECK(owner.c.rooms().count("den") == 1);
+  const auto knocked = bob.ok(knock_args{"den", std::string("bobby"), std::string("let me in")});
+  const std::string id = knocked["knockId"];
+  const auto knocks = owner.all<room_event_frame>();
+  REQUIRE(knocks.size() == 1);
+  CHECK(knocks[0].kind == "knock");
+  CHECK(knocks[0].fields["knockId"] == id);
+  CHECK(knocks[0].fields["note"] == "let me in");
+  CHECK(owner.ok(knock_answer_args{"den", id, true})["nickname"] == "bobby");
+  const auto events = bob.all<room_event_frame>();
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == "approved");
+  CHECK(bob.c.rooms() == std::map<std::string, std::string, std::less<>>{{"den", "bobby"}});
+  owner.ok(say("den", "welcome"));
+  CHECK(bob.bodies() == std::vector<std::string>{"welcome"});
+  CHECK(bob.c.snapshot()->rooms.at("den").nickname == "bobby");
+
+  // A new session rejoins it like a room it joined.
+  net.restart_server();
+  net.advance(seconds(11));
+  REQUIRE(bob.c.session_open());
+  const auto opened = bob.all<session_opened>();
+  CHECK(opened.back().rejoining == std::vector<std::string>{"den"});
+
+  in_memory_network net2;
+  peer& o2 = net2.add<peer>(1);
+  peer& b2 = net2.add<peer>(2);
+  net2.settle();
+  o2.ok(create_room_args{"den", room_visibility::private_room, std::string("owner")});
+  const std::string code = o2.ok(invite_args{"den", std::nullopt, std::nullopt, member_role::member})["code"];
+  b2.ok(join_room_args{"den", std::string("b"), code});
+  CHECK(b2.c.rooms().count("den") == 1);
+  o2.ok(member_action_args{"den", "b", member_action::kick});
+  CHECK(b2.all<room_event_frame>().back().kind == "kicked");
+  CHECK(b2.c.rooms().empty());
+  CHECK(b2.c.last_direct_seq("den") == 0);
 }

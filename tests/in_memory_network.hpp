@@ -140,6 +140,14 @@ class in_memory_network {
     return hub_->session(*handle)->memberships.at(room).ring.size();
   }
 
+  // Direct messages to the endpoint's session in `room`: delivered and not acked.
+  [[nodiscard]] std::size_t unacked_direct(const endpoint& e, const std::string& room) const {
+    REQUIRE(e.link_);
+    const auto handle = srv_->session_of(*e.link_);
+    REQUIRE(handle);
+    return hub_->session(*handle)->memberships.at(room).direct_ring.size();
+  }
+
   // Moves bytes and polls every endpoint until nothing changes.
   void settle() {
     for (int round = 0; round < 200; ++round) {

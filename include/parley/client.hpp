@@ -42,6 +42,7 @@ struct session_snapshot {
   struct room {
     std::string nickname;       // to rejoin under if the resume is refused; empty: any
     std::uint64_t last_seq = 0;  // the highest seq passed on; the server replays what follows
+    std::uint64_t last_direct_seq = 0;  // the same for the room's direct messages to us, a stream of its own
   };
   std::string session_id;
   std::string reconnect_token;
@@ -155,7 +156,8 @@ struct frame_ignored {
 };
 
 // Room messages arrive as room_message_frame, each seq once and in order per room;
-// room events (kicked, banned, a new role) as room_event_frame.
+// direct messages to us likewise, marked by `to`, each direct seq once and in order per room;
+// room events (knock, approved, denied, expired, kicked, banned, role) as room_event_frame.
 using client_event = std::variant<session_opened, connection_closed, resume_refused, hello_refused, call_succeeded,
                                   call_failed, room_message_frame, room_rejoined, rejoin_failed, server_error,
                                   frame_ignored, room_event_frame>;
@@ -191,6 +193,7 @@ class basic_client {
       for (const auto& [room, at] : config_.resume_from->rooms) {
         rooms_[room] = at.nickname;
         last_seq_[room] = at.last_seq;
+        last_direct_seq_[room] = at.last_direct_seq;
       }
     }
   }
@@ -269,10 +272,11 @@ class basic_client {
   }
 
   // Tells the server that everything in `room` up to `seq` is passed on, so it leaves the
-  // replay ring. Without an open connection there is nothing to do: a resume says the
-  // same with the last seq delivered.
-  void ack(const std::string& room, std::uint64_t seq) {
-    if (stage_ == stage::open && !closing_) out_ += ws_->encode_text(encode_ack({room, seq}));
+  // replay ring; `direct` for the room's direct messages to us (a room_message_frame with
+  // `to`), whose seqs are a stream of their own. Without an open connection there is
+  // nothing to do: a resume says the same with the last seqs delivered.
+  void ack(const std::string& room, std::uint64_t seq, bool direct = false) {
+    if (stage_ == stage::open && !closing_) out_ += ws_->encode_text(encode_ack({room, seq, direct}));
   }
 
   // Ends the session with a 1000 close, on which the server forgets it at once and
@@ -330,13 +334,18 @@ class basic_client {
     auto it = last_seq_.find(room);
     return it == last_seq_.end() ? 0 : it->second;
   }
+  // The same for the room's direct messages to us.
+  [[nodiscard]] std::uint64_t last_direct_seq(std::string_view room) const {
+    auto it = last_direct_seq_.find(room);
+    return it == last_direct_seq_.end() ? 0 : it->second;
+  }
   // hello.ok of the current (or last) session.
   [[nodiscard]] const std::optional<hello_ok_frame>& session() const noexcept { return session_; }
   // What resume_from needs to pick this session up elsewhere; none before the first hello.ok.
   [[nodiscard]] std::optional<session_snapshot> snapshot() const {
     if (!session_) return std::nullopt;
     session_snapshot s{session_->session_id, session_->reconnect_token, {}};
-    for (const auto& [room, nickname] : rooms_) s.rooms[room] = {nickname, last_seq(room)};
+    for (const auto& [room, nickname] : rooms_) s.rooms[room] = {nickname, last_seq(room), last_direct_seq(room)};
     return s;
   }
 
@@ -419,7 +428,7 @@ class basic_client {
       events_.push_back(rejoin_failed{request.rejoin_room, {},
                                       "the connection dropped each of the " + std::to_string(request.sends) +
                                           " times the join was sent (last: " + reason + ")"});
-      rooms_.erase(request.rejoin_room);
+      forget_room(request.rejoin_room);
       return;
     }
     events_.push_back(call_failed{
@@ -450,9 +459,13 @@ class basic_client {
 
   void send_hello() {
     hello_frame hello{config_.client_version, config_.token, std::nullopt};
+    hello.direct_messages = true;  // room_message_frame with `to` reaches the layer above like any message
     if (session_) {
       resume_block resume{session_->session_id, session_->reconnect_token, {}};
-      for (const auto& [room, nickname] : rooms_) resume.last_acked_seq_by_room[room] = last_seq(room);
+      for (const auto& [room, nickname] : rooms_) {
+        resume.last_acked_seq_by_room[room] = last_seq(room);
+        resume.last_acked_direct_seq_by_room[room] = last_direct_seq(room);
+      }
       hello.resume = std::move(resume);
     }
     out_ += ws_->encode_text(encode_hello(hello));
@@ -506,6 +519,8 @@ class basic_client {
       events_.push_back(std::move(opened));
       // A send retried in a new session could be delivered twice, so it fails instead.
       fail_in_flight(call_failure::session_reset);
+      // Room seqs outlive a session; direct seqs count per membership and start again at 1.
+      last_direct_seq_.clear();
       rejoin_tries_.clear();
       rejoin_base_.clear();
       for (const auto& [room, nickname] : rooms_) send_rejoin(room, nickname);
@@ -547,8 +562,13 @@ class basic_client {
     if (const auto* join = std::get_if<join_room_args>(&request.frame.args)) {
       if (nickname) rooms_[join->room] = *nickname;
       last_seq_.try_emplace(join->room, 0);
+      last_direct_seq_.try_emplace(join->room, 0);
+    } else if (const auto* create = std::get_if<create_room_args>(&request.frame.args)) {
+      if (nickname) rooms_[create->room] = *nickname;
+      last_seq_.try_emplace(create->room, 0);
+      last_direct_seq_[create->room] = 0;
     } else if (const auto* leave = std::get_if<leave_room_args>(&request.frame.args)) {
-      rooms_.erase(leave->room);
+      forget_room(leave->room);
     }
     events_.push_back(call_succeeded{*request.call, std::move(ok.result)});
   }
@@ -561,7 +581,7 @@ class basic_client {
     if (!request.call) return rejoin_with_next_nickname(request.rejoin_room, err);
     attempts_ = 0;  // the server answers us: the connection is good
     if (err.code == to_string(error_code::not_in_room))
-      if (const auto* leave = std::get_if<leave_room_args>(&request.frame.args)) rooms_.erase(leave->room);
+      if (const auto* leave = std::get_if<leave_room_args>(&request.frame.args)) forget_room(leave->room);
     events_.push_back(call_failed{*request.call, call_failure::refused, err.code, err.message, err.details});
   }
 
@@ -569,7 +589,7 @@ class basic_client {
   void rejoin_with_next_nickname(const std::string& room, const tool_err_frame& err) {
     if (err.code != to_string(error_code::nickname_taken)) {
       events_.push_back(rejoin_failed{room, err.code, err.message});
-      rooms_.erase(room);
+      forget_room(room);
       return;
     }
     const std::string& base = rejoin_base_.try_emplace(room, rooms_[room]).first->second;
@@ -584,8 +604,9 @@ class basic_client {
   }
 
   void on_server_frame(room_message_frame& m, time) {
-    // Replays after a resume may repeat what we already passed on: seqs only grow per room.
-    auto& last = last_seq_[m.room];
+    // Replays after a resume may repeat what we already passed on: seqs only grow per room,
+    // and per room's direct stream (a message with `to`) apart from them.
+    auto& last = m.to ? last_direct_seq_[m.room] : last_seq_[m.room];
     if (m.seq <= last) return;
     last = m.seq;
     events_.push_back(std::move(m));
@@ -594,12 +615,24 @@ class basic_client {
   void on_server_frame(system_error_frame& e, time) { events_.push_back(server_error{e.code, e.message}); }
 
   // Kicked or banned: the room is no longer ours, so a new session must not rejoin it.
+  // Approved (a knock let in): it is ours like a join's, under the nickname the event names.
   void on_server_frame(room_event_frame& e, time) {
     if (e.kind == "kicked" || e.kind == "banned") {
-      rooms_.erase(e.room);
+      forget_room(e.room);
       last_seq_.erase(e.room);
+    } else if (e.kind == "approved") {
+      auto nickname = e.fields.find("nickname");
+      rooms_[e.room] = nickname != e.fields.end() && nickname->is_string() ? nickname->get<std::string>() : std::string();
+      last_seq_.try_emplace(e.room, 0);
+      last_direct_seq_[e.room] = 0;  // a new membership: its direct stream starts at 1
     }
     events_.push_back(std::move(e));
+  }
+
+  // Out of the room: its direct stream ends with the membership (a rejoin starts one anew).
+  void forget_room(const std::string& room) {
+    rooms_.erase(room);
+    last_direct_seq_.erase(room);
   }
 
   // ---- requests ------------------------------------------------------------------
@@ -678,6 +711,7 @@ class basic_client {
   bool retry_now_ = false;  // ... and that the next dial need not wait (a refused resume)
   std::map<std::string, std::string, std::less<>> rooms_;        // room → our nickname there
   std::map<std::string, std::uint64_t, std::less<>> last_seq_;   // room → highest seq passed on
+  std::map<std::string, std::uint64_t, std::less<>> last_direct_seq_;  // room → highest direct seq passed on
   std::map<std::string, int> rejoin_tries_;                      // room → nicknames tried since the new session
   std::map<std::string, std::string> rejoin_base_;               // room → the nickname it had before
   std::map<std::uint64_t, in_flight_request> in_flight_;        // by request number
