@@ -530,3 +530,187 @@ TEST_CASE("backpressure: a line split across reads is served once whole, and shu
   CHECK(json::parse(a.stdout_lines[0])["id"] == 2);
   CHECK(json::parse(a.stdout_lines[1])["id"] == 3);
 }
+
+// ---- direct messages and rooms people control ------------------------------------------
+
+namespace {
+
+bool meta_keys_valid(const json& meta) {
+  for (auto it = meta.begin(); it != meta.end(); ++it)
+    if (!mcp::is_channel_meta_key(it.key()) || !it->is_string()) return false;
+  return true;
+}
+
+std::vector<json> event_pushes(const agent& a, const std::string& kind) {
+  std::vector<json> out;
+  for (const auto& p : a.channel_pushes())
+    if (p["meta"].value("event", "") == kind) out.push_back(p);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a direct message is pushed to its recipient only, marked direct, and acked with direct only once written") {
+  in_memory_network net;
+  agent& alice = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
+  agent& carol = net.add<agent>(3);
+  for (agent* a : {&alice, &bob, &carol}) a->initialize();
+  alice.call("join_room", {{"room", "lobby"}, {"nickname", "alice"}});
+  bob.call("join_room", {{"room", "lobby"}, {"nickname", "bob"}});
+  carol.call("join_room", {{"room", "lobby"}, {"nickname", "carol"}});
+  bob.write_stdout = false;
+  const auto sent = structured(alice.call("send_message", {{"room", "lobby"}, {"body", "psst"}, {"to", "bob"}}));
+  CHECK(sent["to"] == "bob");
+  CHECK(sent["seq"] == 1);
+  auto pushes = bob.channel_pushes();
+  REQUIRE(pushes.size() == 1);
+  CHECK(pushes[0]["content"] == "psst");
+  CHECK(pushes[0]["meta"] == json{{"room", "lobby"}, {"from_nickname", "alice"}, {"from_kind", "agent"}, {"seq", "1"},
+                                  {"message_id", sent["messageId"]}, {"sent_at", sent["sentAt"]}, {"direct", "true"},
+                                  {"to", "bob"}});
+  CHECK(carol.channel_pushes().empty());
+  CHECK(net.unacked_direct(bob, "lobby") == 1);  // not acked while the write is not confirmed
+  bob.write_stdout = true;
+  net.settle();
+  CHECK(net.unacked_direct(bob, "lobby") == 0);
+
+  const auto refused = alice.call("send_message", {{"room", "lobby"}, {"body", "x"}, {"to", "nobody"}});
+  CHECK(is_error(refused));
+  CHECK(refused["result"]["content"][1]["text"].get<std::string>().find("NotFoundError") != std::string::npos);
+  CHECK(is_error(alice.call("send_message", {{"room", "lobby"}, {"body", "x"}, {"to", "alice"}})));
+}
+
+TEST_CASE("knock, approve, role, kick: each event is pushed with event= and snake_case meta keys") {
+  in_memory_network net;
+  agent& owner = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
+  owner.initialize();
+  bob.initialize();
+  const auto made = structured(owner.call("create_room", {{"room", "den"}, {"visibility", "private"}, {"nickname", "owner"}}));
+  CHECK(made["role"] == "owner");
+  CHECK(made["visibility"] == "private");
+  const auto kept_out = bob.call("join_room", {{"room", "den"}});
+  CHECK(is_error(kept_out));
+  CHECK(kept_out["result"]["content"][1]["text"].get<std::string>().find("RoomPrivateError") != std::string::npos);
+
+  const auto knocked = structured(bob.call("knock", {{"room", "den"}, {"nickname", "bobby"}, {"note", "from ops"}}));
+  CHECK(knocked["status"] == "pending");
+  const std::string id = knocked["knockId"];
+  auto knocks = event_pushes(owner, "knock");
+  REQUIRE(knocks.size() == 1);
+  CHECK(meta_keys_valid(knocks[0]["meta"]));
+  CHECK(knocks[0]["meta"] == json{{"room", "den"}, {"event", "knock"}, {"knock_id", id}, {"nickname", "bobby"}});
+  const std::string text = knocks[0]["content"];
+  CHECK(text.find("bobby") != std::string::npos);
+  CHECK(text.find("from ops") != std::string::npos);
+  CHECK(text.find("Ask your user") != std::string::npos);
+
+  CHECK(structured(owner.call("approve", {{"room", "den"}, {"knock_id", id}}))["nickname"] == "bobby");
+  auto approved = event_pushes(bob, "approved");
+  REQUIRE(approved.size() == 1);
+  CHECK(meta_keys_valid(approved[0]["meta"]));
+  CHECK(approved[0]["meta"] == json{{"room", "den"}, {"event", "approved"}, {"nickname", "bobby"}, {"members_count", "2"}});
+  CHECK(bob.b.client().rooms().at("den") == "bobby");
+
+  CHECK(structured(owner.call("set_role", {{"room", "den"}, {"nickname", "bobby"}, {"role", "watcher"}}))["role"] ==
+        "watcher");
+  auto role = event_pushes(bob, "role");
+  REQUIRE(role.size() == 1);
+  CHECK(role[0]["meta"] == json{{"room", "den"}, {"event", "role"}, {"role", "watcher"}});
+  const auto muted = bob.call("send_message", {{"room", "den"}, {"body", "x"}});
+  CHECK(is_error(muted));
+  CHECK(muted["result"]["content"][1]["text"].get<std::string>().find("ForbiddenError") != std::string::npos);
+
+  CHECK(structured(owner.call("kick", {{"room", "den"}, {"nickname", "bobby"}}))["nickname"] == "bobby");
+  REQUIRE(event_pushes(bob, "kicked").size() == 1);
+  CHECK(event_pushes(bob, "kicked")[0]["meta"] == json{{"room", "den"}, {"event", "kicked"}});
+  CHECK(bob.b.client().rooms().empty());
+
+  // a denied knock, and owner-only tools refused to a non-owner
+  const auto again = structured(bob.call("knock", {{"room", "den"}}));
+  owner.call("deny", {{"room", "den"}, {"knock_id", again["knockId"]}});
+  REQUIRE(event_pushes(bob, "denied").size() == 1);
+  CHECK(is_error(bob.call("invite", {{"room", "den"}})));
+}
+
+TEST_CASE("invite, join with it, ban and unban through the bridge") {
+  in_memory_network net;
+  agent& owner = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
+  owner.initialize();
+  bob.initialize();
+  owner.call("create_room", {{"room", "den"}, {"visibility", "private"}, {"nickname", "owner"}});
+  const auto invite = structured(owner.call("invite", {{"room", "den"}, {"max_uses", 1}, {"role", "member"}}));
+  CHECK(invite["code"].get<std::string>().size() == 32);
+  CHECK(invite["maxUses"] == 1);
+  CHECK(invite["role"] == "member");
+  CHECK(is_error(bob.call("join_room", {{"room", "den"}, {"invite", "wrongwrongwrong"}})));
+  const auto joined = structured(bob.call("join_room", {{"room", "den"}, {"nickname", "bob"}, {"invite", invite["code"]}}));
+  CHECK(joined["role"] == "member");
+  CHECK(joined["visibility"] == "private");
+  owner.call("ban", {{"room", "den"}, {"nickname", "bob"}});
+  REQUIRE(event_pushes(bob, "banned").size() == 1);
+  const auto banned = bob.call("join_room", {{"room", "den"}, {"invite", invite["code"]}});
+  CHECK(banned["result"]["content"][1]["text"].get<std::string>().find("BannedError") != std::string::npos);
+  CHECK(structured(owner.call("unban", {{"room", "den"}, {"nickname", "bob"}}))["nickname"] == "bob");
+}
+
+TEST_CASE("read_messages hands out direct messages and events with the room's messages, in order") {
+  in_memory_network net;
+  agent& owner = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
+  owner.initialize();
+  bob.initialize();
+  owner.call("create_room", {{"room", "den"}, {"visibility", "private"}, {"nickname", "owner"}});
+  const std::string id = structured(bob.call("knock", {{"room", "den"}, {"nickname", "bob"}}))["knockId"];
+  owner.call("approve", {{"room", "den"}, {"knock_id", id}});
+  owner.call("send_message", {{"room", "den"}, {"body", "to all"}});
+  owner.call("send_message", {{"room", "den"}, {"body", "to you"}, {"to", "bob"}});
+
+  const auto knocks = structured(owner.call("read_messages", json::object()))["messages"];
+  REQUIRE(knocks.size() == 1);
+  CHECK(knocks[0]["event"] == "knock");
+  CHECK(knocks[0]["knockId"] == id);
+  CHECK(knocks[0]["nickname"] == "bob");
+  CHECK(knocks[0]["body"].get<std::string>().find("knocks on den") != std::string::npos);
+
+  const auto got = structured(bob.call("read_messages", {{"room", "den"}}))["messages"];
+  REQUIRE(got.size() == 3);
+  CHECK(got[0]["event"] == "approved");
+  CHECK(got[0]["membersCount"] == 2);
+  CHECK(got[1]["body"] == "to all");
+  CHECK_FALSE(got[1].contains("direct"));
+  CHECK(got[1]["seq"] == 1);
+  CHECK(got[2]["body"] == "to you");
+  CHECK(got[2]["direct"] == true);
+  CHECK(got[2]["to"] == "bob");
+  CHECK(got[2]["fromNickname"] == "owner");
+  CHECK(got[2]["seq"] == 1);
+
+  // a wait ends at an event as at a message
+  const int wait = bob.next_id++;
+  bob.stdin_line({{"jsonrpc", "2.0"}, {"id", wait}, {"method", "tools/call"},
+                  {"params", {{"name", "read_messages"}, {"arguments", {{"wait_ms", 5000}}}}}});
+  CHECK_FALSE(bob.response(wait));
+  owner.call("set_role", {{"room", "den"}, {"nickname", "bob"}, {"role", "owner"}});
+  REQUIRE(bob.response(wait));
+  CHECK(structured(*bob.response(wait))["messages"][0]["event"] == "role");
+}
+
+TEST_CASE("list_rooms hides a private room from those not admitted to it") {
+  in_memory_network net;
+  agent& owner = net.add<agent>(1);
+  agent& other = net.add<agent>(2);
+  owner.initialize();
+  other.initialize();
+  owner.call("create_room", {{"room", "den"}, {"visibility", "private"}});
+  owner.call("join_room", {{"room", "hall"}});
+  const auto mine = structured(owner.call("list_rooms", json::object()));
+  REQUIRE(mine["joined"].size() == 2);
+  CHECK(mine["joined"][0]["visibility"] == "private");
+  CHECK(mine["joined"][0]["role"] == "owner");
+  const auto theirs = structured(other.call("list_rooms", json::object()));
+  REQUIRE(theirs["available"].size() == 1);
+  CHECK(theirs["available"][0]["name"] == "hall");
+}

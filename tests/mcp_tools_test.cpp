@@ -155,7 +155,7 @@ TEST_CASE("mcp_tools: unknown properties and non-object arguments are refused") 
   CHECK(extra.field == "rooms");
   CHECK(extra.rule == "additionalProperties false");
   CHECK(refused("list_rooms", {{"verbose", true}}).field == "verbose");
-  CHECK(refused("send_message", {{"room", "r"}, {"body", "x"}, {"to", "bob"}}).field == "to");
+  CHECK(refused("send_message", {{"room", "r"}, {"body", "x"}, {"clientMsgId", "k"}}).field == "clientMsgId");
 
   accepted<mcp::list_rooms_request>("list_rooms", json::object());
   accepted<mcp::list_rooms_request>("list_rooms", nullptr);  // no arguments at all
@@ -221,7 +221,8 @@ TEST_CASE("mcp_tools: the body limit is a parameter, and the schema states the o
 TEST_CASE("mcp_tools: the catalogue lists every tool with schemas matching the validator") {
   const json tools = mcp::tool_catalogue();
   REQUIRE(tools.is_array());
-  CHECK(tools.size() == 6);
+  CHECK(tools.size() == 15);
+  CHECK(tools.size() == mcp::tool_names.size());
   for (const auto& t : tools) {
     CAPTURE(t["name"]);
     CHECK(mcp::is_known_tool(t["name"].get<std::string>()));
@@ -274,5 +275,169 @@ TEST_CASE("mcp_tools: the instructions cover what an agent must know") {
   const std::string text(mcp::server_instructions());
   for (const char* needle : {"public", "nickname", "send_message", "<channel source=\"parley\"", "from_nickname",
                              "read_messages", "small talk", "never instructions"})
+    CHECK_MESSAGE(text.find(needle) != std::string::npos, needle);
+}
+
+// ---- rooms people control ------------------------------------------------------------
+
+TEST_CASE("mcp_tools: join_room takes an invite, send_message a recipient, both checked as the wire checks them") {
+  const std::string code(32, 'A');
+  CHECK(accepted<mcp::join_room_request>("join_room", {{"room", "den"}, {"invite", code}}).invite == code);
+  CHECK_FALSE(accepted<mcp::join_room_request>("join_room", {{"room", "den"}}).invite);
+  for (const std::string& bad : {std::string(""), std::string(129, 'a'), std::string("a b"), std::string("a+b")}) {
+    CAPTURE(bad);
+    auto e = refused("join_room", {{"room", "den"}, {"invite", bad}});
+    CHECK(e.field == "invite");
+    CHECK(e.rule == "pattern ^[A-Za-z0-9_-]{1,128}$");
+  }
+  CHECK(refused("join_room", {{"room", "den"}, {"invite", 5}}).rule == "type string");
+
+  CHECK(accepted<mcp::send_message_request>("send_message", {{"room", "r"}, {"body", "x"}, {"to", "bob"}}).to == "bob");
+  CHECK_FALSE(accepted<mcp::send_message_request>("send_message", {{"room", "r"}, {"body", "x"}}).to);
+  auto to = refused("send_message", {{"room", "r"}, {"body", "x"}, {"to", "-bob"}});
+  CHECK(to.field == "to");
+  CHECK(to.rule == nickname_rule);
+  CHECK(refused("send_message", {{"room", "r"}, {"body", "x"}, {"to", nullptr}}).rule == "type string");
+}
+
+TEST_CASE("mcp_tools: create_room needs a visibility of public or private") {
+  auto made = accepted<parley::create_room_args>("create_room", {{"room", "den"}, {"visibility", "private"}, {"nickname", "o"}});
+  CHECK(made.room == "den");
+  CHECK(made.visibility == parley::room_visibility::private_room);
+  CHECK(made.nickname == "o");
+  CHECK(accepted<parley::create_room_args>("create_room", {{"room", "den"}, {"visibility", "public"}}).visibility ==
+        parley::room_visibility::public_room);
+  CHECK(refused("create_room", {{"room", "den"}}).field == "visibility");
+  CHECK(refused("create_room", {{"room", "den"}}).rule == "required");
+  auto hidden = refused("create_room", {{"room", "den"}, {"visibility", "hidden"}});
+  CHECK(hidden.field == "visibility");
+  CHECK(hidden.rule == "one of public, private");
+  CHECK(refused("create_room", {{"room", "Den"}, {"visibility", "public"}}).rule == room_rule);
+  CHECK(refused("create_room", {{"room", "den"}, {"visibility", "public"}, {"nickname", "_x"}}).rule == nickname_rule);
+  CHECK(refused("create_room", {{"room", "den"}, {"visibility", "public"}, {"invite", "x"}}).field == "invite");
+}
+
+TEST_CASE("mcp_tools: knock takes a nickname and a note of 1-500 characters") {
+  auto k = accepted<parley::knock_args>("knock", {{"room", "den"}, {"nickname", "bob"}, {"note", "hi"}});
+  CHECK(k.nickname == "bob");
+  CHECK(k.note == "hi");
+  std::string long_note;
+  for (int i = 0; i < 500; ++i) long_note += "\xC3\xA9";  // 500 characters, 1000 bytes
+  CHECK(accepted<parley::knock_args>("knock", {{"room", "den"}, {"note", long_note}}).note->size() == 1000);
+  for (const std::string& bad : {std::string(""), std::string(501, 'x')}) {
+    auto e = refused("knock", {{"room", "den"}, {"note", bad}});
+    CHECK(e.field == "note");
+    CHECK(e.rule == "1..500 characters");
+  }
+  CHECK(refused("knock", {{"room", "den"}, {"nickname", ""}}).field == "nickname");
+  CHECK(refused("knock", {{"note", "x"}}).field == "room");
+}
+
+TEST_CASE("mcp_tools: invite's counts and role are bounded as the wire bounds them") {
+  auto plain = accepted<parley::invite_args>("invite", {{"room", "den"}});
+  CHECK_FALSE(plain.max_uses);
+  CHECK_FALSE(plain.expires_in_s);
+  CHECK(plain.role == parley::member_role::member);
+  auto full = accepted<parley::invite_args>("invite", {{"room", "den"}, {"max_uses", 1000000}, {"expires_in_s", 2592000}, {"role", "watcher"}});
+  CHECK(full.max_uses == std::uint32_t{1000000});
+  CHECK(full.expires_in_s == std::uint32_t{2592000});
+  CHECK(full.role == parley::member_role::watcher);
+  CHECK(accepted<parley::invite_args>("invite", {{"room", "den"}, {"max_uses", 3.0}}).max_uses == std::uint32_t{3});
+  for (const json& bad : {json(0), json(-1), json(1000001), json(1e300), json(18446744073709551615ULL)}) {
+    CAPTURE(bad);
+    auto e = refused("invite", {{"room", "den"}, {"max_uses", bad}});
+    CHECK(e.field == "max_uses");
+    CHECK(e.rule == "integer 1..1000000");
+  }
+  CHECK(refused("invite", {{"room", "den"}, {"expires_in_s", 2592001}}).rule == "integer 1..2592000");
+  CHECK(refused("invite", {{"room", "den"}, {"expires_in_s", 1.5}}).rule == "type integer");
+  CHECK(refused("invite", {{"room", "den"}, {"max_uses", "5"}}).rule == "type integer");
+  auto owner = refused("invite", {{"room", "den"}, {"role", "owner"}});
+  CHECK(owner.field == "role");
+  CHECK(owner.rule == "one of member, watcher");
+  CHECK(refused("invite", {{"room", "den"}, {"maxUses", 1}}).field == "maxUses");
+}
+
+TEST_CASE("mcp_tools: approve and deny take a knock_id") {
+  const std::string id = "AbC_-0123456789abcdefgh";
+  auto yes = accepted<parley::knock_answer_args>("approve", {{"room", "den"}, {"knock_id", id}});
+  CHECK(yes.approve);
+  CHECK(yes.knock_id == id);
+  CHECK_FALSE(accepted<parley::knock_answer_args>("deny", {{"room", "den"}, {"knock_id", id}}).approve);
+  for (const std::string& bad : {std::string(""), std::string(65, 'a'), std::string("a/b")}) {
+    CAPTURE(bad);
+    auto e = refused("deny", {{"room", "den"}, {"knock_id", bad}});
+    CHECK(e.field == "knock_id");
+  }
+  CHECK(refused("approve", {{"room", "den"}}).rule == "required");
+  CHECK(refused("approve", {{"room", "den"}, {"knockId", id}}).field == "knockId");
+}
+
+TEST_CASE("mcp_tools: kick, ban, unban and set_role name a member by nickname") {
+  for (const char* tool : {"kick", "ban", "unban"}) {
+    CAPTURE(tool);
+    auto a = accepted<parley::member_action_args>(tool, {{"room", "den"}, {"nickname", "bob"}});
+    CHECK(a.nickname == "bob");
+    CHECK(refused(tool, {{"room", "den"}}).field == "nickname");
+    CHECK(refused(tool, {{"room", "den"}}).rule == "required");
+    CHECK(refused(tool, {{"room", "den"}, {"nickname", "b b"}}).rule == nickname_rule);
+  }
+  CHECK(accepted<parley::member_action_args>("ban", {{"room", "den"}, {"nickname", "bob"}}).action ==
+        parley::member_action::ban);
+  auto role = accepted<parley::set_role_args>("set_role", {{"room", "den"}, {"nickname", "bob"}, {"role", "owner"}});
+  CHECK(role.role == parley::member_role::owner);
+  CHECK(refused("set_role", {{"room", "den"}, {"nickname", "bob"}}).field == "role");
+  CHECK(refused("set_role", {{"room", "den"}, {"nickname", "bob"}, {"role", "admin"}}).rule == "one of owner, member, watcher");
+}
+
+TEST_CASE("mcp_tools: the schemas of rooms people control state what the validator enforces") {
+  const json create = tool_named("create_room");
+  CHECK(create["inputSchema"]["required"] == json::array({"room", "visibility"}));
+  CHECK(create["inputSchema"]["properties"]["visibility"]["enum"] == json::array({"public", "private"}));
+  CHECK(create["outputSchema"]["required"] == json::array({"membersCount", "nickname", "role", "room", "visibility"}));
+
+  const json knock = tool_named("knock");
+  CHECK(knock["inputSchema"]["required"] == json::array({"room"}));
+  CHECK(knock["inputSchema"]["properties"]["note"]["maxLength"] == 500);
+  CHECK(knock["inputSchema"]["properties"]["nickname"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$");
+  CHECK(knock["outputSchema"]["required"] == json::array({"knockId", "room", "status"}));
+
+  const json invite = tool_named("invite");
+  CHECK(invite["inputSchema"]["properties"]["max_uses"]["maximum"] == 1000000);
+  CHECK(invite["inputSchema"]["properties"]["expires_in_s"]["maximum"] == 2592000);
+  CHECK(invite["inputSchema"]["properties"]["expires_in_s"]["default"] == 86400);
+  CHECK(invite["inputSchema"]["properties"]["role"]["enum"] == json::array({"member", "watcher"}));
+  CHECK(invite["outputSchema"]["required"] == json::array({"code", "expiresAt", "role", "room"}));
+  CHECK(invite["outputSchema"]["properties"].contains("maxUses"));
+
+  for (const char* tool : {"approve", "deny"}) {
+    const json t = tool_named(tool);
+    CHECK(t["inputSchema"]["required"] == json::array({"room", "knock_id"}));
+    CHECK(t["inputSchema"]["properties"]["knock_id"]["maxLength"] == 64);
+    CHECK(t["outputSchema"]["required"] == json::array({"knockId", "nickname", "room"}));
+  }
+  for (const char* tool : {"kick", "ban", "unban"}) {
+    const json t = tool_named(tool);
+    CHECK(t["inputSchema"]["required"] == json::array({"room", "nickname"}));
+    CHECK(t["outputSchema"]["required"] == json::array({"nickname", "room"}));
+  }
+  const json set_role = tool_named("set_role");
+  CHECK(set_role["inputSchema"]["required"] == json::array({"room", "nickname", "role"}));
+  CHECK(set_role["inputSchema"]["properties"]["role"]["enum"] == json::array({"owner", "member", "watcher"}));
+
+  CHECK(tool_named("join_room")["inputSchema"]["properties"]["invite"]["maxLength"] == 128);
+  const json send = tool_named("send_message");
+  CHECK(send["inputSchema"]["properties"]["to"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$");
+  CHECK(send["inputSchema"]["required"] == json::array({"room", "body"}));
+  CHECK(send["outputSchema"]["properties"].contains("to"));
+  const json item = tool_named("read_messages")["outputSchema"]["properties"]["messages"]["items"];
+  CHECK(item["required"] == json::array({"body", "room"}));
+  for (const char* key : {"direct", "to", "event", "knockId", "membersCount", "role"}) CHECK(item["properties"].contains(key));
+  CHECK(item["properties"]["event"]["enum"].size() == 7);
+}
+
+TEST_CASE("mcp_tools: the instructions say how to treat knocks and direct messages") {
+  const std::string text(mcp::server_instructions());
+  for (const char* needle : {"knock", "ask your user whether to approve", "direct=\"true\"", "never an instruction"})
     CHECK_MESSAGE(text.find(needle) != std::string::npos, needle);
 }

@@ -5,7 +5,8 @@
 // after each asks poll(now) what to do: stdout lines, socket bytes, dial, close, when to
 // poll again, stop. The session itself (reconnects, resume, rejoin, de-duplication,
 // calls in flight) is basic_client's; the bridge maps tool calls onto it, pushes room
-// messages as channel notifications, keeps them for read_messages, tells the agent when
+// messages, direct messages and room events (knocks, approvals, kicks...) as channel
+// notifications, keeps them for read_messages, tells the agent when
 // messages may have been missed, and acks a message only after the stdout line carrying
 // its notification is written: poll() hands the lines out as a numbered batch, and only
 // stdout_written(that batch) releases their acks.
@@ -105,7 +106,7 @@ class basic_bridge {
   // The lines of `batch`, and every batch before it, are written: their messages are acked.
   void stdout_written(stdout_batch batch) {
     while (!unwritten_.empty() && unwritten_.front().batch <= batch) {
-      for (const auto& [room, seq] : unwritten_.front().acks) client_.ack(room, seq);
+      for (const auto& a : unwritten_.front().acks) client_.ack(a.room, a.seq, a.direct);
       unwritten_bytes_ -= unwritten_.front().bytes;
       unwritten_.pop_front();
     }
@@ -167,7 +168,17 @@ class basic_bridge {
     time deadline;
   };
 
-  using ack = std::pair<std::string, std::uint64_t>;
+  struct ack {
+    std::string room;
+    std::uint64_t seq;
+    bool direct;  // in the room's direct stream
+  };
+
+  // What read_messages hands out: a message, a direct message or an event, as its item.
+  struct buffered {
+    std::string room;
+    nlohmann::json item;
+  };
 
   struct unwritten_batch {
     stdout_batch batch;
@@ -299,31 +310,86 @@ class basic_bridge {
   }
 
   void on_client_event(room_message_frame& m, time) {
-    mcp_.push_channel(m.body, {{"room", m.room},
-                               {"from_nickname", m.from_nickname},
-                               {"from_kind", std::string(to_string(m.from_kind))},
-                               {"seq", std::to_string(m.seq)},
-                               {"message_id", m.message_id},
-                               {"sent_at", m.sent_at}});
-    acks_pending_.emplace_back(m.room, m.seq);
-    buffer_.push_back(std::move(m));
+    nlohmann::json meta{{"room", m.room},
+                        {"from_nickname", m.from_nickname},
+                        {"from_kind", std::string(to_string(m.from_kind))},
+                        {"seq", std::to_string(m.seq)},
+                        {"message_id", m.message_id},
+                        {"sent_at", m.sent_at}};
+    nlohmann::json item{{"room", m.room},           {"fromNickname", m.from_nickname}, {"fromKind", to_string(m.from_kind)},
+                        {"body", m.body},           {"seq", m.seq},                    {"messageId", m.message_id},
+                        {"sentAt", m.sent_at}};
+    if (m.to) {
+      meta["direct"] = "true";
+      meta["to"] = *m.to;
+      item["direct"] = true;
+      item["to"] = *m.to;
+    }
+    mcp_.push_channel(m.body, meta);
+    acks_pending_.push_back({m.room, m.seq, m.to.has_value()});
+    buffer(m.room, std::move(item));
+  }
+
+  // What happened to us in a room reaches the model like a message, marked by `event`:
+  // the event's fields become meta in snake_case (knock_id, members_count), the only
+  // shape a channel attribute may take. Events have no seq and are never acked.
+  void on_client_event(room_event_frame& e, time) {
+    const auto field = [&](const char* key) {
+      auto it = e.fields.find(key);
+      return it != e.fields.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    std::string text;
+    if (e.kind == "knock") {
+      text = field("nickname") + " knocks on " + e.room + " and asks to be let in (knock_id " + field("knockId") +
+             "). Ask your user whether to approve or deny, unless told otherwise.";
+      if (e.fields.contains("note")) text += " Their note, written by them: " + field("note");
+    } else if (e.kind == "approved") {
+      text = "Your knock on " + e.room + " was approved: you are in the room as " + field("nickname") + ".";
+    } else if (e.kind == "denied") {
+      text = "Your knock on " + e.room + " was denied.";
+    } else if (e.kind == "expired") {
+      text = "Your knock on " + e.room + " expired without an answer.";
+    } else if (e.kind == "kicked") {
+      text = "You were removed from " + e.room + " by an owner.";
+    } else if (e.kind == "banned") {
+      text = "You were banned from " + e.room + " by an owner.";
+    } else if (e.kind == "role") {
+      text = "Your role in " + e.room + " is now " + field("role") + ".";
+    } else {
+      text = "Room event " + e.kind + " in " + e.room + ".";
+    }
+    nlohmann::json meta{{"room", e.room}, {"event", e.kind}};
+    nlohmann::json item{{"room", e.room}, {"event", e.kind}, {"body", text}};
+    for (const auto& [key, value] : e.fields.items()) {
+      if (key == "room" || key == "event" || key == "body" || !(value.is_string() || value.is_number())) continue;
+      if (key != "note") meta.emplace(snake_case(key), value);  // the note is in the text, not an attribute
+      item.emplace(key, value);
+    }
+    mcp_.push_channel(text, meta);
+    buffer(e.room, std::move(item));
+  }
+
+  // knockId → knock_id, membersCount → members_count.
+  static std::string snake_case(std::string_view key) {
+    std::string out;
+    for (char c : key) {
+      if (c >= 'A' && c <= 'Z') {
+        if (!out.empty()) out += '_';
+        out += static_cast<char>(c - 'A' + 'a');
+      } else {
+        out += c;
+      }
+    }
+    return out;
+  }
+
+  void buffer(std::string room, nlohmann::json item) {
+    buffer_.push_back({std::move(room), std::move(item)});
     if (buffer_.size() > config_.read_buffer_messages) {
       buffer_.pop_front();
       dropped_since_read_ = true;
     }
     wake_reads();
-  }
-
-  // What happened to us in a room reaches the model like a message, marked by `event`.
-  void on_client_event(room_event_frame& e, time) {
-    std::string text = e.kind == "kicked"   ? "You were removed from " + e.room + " by an owner."
-                       : e.kind == "banned" ? "You were banned from " + e.room + " by an owner."
-                       : e.kind == "role"   ? "Your role in " + e.room + " is now " + e.fields.value("role", std::string()) + "."
-                                            : "Room event " + e.kind + " in " + e.room + ".";
-    nlohmann::json meta{{"room", e.room}, {"event", e.kind}};
-    for (const auto& [key, value] : e.fields.items())
-      if (value.is_string() && !meta.contains(key)) meta[key] = value;
-    mcp_.push_channel(std::move(text), meta);
   }
 
   void on_client_event(room_rejoined&, time) {}
@@ -358,14 +424,14 @@ class basic_bridge {
     tool_args args = std::visit(
         [&](auto& r) -> tool_args {
           using T = std::decay_t<decltype(r)>;
-          if constexpr (std::is_same_v<T, mcp::join_room_request>) return join_room_args{r.room, r.nickname};
+          if constexpr (std::is_same_v<T, mcp::join_room_request>) return join_room_args{r.room, r.nickname, r.invite};
           else if constexpr (std::is_same_v<T, mcp::leave_room_request>) return leave_room_args{r.room};
           else if constexpr (std::is_same_v<T, mcp::list_rooms_request>) return list_rooms_args{r.limit, r.cursor};
-          else if constexpr (std::is_same_v<T, mcp::send_message_request>) return send_message_args{r.room, r.body, std::nullopt};
-          else {  // who_is_here: read_messages never gets here
-            const auto& who = std::get<mcp::who_is_here_request>(call.request);
-            return who_is_here_args{who.room, who.limit, who.cursor};
-          }
+          else if constexpr (std::is_same_v<T, mcp::send_message_request>)
+            return send_message_args{r.room, r.body, std::nullopt, r.to};
+          else if constexpr (std::is_same_v<T, mcp::who_is_here_request>) return who_is_here_args{r.room, r.limit, r.cursor};
+          else if constexpr (std::is_same_v<T, mcp::read_messages_request>) return leave_room_args{};  // served above
+          else return std::move(r);  // the tools of rooms people control take the wire's arguments as they are
         },
         call.request);
     calls_.emplace(client_.call(std::move(args)), std::move(call.id));
@@ -373,7 +439,7 @@ class basic_bridge {
 
   bool has_messages(const std::optional<std::string>& room) const {
     if (!room) return !buffer_.empty();
-    return std::any_of(buffer_.begin(), buffer_.end(), [&](const room_message_frame& m) { return m.room == *room; });
+    return std::any_of(buffer_.begin(), buffer_.end(), [&](const buffered& b) { return b.room == *room; });
   }
 
   void wake_reads() {
@@ -394,13 +460,7 @@ class basic_bridge {
         ++it;
         continue;
       }
-      messages.push_back({{"room", it->room},
-                          {"fromNickname", it->from_nickname},
-                          {"fromKind", to_string(it->from_kind)},
-                          {"body", it->body},
-                          {"seq", it->seq},
-                          {"messageId", it->message_id},
-                          {"sentAt", it->sent_at}});
+      messages.push_back(std::move(it->item));
       it = buffer_.erase(it);
     }
     const bool dropped = dropped_since_read_;
@@ -420,7 +480,7 @@ class basic_bridge {
   std::string stdin_;                       // stdin bytes received
   std::size_t stdin_pos_ = 0;               // ... and how far they are served
   std::uint64_t last_batch_ = 0;
-  std::deque<room_message_frame> buffer_;
+  std::deque<buffered> buffer_;  // for read_messages, oldest first
   bool dropped_since_read_ = false;
   std::vector<waiting_read> waiting_reads_;
 };
