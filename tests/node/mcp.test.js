@@ -78,7 +78,8 @@ test('tools/list: every tool with an input schema carrying the real limits, and 
   const { tools } = await a.client.listTools();
   const byName = Object.fromEntries(tools.map((x) => [x.name, x]));
   assert.deepEqual(Object.keys(byName).sort(),
-                   ['join_room', 'leave_room', 'list_rooms', 'read_messages', 'send_message', 'who_is_here']);
+                   ['approve', 'ban', 'create_room', 'deny', 'invite', 'join_room', 'kick', 'knock', 'leave_room',
+                    'list_rooms', 'read_messages', 'send_message', 'set_role', 'unban', 'who_is_here']);
   for (const tool of tools) {
     assert.equal(tool.inputSchema.type, 'object', tool.name);
     assert.equal(tool.outputSchema.type, 'object', tool.name);
@@ -109,7 +110,8 @@ test('two bridges: join, send, the channel push with content and meta, no self-e
   assert.equal(alice.pushes.length, 0, 'the sender never receives its own message');
   assert.deepEqual((await bob.ok('who_is_here', { room: 'lobby' })).nicknames, ['alice', joined.nickname]);
   const listed = await alice.ok('list_rooms');
-  assert.deepEqual(listed.joined, [{ name: 'lobby', nickname: 'alice', membersCount: 2 }]);
+  // The first to join a room is its owner.
+  assert.deepEqual(listed.joined, [{ name: 'lobby', nickname: 'alice', membersCount: 2, role: 'owner' }]);
   assert.deepEqual(await alice.ok('leave_room', { room: 'lobby' }), { room: 'lobby' });
 });
 
