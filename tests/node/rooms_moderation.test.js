@@ -314,3 +314,45 @@ test('a private room whose only owner was an anonymous session does not outlive 
   assert.equal((await sam.ok('tool.create_room', { room: 'vault', visibility: 'private' })).role, 'owner');
   await sam.close();
 });
+
+test('knock and invite budgets belong to the token\'s principal, whichever of its sessions spends them', async (t) => {
+  const dir = tempDir(t);
+  const db = path.join(dir, 'parley.db');
+  const tokens = { olga: issueToken(dir, db, 'olga'), kim: issueToken(dir, db, 'kim') };
+  const server = await startServer(t, { dir, db, args: PUBLIC });
+  const olga1 = await session(server, { authToken: tokens.olga });
+  const olga2 = await session(server, { authToken: tokens.olga });
+  const rooms = Array.from({ length: 6 }, (_, i) => `vault-${i}`);
+  for (const room of rooms) await olga1.ok('tool.create_room', { room, visibility: 'private' });
+  await olga2.join('vault-0');  // the same principal: an owner there too
+  for (let i = 0; i < 6; i++) await olga1.ok('tool.invite', { room: 'vault-0' });
+  for (let i = 0; i < 4; i++) await olga2.ok('tool.invite', { room: 'vault-0' });
+  await refused(olga2, 'tool.invite', { room: 'vault-0' }, 'RateLimitedError');
+  await refused(olga1, 'tool.invite', { room: 'vault-1' }, 'RateLimitedError');
+
+  const kim1 = await session(server, { authToken: tokens.kim });
+  const kim2 = await session(server, { authToken: tokens.kim });
+  for (let i = 0; i < 3; i++) await kim1.ok('tool.knock', { room: rooms[i] });
+  for (let i = 3; i < 5; i++) await kim2.ok('tool.knock', { room: rooms[i] });
+  await refused(kim2, 'tool.knock', { room: rooms[5] }, 'RateLimitedError');
+  for (const c of [olga1, olga2, kim1, kim2]) await c.close();
+});
+
+test('when a token owner\'s last session ends, the member present longest becomes owner', async (t) => {
+  const dir = tempDir(t);
+  const db = path.join(dir, 'parley.db');
+  const tokens = { olga: issueToken(dir, db, 'olga'), bob: issueToken(dir, db, 'bob'), carol: issueToken(dir, db, 'carol') };
+  const server = await startServer(t, { dir, db, args: PUBLIC });
+  const olga = await session(server, { authToken: tokens.olga });
+  const bob = await session(server, { authToken: tokens.bob });
+  const carol = await session(server, { authToken: tokens.carol });
+  await olga.ok('tool.create_room', { room: 'vault', visibility: 'private', nickname: 'olga' });
+  const inv = await olga.ok('tool.invite', { room: 'vault' });
+  await bob.ok('tool.join_room', { room: 'vault', nickname: 'bob', invite: inv.code });
+  await carol.ok('tool.join_room', { room: 'vault', nickname: 'carol', invite: inv.code });
+  await olga.close(1000);
+  assert.deepEqual(await event(bob, 'vault', 'role', 3000), { _tag: 'room.event', room: 'vault', kind: 'role', role: 'owner' });
+  assert.deepEqual(await roles(carol, 'vault'), [['bob', 'owner'], ['carol', 'member']]);
+  await quiet(carol);
+  for (const c of [bob, carol]) await c.close();
+});

@@ -394,3 +394,76 @@ test('when the last owner\'s session ends, the member present longest becomes ow
   await event(bob, 'hall', 'kicked');
   for (const c of [bob, carol, dan]) await c.close();
 });
+
+test('create_room counts against the room cap and the creation budget like an implicit creation', async (t) => {
+  const server = await startServer(t, { args: ['--max-rooms', '2'] });
+  const a = await session(server);
+  await a.ok('tool.create_room', { room: 'one', visibility: 'private' });
+  await a.join('two');
+  const capped = await refused(a, 'tool.create_room', { room: 'three', visibility: 'private' }, 'RoomLimitError');
+  assert.deepEqual(capped.details, { maxRooms: 2 });
+  const fast = await startServer(t);
+  const b = await session(fast);
+  for (let i = 0; i < 10; i++) await b.ok('tool.create_room', { room: `p-${i}`, visibility: 'private' });
+  for (let i = 10; i < 20; i++) await b.join(`q-${i}`);
+  const limited = await refused(b, 'tool.create_room', { room: 'one-more', visibility: 'public' }, 'RateLimitedError');
+  assert.ok(limited.details.retryAfterMs > 0, JSON.stringify(limited));
+  assert.equal((await b.ok('tool.list_rooms')).joined.length, 20);
+  for (const c of [a, b]) await c.close();
+});
+
+test('100 live invites in a room is the most: the next is InvalidArgumentError whoever asks', async (t) => {
+  const server = await startServer(t);
+  const olga = await session(server);
+  await olga.ok('tool.create_room', { room: 'vault', visibility: 'private', nickname: 'olga' });
+  const owners = [olga];
+  const inv = await olga.ok('tool.invite', { room: 'vault' });  // 1 live
+  for (let i = 1; i < 11; i++) {
+    const c = await session(server);
+    await c.ok('tool.join_room', { room: 'vault', nickname: `o${i}`, invite: inv.code });
+    await olga.ok('tool.set_role', { room: 'vault', nickname: `o${i}`, role: 'owner' });
+    owners.push(c);
+  }
+  let made = 1;
+  for (let i = 0; i < owners.length && made < 100; i++) {
+    const n = Math.min(i === 0 ? 9 : 10, 100 - made);
+    for (let k = 0; k < n; k++) await owners[i].ok('tool.invite', { room: 'vault', maxUses: 1 });
+    made += n;
+  }
+  assert.equal(made, 100);
+  const full = await refused(owners[10], 'tool.invite', { room: 'vault' }, 'InvalidArgumentError');
+  assert.equal(full.details.field, 'room', JSON.stringify(full));
+  for (const c of owners) await c.close();
+});
+
+test('a knock is withdrawn when the knocker\'s session ends; deny by a non-owner is ForbiddenError', async (t) => {
+  const server = await startServer(t);
+  const olga = await session(server);
+  await olga.ok('tool.create_room', { room: 'vault', visibility: 'private', nickname: 'olga' });
+  const inv = await olga.ok('tool.invite', { room: 'vault' });
+  const mona = await session(server);
+  await mona.ok('tool.join_room', { room: 'vault', nickname: 'mona', invite: inv.code });
+  const kim = await session(server);
+  const k = await kim.ok('tool.knock', { room: 'vault', nickname: 'kim' });
+  await event(olga, 'vault', 'knock');
+  assert.deepEqual((await refused(mona, 'tool.deny', { room: 'vault', knockId: k.knockId }, 'ForbiddenError')).details,
+    { room: 'vault', role: 'member' });
+  await kim.close(1000);
+  await refused(olga, 'tool.approve', { room: 'vault', knockId: k.knockId }, 'NotFoundError');
+  assert.deepEqual((await olga.ok('tool.who_is_here', { room: 'vault' })).nicknames, ['olga', 'mona']);
+  for (const c of [olga, mona]) await c.close();
+});
+
+test('an anonymous owner that left its private room still takes it along when its session ends', async (t) => {
+  const server = await startServer(t);
+  const olga = await session(server);
+  const sam = await session(server);
+  await olga.ok('tool.create_room', { room: 'vault', visibility: 'private', nickname: 'olga' });
+  await olga.ok('tool.leave_room', { room: 'vault' });
+  // Still its owner while its session lives: it rejoins without an invite.
+  assert.equal((await olga.join('vault', 'olga')).role, 'owner');
+  await olga.ok('tool.leave_room', { room: 'vault' });
+  await olga.close(1000);
+  assert.equal((await sam.ok('tool.create_room', { room: 'vault', visibility: 'public' })).role, 'owner');
+  await sam.close();
+});
