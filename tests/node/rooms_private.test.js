@@ -304,9 +304,15 @@ test('knock refusals: no room, a public room, bad note/nickname; approving gives
     const e = await refused(kim, 'tool.knock', { room: 'vault', ...fields }, 'InvalidArgumentError');
     assert.equal(e.details.field, field, JSON.stringify(e));
   }
+  // The note counts characters, not bytes: 500 two-byte or four-byte characters fit, 501 do not.
+  await refused(kim, 'tool.knock', { room: 'vault', note: 'é'.repeat(501) }, 'InvalidArgumentError');
+  await refused(kim, 'tool.deny', { room: 'vault', knockId: UNKNOWN_KNOCK }, 'NotInRoomError');
   await quiet(olga);  // no refused knock reached the owner
-  const long = await kim.ok('tool.knock', { room: 'vault', nickname: 'olga2', note: 'y'.repeat(500) });
-  assert.equal((await event(olga, 'vault', 'knock')).note.length, 500);
+  const wide = await (await session(server)).ok('tool.knock', { room: 'vault', note: '😀'.repeat(500) });
+  assert.equal((await event(olga, 'vault', 'knock')).note, '😀'.repeat(500));
+  await olga.ok('tool.deny', { room: 'vault', knockId: wide.knockId });
+  const long = await kim.ok('tool.knock', { room: 'vault', nickname: 'olga2', note: 'é'.repeat(500) });
+  assert.equal((await event(olga, 'vault', 'knock')).note, 'é'.repeat(500));
   // The asked nickname is taken meanwhile: approve admits under a free one.
   const inv = await olga.ok('tool.invite', { room: 'vault' });
   const sneak = await session(server);
