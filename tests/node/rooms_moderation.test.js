@@ -6,7 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { connect, issueToken, session, startServer, stopServer, tempDir } = require('./harness');
+const { connect, issueToken, session, sleep, startServer, stopServer, tempDir } = require('./harness');
 
 // Tokens are checked only off loopback; there every session needs one.
 const PUBLIC = ['--bind', '0.0.0.0'];
@@ -353,7 +353,7 @@ test('a token owner keeps its room while away: no heir when its session ends, an
   await olga.close(1000);
   // Give a wrong heir time to be named, then check none was.
   assert.deepEqual(await roles(carol, 'vault'), [['bob', 'member'], ['carol', 'member']]);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await sleep(300);
   await quiet(bob);
   await quiet(carol);
   assert.deepEqual((await refused(bob, 'tool.kick', { room: 'vault', nickname: 'carol' }, 'ForbiddenError')).details, { room: 'vault', role: 'member' });
