@@ -472,3 +472,15 @@ TEST_CASE("direct messages are acked apart and replayed on resume from lastAcked
   resume_block future{grant.session_id, grant.reconnect_token, {}, {{"lobby", 9}}};
   CHECK(code_of(f.h.resume_session(future, f.now)) == error_code::bad_handshake_frame);
 }
+
+TEST_CASE("a public room left without an owner makes its next member the owner") {
+  fixture f;
+  auto anon = f.session();
+  f.join(anon, "lobby");
+  f.h.end_session(anon, f.now);  // lobby is empty, public, and its owner's roles ended
+  auto bob = f.session();
+  auto joined = f.join(bob, "lobby", "bob");
+  REQUIRE(joined);
+  CHECK(joined->role == member_role::owner);
+  CHECK(f.join(f.session(), "lobby")->role == member_role::member);
+}
