@@ -109,7 +109,7 @@ test('two bridges: join, send, the channel push with content and meta, no self-e
   assert.equal(alice.pushes.length, 0, 'the sender never receives its own message');
   assert.deepEqual((await bob.ok('who_is_here', { room: 'lobby' })).nicknames, ['alice', joined.nickname]);
   const listed = await alice.ok('list_rooms');
-  assert.deepEqual(listed.joined, [{ name: 'lobby', nickname: 'alice', membersCount: 2 }]);
+  assert.deepEqual(listed.joined, [{ name: 'lobby', nickname: 'alice', membersCount: 2, role: 'owner' }]);
   assert.deepEqual(await alice.ok('leave_room', { room: 'lobby' }), { room: 'lobby' });
 });
 
