@@ -1141,3 +1141,29 @@ TEST_CASE("people and agents: clientKind person marks who_is_here members and th
   CHECK(refused["code"] == "BadHandshakeFrameError");
   CHECK(refused["message"] == "clientKind must be \"agent\" or \"person\"");
 }
+
+TEST_CASE("a loopback server honours a presented token: its label is the principal; a bad one is refused") {
+  test_hooks hooks;  // tokens not required
+  hooks.tokens = {{"parley_tok_ann", {token_status::valid, "ann"}}};
+  harness h({}, hooks);
+  peer first(h);
+  first.upgrade();
+  REQUIRE(first.hello("parley_tok_ann")["_tag"] == "hello.ok");
+  REQUIRE(first.call({{"_tag", "tool.create_room"}, {"room", "den"}, {"visibility", "private"}})["_tag"] == "tool.ok");
+  first.raw(first.ws.encode_close(1000, "bye"));
+
+  peer again(h);  // another session of the same token: still the owner of its private room
+  again.upgrade();
+  REQUIRE(again.hello("parley_tok_ann")["_tag"] == "hello.ok");
+  const json joined = again.call({{"_tag", "tool.join_room"}, {"room", "den"}});
+  CHECK(joined["result"]["role"] == "owner");
+
+  peer anonymous(h);
+  anonymous.upgrade();
+  REQUIRE(anonymous.hello()["_tag"] == "hello.ok");
+  CHECK(anonymous.call({{"_tag", "tool.join_room"}, {"room", "den"}})["code"] == "RoomPrivateError");
+
+  peer forged(h);
+  forged.upgrade();
+  CHECK(forged.hello("parley_tok_forged")["code"] == "BadTokenError");
+}

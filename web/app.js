@@ -19,7 +19,22 @@
     refreshRooms: $('refresh-rooms'), room: $('room'), roomTitle: $('room-title'), roomMe: $('room-me'),
     leave: $('leave'), missed: $('missed'), messages: $('messages'), members: $('members'), composer: $('composer'),
     body: $('body'), send: $('send'), bytes: $('bytes'), sendError: $('send-error'), noRoom: $('no-room'),
+    joinVisibility: $('join-visibility'), knock: $('knock'), knockText: $('knock-text'), knockNote: $('knock-note'),
+    knockSend: $('knock-send'), knockStatus: $('knock-status'), notice: $('notice'), noticeText: $('notice-text'),
+    noticeClose: $('notice-close'), invite: $('invite'), inviteBox: $('invite-box'), inviteLink: $('invite-link'),
+    inviteCopy: $('invite-copy'), inviteStatus: $('invite-status'), confirm: $('confirm'), confirmText: $('confirm-text'),
+    confirmYes: $('confirm-yes'), confirmNo: $('confirm-no'), knocksBox: $('knocks-box'), knocks: $('knocks'),
+    roomError: $('room-error'), dmTo: $('dm-to'), dmToText: $('dm-to-text'), dmCancel: $('dm-cancel'),
+    watchNote: $('watch-note'),
   };
+  // What a refused join or room action means, in words; the code is shown beside it.
+  const ERROR_TEXT = {
+    RoomExistsError: 'that room already exists; join it instead',
+    RoomPrivateError: 'this room is private: you need an invite link, or knock and wait for an owner',
+    InviteInvalidError: 'this invite is not valid (wrong, expired or used up); ask an owner for a new one',
+    BannedError: 'you are banned from this room',
+  };
+  const ROLE_TEXT = { owner: 'an owner', member: 'a member', watcher: 'a watcher' };
   const encoder = new TextEncoder();
 
   // Everything the connection knows; a room entry lives from its join to its leave, across reconnects.
@@ -38,6 +53,8 @@
     signedIn: false,
     deepLink: null,
     unconfirmed: null,     // {room, body, clientMsgId} of a send whose answer a drop swallowed
+    knock: null,           // {room, nickname, knockId?}: the private room we ask to enter
+    confirmAction: null,   // what the confirm box's yes button does
   };
 
   // ---- small DOM helpers (text only; server data never goes through innerHTML) ----
@@ -68,11 +85,16 @@
     const ws = new WebSocket(wsUrl());
     state.ws = ws;
     ws.onopen = () => {
-      const hello = { _tag: 'hello', clientVersion: CLIENT_VERSION, clientKind: 'person' };
+      const hello = { _tag: 'hello', clientVersion: CLIENT_VERSION, clientKind: 'person', features: ['directMessages'] };
       if (state.session) {
+        // Direct messages have seqs of their own per room, so they are acked and resumed apart from the room's.
         const lastAckedSeqByRoom = {};
-        for (const [slug, r] of state.rooms) if (r.lastSeq > 0) lastAckedSeqByRoom[slug] = r.lastSeq;
-        hello.resume = { ...state.session, lastAckedSeqByRoom };
+        const lastAckedDirectSeqByRoom = {};
+        for (const [slug, r] of state.rooms) {
+          if (r.lastSeq > 0) lastAckedSeqByRoom[slug] = r.lastSeq;
+          if (r.lastDirectSeq > 0) lastAckedDirectSeqByRoom[slug] = r.lastDirectSeq;
+        }
+        hello.resume = { ...state.session, lastAckedSeqByRoom, lastAckedDirectSeqByRoom };
       }
       ws.send(JSON.stringify(hello));
     };
@@ -136,6 +158,7 @@
         return;
       }
       case 'room.message': return onMessage(f);
+      case 'room.event': return onRoomEvent(f);
       case 'system.error': return console.warn('parley system.error', f.code, f.message);
       default: return undefined;
     }
@@ -152,6 +175,7 @@
       for (const [slug, r] of state.rooms) {
         r.missed = true;
         r.baseline = 0;
+        r.lastDirectSeq = 0;  // a new membership starts a new direct stream
         rejoin(slug, r);
       }
       renderActive();
@@ -171,6 +195,7 @@
     if (a._tag === 'tool.err' && a.code === 'NicknameTakenError') a = await call('tool.join_room', { room: slug });
     if (a._tag === 'tool.ok') {
       r.nickname = a.result.nickname;
+      if (a.result.role) r.role = a.result.role;
       renderActive();
     } else if (a.code !== 'ConnectionLost' && a.code !== 'NotConnected') {
       showError(ui.joinError, a, `could not rejoin ${slug}`);
@@ -202,30 +227,147 @@
     list.setAttribute('aria-live', 'polite');
     return {
       slug, nickname, list, members: [], moreMembers: false, unread: 0, missed: false,
+      role: 'member', visibility: 'public', knocks: new Map(), dmTo: null, inviteLink: '',
       lastSeq: 0,         // highest seq received from others (what a resume names as acked)
+      lastDirectSeq: 0,   // highest seq of the direct stream (messages to us alone), counted apart
       baseline: 0,        // highest seq known in the room, own sends included, for gap detection
       ownSeqs: new Set(), // seqs of our own sends above baseline, which never come back to us
       gaps: [],
     };
   }
 
-  async function join(room, nickname, invite) {
+  // Joins (or, with a visibility, creates) a room; a private room without an invite offers to knock.
+  async function join(room, nickname, invite, visibility) {
     ui.joinError.textContent = '';
     if (state.rooms.has(room)) return activate(room);
     const args = { room };
     if (nickname) args.nickname = nickname;
     if (invite) args.invite = invite;
-    const a = await call('tool.join_room', args);
+    if (visibility) args.visibility = visibility;
+    const a = await call(visibility ? 'tool.create_room' : 'tool.join_room', args);
     if (a._tag !== 'tool.ok') {
       ui.joinRoom.value = room;
       ui.joinNickname.value = nickname || '';
-      showError(ui.joinError, a, `could not join ${room}`);
+      showError(ui.joinError, a, `could not ${visibility ? 'create' : 'join'} ${room}`);
+      if (a.code === 'RoomPrivateError') offerKnock(room, nickname);
       return;
     }
-    const r = state.rooms.get(room) || newRoom(room, a.result.nickname);
-    r.nickname = a.result.nickname;
+    entered(room, a.result);
+  }
+
+  function entered(room, result) {
+    const r = state.rooms.get(room) || newRoom(room, result.nickname);
+    r.nickname = result.nickname;
+    if (result.role) r.role = result.role;
+    if (result.visibility) r.visibility = result.visibility;
     state.rooms.set(room, r);
+    if (state.knock && state.knock.room === room) hideKnock();
+    if (ui.joinRoom.value === room) {
+      ui.joinRoom.value = '';
+      ui.joinNickname.value = '';
+      ui.joinError.textContent = '';
+    }
     activate(room);
+    refreshRooms();
+  }
+
+  // ---- knocking on a private room ----
+  function offerKnock(room, nickname) {
+    state.knock = { room, nickname };
+    ui.knock.hidden = false;
+    ui.knockText.textContent = `${room} is private. Knock to ask its owners to let you in.`;
+    ui.knockNote.value = '';
+    ui.knockNote.disabled = false;
+    ui.knockSend.hidden = false;
+    ui.knockSend.disabled = false;
+    ui.knockStatus.textContent = '';
+  }
+  function hideKnock() {
+    state.knock = null;
+    ui.knock.hidden = true;
+  }
+  async function knock() {
+    const k = state.knock;
+    if (!k) return;
+    const args = { room: k.room };
+    if (k.nickname) args.nickname = k.nickname;
+    const note = ui.knockNote.value.trim();
+    if (note) args.note = note;
+    ui.knockSend.disabled = true;
+    const a = await call('tool.knock', args);
+    if (state.knock !== k) return;
+    if (a._tag !== 'tool.ok') {
+      ui.knockSend.disabled = false;
+      showError(ui.knockStatus, a, 'could not knock');
+      return;
+    }
+    k.knockId = a.result.knockId;
+    ui.knockNote.disabled = true;
+    ui.knockSend.hidden = true;
+    ui.knockStatus.textContent = `Knocked on ${k.room}: waiting for an owner to answer…`;
+  }
+  // Denied or expired: said in the box, which offers to knock again.
+  function knockEnded(text) {
+    state.knock.knockId = undefined;
+    ui.knockNote.disabled = false;
+    ui.knockSend.hidden = false;
+    ui.knockSend.disabled = false;
+    ui.knockStatus.textContent = text;
+  }
+
+  // ---- room events: knocks and their answers, removals, roles (never replayed, so acted on at once) ----
+  function onRoomEvent(f) {
+    const r = state.rooms.get(f.room);
+    const k = state.knock && state.knock.room === f.room ? state.knock : null;
+    switch (f.kind) {
+      case 'approved':
+        if (k) hideKnock();
+        if (!r && typeof f.nickname === 'string') entered(f.room, { nickname: f.nickname, role: 'member', visibility: 'private' });
+        return;
+      case 'denied':
+        if (k) knockEnded(`An owner of ${f.room} turned down your knock.`);
+        return;
+      case 'expired':
+        if (k) knockEnded(`Your knock on ${f.room} expired: no owner answered in time.`);
+        return;
+      case 'knock':
+        if (!r || typeof f.knockId !== 'string') return;
+        r.knocks.set(f.knockId, { nickname: String(f.nickname || ''), note: typeof f.note === 'string' ? f.note : '' });
+        if (state.active === f.room) renderKnocks(r);
+        else {
+          r.unread++;
+          renderTabs();
+        }
+        return;
+      case 'kicked':
+      case 'banned':
+        if (!r) return;
+        removeRoom(f.room);
+        showNotice(f.kind === 'banned' ? `An owner banned you from ${f.room}; you cannot join it again.`
+                                       : `An owner removed you from ${f.room}.`);
+        return;
+      case 'role':
+        if (!r || !ROLE_TEXT[f.role]) return;
+        r.role = f.role;
+        addNote(r, `You are now ${ROLE_TEXT[f.role]} of this room.`);
+        if (state.active === f.room) renderActive();
+        refreshWho();
+        return;
+      default:
+        return undefined;
+    }
+  }
+
+  function showNotice(text) {
+    ui.noticeText.textContent = text;
+    ui.notice.hidden = false;
+  }
+
+  function removeRoom(slug) {
+    state.rooms.delete(slug);
+    if (state.active === slug) state.active = state.rooms.keys().next().value || null;
+    renderTabs();
+    renderActive();
     refreshRooms();
   }
 
@@ -234,17 +376,14 @@
     if (!r) return;
     const a = await call('tool.leave_room', { room: slug });
     if (a._tag === 'tool.err' && a.code !== 'NotInRoomError') return showError(ui.sendError, a, `could not leave ${slug}`);
-    state.rooms.delete(slug);
-    if (state.active === slug) state.active = state.rooms.keys().next().value || null;
-    renderTabs();
-    renderActive();
-    refreshRooms();
+    removeRoom(slug);
   }
 
   function activate(slug) {
     state.active = slug;
     const r = state.rooms.get(slug);
     if (r) r.unread = 0;
+    ui.roomError.textContent = '';
     renderTabs();
     renderActive();
     refreshWho();
@@ -259,7 +398,9 @@
     for (const room of all) {
       const b = el('button');
       b.type = 'button';
-      b.append(el('span', 'name', room.name), el('span', 'count', `${room.membersCount} here`));
+      b.append(el('span', 'name', room.name));
+      if (room.visibility === 'private') b.append(el('span', 'count', 'private'));
+      b.append(el('span', 'count', `${room.membersCount} here`));
       b.addEventListener('click', () => {
         if (state.rooms.has(room.name)) return activate(room.name);
         ui.joinRoom.value = room.name;
@@ -281,9 +422,16 @@
     if (!r || a._tag !== 'tool.ok') return;
     const res = a.result;
     const before = r.members.length;
+    const was = JSON.stringify([r.members, r.moreMembers]);
     r.members = Array.isArray(res.members) ? res.members : (res.nicknames || []).map((nickname) => ({ nickname }));
     r.moreMembers = !!res.nextCursor;
-    if (state.active === slug) renderMembers(r);
+    const mine = r.members.find((m) => m.nickname === r.nickname);
+    if (mine && ROLE_TEXT[mine.role] && mine.role !== r.role) {
+      r.role = mine.role;
+      if (state.active === slug) renderActive();
+    }
+    // Redrawn only when it changed, so a focused Kick or Message button keeps its focus.
+    if (state.active === slug && was !== JSON.stringify([r.members, r.moreMembers])) renderMembers(r);
     if (before && before !== r.members.length) refreshRooms();  // keep the room list's counts in step
   }
 
@@ -291,11 +439,19 @@
   function onMessage(m) {
     const r = state.rooms.get(m.room);
     if (!r || typeof m.seq !== 'number') return;
-    if (m.seq <= r.lastSeq) return send({ _tag: 'ack', room: m.room, seq: r.lastSeq });  // a replayed duplicate
-    noteSeq(r, m.seq);
-    insertMessage(r, m, false);
-    r.lastSeq = m.seq;
-    send({ _tag: 'ack', room: m.room, seq: m.seq });
+    if (typeof m.to === 'string') {
+      // A direct message: its seq is of our own direct stream in this room, which says nothing about the room's seqs.
+      if (m.seq <= r.lastDirectSeq) return send({ _tag: 'ack', room: m.room, seq: r.lastDirectSeq, direct: true });
+      insertMessage(r, m, false);
+      r.lastDirectSeq = m.seq;
+      send({ _tag: 'ack', room: m.room, seq: m.seq, direct: true });
+    } else {
+      if (m.seq <= r.lastSeq) return send({ _tag: 'ack', room: m.room, seq: r.lastSeq });  // a replayed duplicate
+      noteSeq(r, m.seq);
+      insertMessage(r, m, false);
+      r.lastSeq = m.seq;
+      send({ _tag: 'ack', room: m.room, seq: m.seq });
+    }
     if (state.active !== m.room || document.hidden) {
       r.unread++;
       renderTabs();
@@ -327,19 +483,33 @@
   }
 
   function insertMessage(r, m, mine) {
-    const li = el('li', mine ? 'msg mine' : 'msg');
+    const direct = typeof m.to === 'string';
+    const li = el('li', `msg${mine ? ' mine' : ''}${direct ? ' direct' : ''}`);
     li.dataset.seq = String(m.seq);
     const head = el('div', 'head');
     head.append(el('span', 'from', m.fromNickname));
     const badge = kindBadge(m.fromKind);
     if (badge) head.append(badge);
+    if (direct) head.append(el('span', 'dm', mine ? `direct, to ${m.to}` : 'direct, to you'));
     const t = el('time', '', formatTime(m.sentAt));
     if (typeof m.sentAt === 'string') t.dateTime = m.sentAt;
     head.append(t);
     li.append(head, el('p', 'body', m.body));
+    place(r, li, direct ? r.baseline + 0.5 : m.seq, mine);
+  }
+
+  // A line of the room's own (a role change), shown among the messages where it happened.
+  function addNote(r, text) {
+    place(r, el('li', 'note', text), r.baseline + 0.5, false);
+  }
+
+  // Room messages are ordered by seq; direct messages and notes, which have no room seq, go after the
+  // latest room seq known when they came (in arrival order among themselves).
+  function place(r, li, order, mine) {
+    li.dataset.order = String(order);
     // Usually the newest; our own message may be confirmed after a later one arrived.
     let after = r.list.lastElementChild;
-    while (after && Number(after.dataset.seq) > m.seq) after = after.previousElementSibling;
+    while (after && Number(after.dataset.order) > order) after = after.previousElementSibling;
     const stick = r.list === ui.messages && nearBottom();
     if (after) after.after(li);
     else r.list.prepend(li);
@@ -373,7 +543,10 @@
     const clientMsgId = lost && lost.room === r.slug && lost.body === body
       ? lost.clientMsgId : `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
     state.unconfirmed = null;
-    const a = await call('tool.send_message', { room: r.slug, body, clientMsgId });
+    const args = { room: r.slug, body, clientMsgId };
+    const to = r.dmTo;
+    if (to) args.to = to;
+    const a = await call('tool.send_message', args);
     if (a._tag !== 'tool.ok') {
       if (a.code === 'ConnectionLost') state.unconfirmed = { room: r.slug, body, clientMsgId };
       if (!ui.body.value && state.active === r.slug) {
@@ -383,8 +556,11 @@
       showError(ui.sendError, a, 'not sent');
       return;
     }
-    noteOwnSeq(r, a.result.seq);
-    insertMessage(r, { seq: a.result.seq, fromNickname: r.nickname, fromKind: 'person', body, sentAt: a.result.sentAt }, true);
+    // A direct message's seq is the recipient's, not the room's: it fills no hole in the room's seqs.
+    if (!to) noteOwnSeq(r, a.result.seq);
+    const m = { seq: a.result.seq, fromNickname: r.nickname, fromKind: 'person', body, sentAt: a.result.sentAt };
+    if (to) m.to = to;
+    insertMessage(r, m, true);
   }
 
   function bytesOf(s) { return encoder.encode(s).length; }
@@ -393,11 +569,12 @@
     ui.bytes.textContent = left >= 0 ? `${left} of ${MAX_BODY_BYTES} bytes left` : `${-left} byte${left === -1 ? '' : 's'} over the ${MAX_BODY_BYTES}-byte limit`;
     ui.bytes.classList.toggle('low', left >= 0 && left < 512);
     ui.bytes.classList.toggle('over', left < 0);
-    ui.send.disabled = left < 0;
+    const r = state.rooms.get(state.active);
+    ui.send.disabled = left < 0 || (!!r && r.role === 'watcher');
   }
 
   function showError(target, a, what) {
-    let text = `${what}: ${a.message || a.code}`;
+    let text = `${what}: ${ERROR_TEXT[a.code] || a.message || a.code}`;
     if (a.code && a.code !== 'NotConnected' && a.code !== 'ConnectionLost') text += ` (${a.code})`;
     if (a.details && typeof a.details.retryAfterMs === 'number') text += `; try again in ${Math.ceil(a.details.retryAfterMs / 100) / 10} s`;
     target.textContent = text;
@@ -430,7 +607,26 @@
     if (!r) return;
     ui.roomTitle.textContent = r.slug;
     ui.roomMe.textContent = `you are ${r.nickname}`;
+    ui.roomMe.title = `${ROLE_TEXT[r.role] || 'a member'} of this ${r.visibility} room`;
     ui.missed.hidden = !r.missed;
+    const owner = r.role === 'owner';
+    ui.invite.hidden = !owner;
+    ui.inviteBox.hidden = !owner || !r.inviteLink;
+    if (ui.inviteLink.value !== r.inviteLink) {
+      ui.inviteLink.value = r.inviteLink;
+      ui.inviteStatus.textContent = '';
+    }
+    if (state.confirmAction && state.confirmAction.room !== r.slug) hideConfirm();
+    const watcher = r.role === 'watcher';
+    ui.watchNote.hidden = !watcher;
+    ui.body.disabled = watcher;
+    if (r.dmTo && !r.members.some((m) => m.nickname === r.dmTo) && r.members.length) r.dmTo = null;
+    ui.dmTo.hidden = !r.dmTo;
+    ui.dmToText.textContent = r.dmTo ? `Direct message to ${r.dmTo} only (no one else sees it)` : '';
+    ui.body.placeholder = watcher ? 'Watchers cannot send here'
+      : r.dmTo ? `Write to ${r.dmTo} only (Enter sends)` : 'Write a message (Enter sends, Shift+Enter for a new line)';
+    updateBytes();
+    renderKnocks(r);
     if (ui.messages !== r.list) {
       ui.messages.removeAttribute('id');
       r.list.id = 'messages';
@@ -442,14 +638,130 @@
   }
 
   function renderMembers(r) {
+    const focused = ui.members.contains(document.activeElement) ? document.activeElement.dataset.key : null;
     ui.members.replaceChildren();
+    const owner = r.role === 'owner';
     for (const m of r.members) {
       const li = el('li', 'member', m.nickname);
       const badge = kindBadge(m.kind);
       if (badge) li.append(badge);
+      if (ROLE_TEXT[m.role]) li.append(el('span', `role role-${m.role}`, m.role));
+      if (m.nickname !== r.nickname) {
+        const actions = el('span', 'actions');
+        actions.append(memberButton('Message', m.nickname, () => startDirect(r, m.nickname)));
+        if (owner) {
+          actions.append(memberButton('Kick', m.nickname, () => askConfirm(r, 'kick', m.nickname)));
+          actions.append(memberButton('Ban', m.nickname, () => askConfirm(r, 'ban', m.nickname)));
+        }
+        li.append(actions);
+      }
       ui.members.append(li);
     }
     if (r.moreMembers) ui.members.append(el('li', 'empty', 'and more'));
+    if (focused) {
+      const again = [...ui.members.querySelectorAll('button')].find((b) => b.dataset.key === focused);
+      if (again) again.focus();
+    }
+  }
+  function memberButton(verb, nickname, onClick) {
+    const b = el('button', `act ${verb.toLowerCase()}`, verb);
+    b.type = 'button';
+    b.setAttribute('aria-label', `${verb} ${nickname}`);
+    b.dataset.key = `${verb} ${nickname}`;
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  function renderKnocks(r) {
+    ui.knocks.replaceChildren();
+    ui.knocksBox.hidden = r.role !== 'owner' || !r.knocks.size;
+    for (const [knockId, k] of r.knocks) {
+      const li = el('li', 'knock-item');
+      const who = el('p', 'knock-who');
+      who.append(el('span', 'from', k.nickname), ' asks to join');
+      li.append(who);
+      if (k.note) li.append(el('p', 'body', k.note));
+      li.append(knockButton(r, knockId, k, 'Approve'), knockButton(r, knockId, k, 'Deny'));
+      ui.knocks.append(li);
+    }
+  }
+  function knockButton(r, knockId, k, verb) {
+    const b = el('button', '', verb);
+    b.type = 'button';
+    b.setAttribute('aria-label', `${verb} ${k.nickname}`);
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      const a = await call(verb === 'Approve' ? 'tool.approve' : 'tool.deny', { room: r.slug, knockId });
+      ui.roomError.textContent = '';
+      // Answered (by us or, NotFoundError, by another owner or the clock): either way it is no longer waiting.
+      if (a._tag === 'tool.ok' || a.code === 'NotFoundError') r.knocks.delete(knockId);
+      if (a._tag !== 'tool.ok') showError(ui.roomError, a, `could not ${verb.toLowerCase()} ${k.nickname}`);
+      if (state.active === r.slug) renderKnocks(r);
+      refreshWho();
+    });
+    return b;
+  }
+
+  // ---- owners: invites, kick and ban ----
+  async function makeInvite() {
+    const r = state.rooms.get(state.active);
+    if (!r) return;
+    ui.roomError.textContent = '';
+    const a = await call('tool.invite', { room: r.slug });
+    if (a._tag !== 'tool.ok') return showError(ui.roomError, a, 'no invite made');
+    const q = new URLSearchParams({ room: r.slug, invite: a.result.code });
+    r.inviteLink = `${location.origin}/?${q}`;
+    if (state.active !== r.slug) return;
+    renderActive();
+    await copyInvite();
+  }
+  async function copyInvite() {
+    ui.inviteLink.focus();
+    ui.inviteLink.select();
+    try {
+      if (!navigator.clipboard) throw new Error('no clipboard');
+      await navigator.clipboard.writeText(ui.inviteLink.value);
+      ui.inviteStatus.textContent = 'Copied to the clipboard.';
+    } catch {
+      ui.inviteStatus.textContent = 'Selected: copy it with Ctrl+C (or ⌘C).';
+    }
+  }
+
+  function askConfirm(r, verb, nickname) {
+    state.confirmAction = { room: r.slug, verb, nickname };
+    ui.confirmText.textContent = verb === 'ban'
+      ? `Ban ${nickname} from ${r.slug}? They are removed and cannot join again.`
+      : `Remove ${nickname} from ${r.slug}? They can join again.`;
+    ui.confirmYes.textContent = `Yes, ${verb} ${nickname}`;
+    ui.confirm.hidden = false;
+    ui.confirmYes.focus();
+  }
+  function hideConfirm() {
+    const focused = ui.confirm.contains(document.activeElement);
+    state.confirmAction = null;
+    ui.confirm.hidden = true;
+    if (focused) (ui.body.disabled ? ui.leave : ui.body).focus();
+  }
+  async function confirmed() {
+    const c = state.confirmAction;
+    hideConfirm();
+    if (!c) return;
+    ui.roomError.textContent = '';
+    const a = await call(`tool.${c.verb}`, { room: c.room, nickname: c.nickname });
+    if (a._tag !== 'tool.ok') showError(ui.roomError, a, `could not ${c.verb} ${c.nickname}`);
+    refreshWho();
+  }
+
+  function startDirect(r, nickname) {
+    r.dmTo = nickname;
+    renderActive();
+    ui.body.focus();
+  }
+  function stopDirect() {
+    const r = state.rooms.get(state.active);
+    if (r) r.dmTo = null;
+    renderActive();
+    ui.body.focus();
   }
 
   // ---- sign-in ----
@@ -550,7 +862,8 @@
     const room = ui.joinRoom.value.trim();
     const nickname = ui.joinNickname.value.trim();
     if (!room) return;
-    join(room, nickname || undefined).then(() => {
+    const create = ev.submitter && ev.submitter.value === 'create';
+    join(room, nickname || undefined, undefined, create ? ui.joinVisibility.value : undefined).then(() => {
       if (state.rooms.has(room)) {
         ui.joinRoom.value = '';
         ui.joinNickname.value = '';
@@ -558,6 +871,19 @@
     });
   });
   ui.refreshRooms.addEventListener('click', refreshRooms);
+  ui.knockSend.addEventListener('click', knock);
+  ui.noticeClose.addEventListener('click', () => {
+    ui.notice.hidden = true;
+    ui.joinRoom.focus();
+  });
+  ui.invite.addEventListener('click', makeInvite);
+  ui.inviteCopy.addEventListener('click', copyInvite);
+  ui.confirmYes.addEventListener('click', confirmed);
+  ui.confirmNo.addEventListener('click', hideConfirm);
+  ui.confirm.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') hideConfirm();
+  });
+  ui.dmCancel.addEventListener('click', stopDirect);
   ui.leave.addEventListener('click', () => leave(state.active));
   ui.composer.addEventListener('submit', (ev) => {
     ev.preventDefault();

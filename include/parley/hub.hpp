@@ -427,6 +427,9 @@ class basic_hub {
       next.roles[key] = invite->role;
     }
     if (auto taken = nickname_taken(r, args.nickname)) return tl::unexpected(*taken);
+    // A room nobody owns (its session-principal owner left it empty, or it predates
+    // owners) gets its next member as owner, so that it never stays unmoderated.
+    if (!has_owner(r)) next.roles[key] = member_role::owner;
     if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
     note_principal_room(*s, r);
     return admit(r, *s, args.nickname);

@@ -661,9 +661,11 @@ class basic_server {
       return refuse_hello(c, error{error_code::server_shutting_down, "the server is shutting down", nullptr});
     std::optional<error> auth_failure;
     // Resume needs the reconnect token, not a bearer token: the session was
-    // authenticated when it began, and its label came with it.
-    if (!hello->resume && hooks_.tokens_required()) {
-      const auto& token = hello->auth_token ? hello->auth_token : c.bearer_token;
+    // authenticated when it began, and its label came with it. A server that needs no
+    // token (loopback) still checks one that is presented: its label is a durable
+    // principal, which roles and bans attach to.
+    const auto& token = hello->auth_token ? hello->auth_token : c.bearer_token;
+    if (!hello->resume && (hooks_.tokens_required() || token)) {
       if (!token) {
         auth_failure = error{error_code::auth_required,
                              "this server requires a token: pass it in hello.authToken or an Authorization: Bearer header",

@@ -31,7 +31,8 @@ struct token_verdict {
 //   bool tokens_required() const;
 //       false: every client is welcome without a token, as on a loopback bind;
 //   token_verdict check_token(std::string_view token);
-//       called only when tokens are required, once per fresh hello;
+//       once per fresh hello that presents a token (and for the web page's sign-in);
+//       a server that requires none still asks, since a token's label is a principal;
 //   std::vector<std::string> revoked_labels();
 //       every label revoked so far; polled while sessions hold a label, at
 //       server_config::revocation_poll_interval, so a revocation made by another

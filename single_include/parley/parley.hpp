@@ -1623,7 +1623,8 @@ struct token_verdict {
 //   bool tokens_required() const;
 //       false: every client is welcome without a token, as on a loopback bind;
 //   token_verdict check_token(std::string_view token);
-//       called only when tokens are required, once per fresh hello;
+//       once per fresh hello that presents a token (and for the web page's sign-in);
+//       a server that requires none still asks, since a token's label is a principal;
 //   std::vector<std::string> revoked_labels();
 //       every label revoked so far; polled while sessions hold a label, at
 //       server_config::revocation_poll_interval, so a revocation made by another
@@ -6582,6 +6583,9 @@ class basic_hub {
       next.roles[key] = invite->role;
     }
     if (auto taken = nickname_taken(r, args.nickname)) return tl::unexpected(*taken);
+    // A room nobody owns (its session-principal owner left it empty, or it predates
+    // owners) gets its next member as owner, so that it never stays unmoderated.
+    if (!has_owner(r)) next.roles[key] = member_role::owner;
     if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
     note_principal_room(*s, r);
     return admit(r, *s, args.nickname);
@@ -8294,9 +8298,11 @@ class basic_server {
       return refuse_hello(c, error{error_code::server_shutting_down, "the server is shutting down", nullptr});
     std::optional<error> auth_failure;
     // Resume needs the reconnect token, not a bearer token: the session was
-    // authenticated when it began, and its label came with it.
-    if (!hello->resume && hooks_.tokens_required()) {
-      const auto& token = hello->auth_token ? hello->auth_token : c.bearer_token;
+    // authenticated when it began, and its label came with it. A server that needs no
+    // token (loopback) still checks one that is presented: its label is a durable
+    // principal, which roles and bans attach to.
+    const auto& token = hello->auth_token ? hello->auth_token : c.bearer_token;
+    if (!hello->resume && (hooks_.tokens_required() || token)) {
       if (!token) {
         auth_failure = error{error_code::auth_required,
                              "this server requires a token: pass it in hello.authToken or an Authorization: Bearer header",

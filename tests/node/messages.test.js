@@ -134,12 +134,12 @@ test('list_rooms, who_is_here, leave_room and NotInRoomError', async (t) => {
   await alice.join('b-room', 'alice2');
   await bob.join('b-room', 'bob');
   assert.deepEqual(await bob.ok('tool.list_rooms'), {
-    joined: [{ name: 'b-room', nickname: 'bob', membersCount: 2 }],
+    joined: [{ name: 'b-room', nickname: 'bob', membersCount: 2, role: 'member' }],
     available: [{ name: 'a-room', membersCount: 1 }],
   });
   assert.deepEqual(await bob.ok('tool.who_is_here', { room: 'b-room' }), {
     room: 'b-room', nicknames: ['alice2', 'bob'],
-    members: [{ nickname: 'alice2', kind: 'agent' }, { nickname: 'bob', kind: 'agent' }],
+    members: [{ nickname: 'alice2', kind: 'agent', role: 'owner' }, { nickname: 'bob', kind: 'agent', role: 'member' }],
   });
   for (const [tag, fields] of [
     ['tool.who_is_here', { room: 'a-room' }],
@@ -153,7 +153,7 @@ test('list_rooms, who_is_here, leave_room and NotInRoomError', async (t) => {
   }
   assert.deepEqual(await alice.ok('tool.leave_room', { room: 'b-room' }), { room: 'b-room' });
   assert.deepEqual(await bob.ok('tool.who_is_here', { room: 'b-room' }), {
-    room: 'b-room', nicknames: ['bob'], members: [{ nickname: 'bob', kind: 'agent' }],
+    room: 'b-room', nicknames: ['bob'], members: [{ nickname: 'bob', kind: 'agent', role: 'member' }],
   });
   // requestId: at most 128 characters.
   alice.send({ _tag: 'tool.list_rooms', requestId: 'q'.repeat(128) });

@@ -55,7 +55,7 @@ test('two people and an agent share a room and each sees the others', async (t) 
   clean(bob);
 });
 
-test('a deep link opens the room joined under the nickname; an invite is passed along; the keyboard alone joins', async (t) => {
+test('a deep link opens the room joined under the nickname; an invite goes along; the keyboard alone joins', async (t) => {
   const server = await startServer(t);
   const page = await person(t, origin(server), '?room=x&nickname=Alice');
   await joinedAs(page, 'x', 'Alice');
@@ -64,7 +64,8 @@ test('a deep link opens the room joined under the nickname; an invite is passed 
   await peer.join('x', 'peer');
   assert.deepEqual((await peer.ok('tool.who_is_here', { room: 'x' })).nicknames, ['Alice', 'peer']);
 
-  // No nickname: the server assigns one. An invite code goes along to join_room, which ignores it today.
+  // No nickname: the server assigns one. The invite goes along to join_room, which needs none for a public room.
+  await peer.join('y', 'host');
   const other = await person(t, origin(server), '?room=y&invite=c0de');
   await joinedAs(other, 'y', /^you are [a-z]+-[a-z]+$/);
 
