@@ -414,27 +414,36 @@ class basic_bridge {
   }
 
   void serve(mcp::tool_call call, time now) {
-    if (auto* read = std::get_if<mcp::read_messages_request>(&call.request)) {
-      if (read->wait_ms > 0 && !has_messages(read->room))
-        waiting_reads_.push_back({call.id, read->room, read->limit, now + milliseconds(read->wait_ms)});
-      else
-        complete_read(call.id, read->room, read->limit);
-      return;
-    }
-    tool_args args = std::visit(
-        [&](auto& r) -> tool_args {
+    std::visit(
+        [&](auto& r) {
           using T = std::decay_t<decltype(r)>;
-          if constexpr (std::is_same_v<T, mcp::join_room_request>) return join_room_args{r.room, r.nickname, r.invite};
-          else if constexpr (std::is_same_v<T, mcp::leave_room_request>) return leave_room_args{r.room};
-          else if constexpr (std::is_same_v<T, mcp::list_rooms_request>) return list_rooms_args{r.limit, r.cursor};
-          else if constexpr (std::is_same_v<T, mcp::send_message_request>)
-            return send_message_args{r.room, r.body, std::nullopt, r.to};
-          else if constexpr (std::is_same_v<T, mcp::who_is_here_request>) return who_is_here_args{r.room, r.limit, r.cursor};
-          else if constexpr (std::is_same_v<T, mcp::read_messages_request>) return leave_room_args{};  // served above
-          else return std::move(r);  // the tools of rooms people control take the wire's arguments as they are
+          if constexpr (std::is_same_v<T, mcp::read_messages_request>) {
+            if (r.wait_ms > 0 && !has_messages(r.room))
+              waiting_reads_.push_back({std::move(call.id), r.room, r.limit, now + milliseconds(r.wait_ms)});
+            else
+              complete_read(call.id, r.room, r.limit);
+          } else {
+            calls_.emplace(client_.call(wire_args(std::move(r))), std::move(call.id));
+          }
         },
         call.request);
-    calls_.emplace(client_.call(std::move(args)), std::move(call.id));
+  }
+
+  static tool_args wire_args(mcp::join_room_request&& r) {
+    return join_room_args{std::move(r.room), std::move(r.nickname), std::move(r.invite)};
+  }
+  static tool_args wire_args(mcp::leave_room_request&& r) { return leave_room_args{std::move(r.room)}; }
+  static tool_args wire_args(mcp::list_rooms_request&& r) { return list_rooms_args{r.limit, std::move(r.cursor)}; }
+  static tool_args wire_args(mcp::send_message_request&& r) {
+    return send_message_args{std::move(r.room), std::move(r.body), std::nullopt, std::move(r.to)};
+  }
+  static tool_args wire_args(mcp::who_is_here_request&& r) {
+    return who_is_here_args{std::move(r.room), r.limit, std::move(r.cursor)};
+  }
+  // The tools of rooms people control take the wire's arguments as they are.
+  template <class WireArgs>
+  static tool_args wire_args(WireArgs&& r) {
+    return tool_args(std::forward<WireArgs>(r));
   }
 
   bool has_messages(const std::optional<std::string>& room) const {
