@@ -433,7 +433,8 @@ TEST_CASE("mcp_tools: the schemas of rooms people control state what the validat
   const json item = tool_named("read_messages")["outputSchema"]["properties"]["messages"]["items"];
   CHECK(item["required"] == json::array({"body", "room"}));
   for (const char* key : {"direct", "to", "event", "knockId", "membersCount", "role"}) CHECK(item["properties"].contains(key));
-  CHECK(item["properties"]["event"]["enum"].size() == 7);
+  CHECK_FALSE(item["properties"]["event"].contains("enum"));  // open to kinds a later server adds
+  CHECK(item["properties"]["event"]["description"].get<std::string>().find("knock, approved") != std::string::npos);
 }
 
 TEST_CASE("mcp_tools: the instructions say how to treat knocks and direct messages") {
