@@ -484,3 +484,23 @@ TEST_CASE("a public room left without an owner makes its next member the owner")
   CHECK(joined->role == member_role::owner);
   CHECK(f.join(f.session(), "lobby")->role == member_role::member);
 }
+
+TEST_CASE("another session of your own principal is you: no kicking, banning or re-roling it; a kick takes all of them") {
+  fixture f;
+  auto ann1 = f.session("ann-token");
+  auto ann2 = f.session("ann-token");
+  f.create(ann1, "den", room_visibility::private_room, "ann");
+  REQUIRE(f.join(ann2, "den", "ann-laptop"));  // the same principal: admitted already
+  CHECK(code_of(f.h.set_role(ann1, {"den", "ann-laptop", member_role::member}, f.now)) == error_code::invalid_argument);
+  CHECK(code_of(f.act(ann1, "den", "ann-laptop", member_action::kick)) == error_code::invalid_argument);
+  CHECK(f.who(ann1, "den")["members"][1]["role"] == "owner");
+
+  auto bob1 = f.session("bob-token");
+  auto bob2 = f.session("bob-token");
+  const std::string code = f.invite(ann1, "den");
+  REQUIRE(f.join(bob1, "den", "bob", code));
+  REQUIRE(f.join(bob2, "den", "bob-phone"));
+  REQUIRE(f.act(ann1, "den", "bob", member_action::kick));
+  CHECK(f.who(ann1, "den")["nicknames"] == json{"ann", "ann-laptop"});
+  CHECK(f.received(bob2).back()["kind"] == "kicked");
+}

@@ -614,9 +614,10 @@ class basic_hub {
     return invite_result{args.room, std::move(code), format_rfc3339(expires), args.role, args.max_uses};
   }
 
-  // kick: out, may come back (to a private room, with a new invite). ban: out, and its
-  // principal may not come back under any nickname until unbanned. unban names the
-  // nickname the principal had when banned.
+  // kick: the member's principal is out (every session of it, since roles belong to
+  // principals) and may come back (to a private room, with a new invite). ban: out too,
+  // and the principal may not come back under any nickname until unbanned. unban names
+  // the nickname the principal had when banned.
   [[nodiscard]] result<member_action_result> act_on_member(session_handle handle, const member_action_args& args,
                                                            const moment_type& now) {
     touch(now);
@@ -642,7 +643,8 @@ class basic_hub {
     auto target = member_named(r, args.nickname);
     if (!target) return tl::unexpected(target.error());
     session_state& t = *(*target)->session;
-    if (&t == s)
+    // Another session of the caller's own principal is the caller: roles and bans are the principal's.
+    if (principal_key(t) == principal_key(*s))
       return make_error(error_code::invalid_argument, std::string("you cannot ") + verb + " yourself; leave_room instead",
                         json{{"field", "nickname"}, {"rule", "another member's nickname"}});
     const std::string target_key = principal_key(t);
@@ -651,11 +653,9 @@ class basic_hub {
     if (args.action == member_action::ban) next.bans[target_key] = nickname;
     if (auto saved = save_access(r, std::move(next)); !saved) return tl::unexpected(saved.error());
     note_principal_room(t, r);
-    // A ban removes every session of the principal; a kick, the one member named.
     std::vector<session_state*> out{&t};
-    if (args.action == member_action::ban)
-      for (member& m : r.members)
-        if (m.session != &t && principal_key(*m.session) == target_key) out.push_back(m.session);
+    for (member& m : r.members)
+      if (m.session != &t && principal_key(*m.session) == target_key) out.push_back(m.session);
     for (session_state* gone : out) {
       remove_membership(*gone, r, now);
       send_event(*gone, room_event_frame{args.room, args.action == member_action::ban ? "banned" : "kicked", json::object()});
@@ -675,7 +675,7 @@ class basic_hub {
     auto target = member_named(r, args.nickname);
     if (!target) return tl::unexpected(target.error());
     session_state& t = *(*target)->session;
-    if (&t == s)
+    if (principal_key(t) == principal_key(*s))
       return make_error(error_code::invalid_argument,
                         "you cannot change your own role; make another owner first, and let them change it",
                         json{{"field", "nickname"}, {"rule", "another member's nickname"}});
