@@ -504,3 +504,34 @@ TEST_CASE("another session of your own principal is you: no kicking, banning or 
   CHECK(f.who(ann1, "den")["nicknames"] == json{"ann", "ann-laptop"});
   CHECK(f.received(bob2).back()["kind"] == "kicked");
 }
+
+TEST_CASE("events for a detached session wait for its resume; past the bound, a missed count per room says so") {
+  hub_config config;
+  config.max_held_events = 2;
+  fixture f(config);
+  auto ann = f.session();
+  f.create(ann, "den", room_visibility::private_room, "ann");
+  auto kim = f.h.open_session(f.now, {}, member_kind::agent, true);
+  auto k = f.h.knock(kim.handle, {"den", std::string("kim"), std::nullopt}, f.now);
+  REQUIRE(k);
+  f.h.detach(kim.handle, f.now);
+  REQUIRE(f.h.answer_knock(ann, {"den", k->knock_id, true}, f.now));
+  REQUIRE(f.send(ann, "den", "welcome"));
+  REQUIRE(f.h.resume_session({kim.session_id, kim.reconnect_token, {}, {}}, f.now));
+  const auto resumed = f.received(kim.handle);
+  REQUIRE(resumed.size() == 2);
+  CHECK(resumed[0]["body"] == "welcome");  // the replay first, then what happened meanwhile
+  CHECK(resumed[1] == json{{"_tag", "room.event"}, {"room", "den"}, {"kind", "approved"}, {"nickname", "kim"}, {"membersCount", 2}});
+
+  // Three role changes while away, two held: the oldest becomes a count.
+  REQUIRE(f.h.ack(kim.handle, {"den", 1}));
+  f.h.detach(kim.handle, f.now);
+  REQUIRE(f.h.set_role(ann, {"den", "kim", member_role::watcher}, f.now));
+  REQUIRE(f.h.set_role(ann, {"den", "kim", member_role::member}, f.now));
+  REQUIRE(f.h.set_role(ann, {"den", "kim", member_role::owner}, f.now));
+  REQUIRE(f.h.resume_session({kim.session_id, kim.reconnect_token, {}, {}}, f.now));
+  CHECK(f.received(kim.handle) ==
+        std::vector<json>{{{"_tag", "room.event"}, {"room", "den"}, {"kind", "missed"}, {"count", 1}},
+                          {{"_tag", "room.event"}, {"room", "den"}, {"kind", "role"}, {"role", "member"}},
+                          {{"_tag", "room.event"}, {"room", "den"}, {"kind", "role"}, {"role", "owner"}}});
+}

@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -65,6 +66,7 @@ struct hub_config {
   per_minute_budget knocks{5, 5};             // knocks made per principal: burst 5, 5/min
   milliseconds knock_ttl = std::chrono::minutes(10);  // an unanswered knock expires after this
   std::size_t max_pending_knocks = 20;        // per room
+  std::size_t max_held_events = 64;           // room.events kept for a detached session until it resumes
   std::size_t max_live_invites = 100;         // per room: unexpired, not used up
 };
 
@@ -176,6 +178,8 @@ class basic_hub {
     std::set<std::string, std::less<>> principal_rooms{};  // rooms holding a role or ban of this session's own principal
     bool direct_messages = false;                           // its client said it can take them
     std::map<std::string, std::string, std::less<>> knocks{};  // room → its pending knockId there
+    std::deque<std::pair<std::string, shared_frame>> held_events{};  // (room, frame) while detached
+    std::map<std::string, std::uint64_t, std::less<>> missed_events{};  // room → events dropped past the bound
   };
 
   // Loads the store's rooms; a store that cannot be read is an error, not an empty hub.
@@ -282,6 +286,14 @@ class basic_hub {
       m.direct_ring.ack(direct_after);
       m.direct_ring.for_each_after(direct_after, [&](const replay_entry& e) { enqueue(s, e.frame); });
     }
+    // Then what happened to it meanwhile (approved, kicked, a knock to answer…), and how
+    // many events, per room, did not fit.
+    for (const auto& [room, count] : s.missed_events)
+      enqueue(s, make_shared_frame(frame_encoding::encode(
+                     encode_room_event(room_event_frame{room, "missed", json{{"count", count}}}))));
+    for (auto& [room, frame] : s.held_events) enqueue(s, frame);
+    s.missed_events.clear();
+    s.held_events.clear();
     return session_grant{s.handle, s.id, s.reconnect_token};
   }
 
@@ -1194,9 +1206,16 @@ class basic_hub {
     r.knocks.erase(k);
   }
 
-  // Events reach an attached session at once; they are not replayed (they have no seq).
+  // Events reach an attached session at once; a detached one gets them when it resumes,
+  // the latest max_held_events of them, and a "missed" count per room for the rest.
   void send_event(session_state& s, const room_event_frame& e) {
-    if (s.attached) enqueue(s, make_shared_frame(frame_encoding::encode(encode_room_event(e))));
+    shared_frame frame = make_shared_frame(frame_encoding::encode(encode_room_event(e)));
+    if (s.attached) return enqueue(s, frame);
+    s.held_events.emplace_back(e.room, std::move(frame));
+    if (s.held_events.size() > config_.max_held_events) {
+      ++s.missed_events[s.held_events.front().first];
+      s.held_events.pop_front();
+    }
   }
 
   store_type* store_;
