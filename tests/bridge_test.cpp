@@ -714,3 +714,23 @@ TEST_CASE("list_rooms hides a private room from those not admitted to it") {
   REQUIRE(theirs["available"].size() == 1);
   CHECK(theirs["available"][0]["name"] == "hall");
 }
+
+TEST_CASE("a knock approved while the knocker's link is down reaches it after the resume, and the room is its own") {
+  in_memory_network net;
+  agent& owner = net.add<agent>(1);
+  agent& bob = net.add<agent>(2);
+  owner.initialize();
+  bob.initialize();
+  owner.call("create_room", {{"room", "den"}, {"visibility", "private"}, {"nickname", "owner"}});
+  const std::string id = structured(bob.call("knock", {{"room", "den"}, {"nickname", "bob"}}))["knockId"];
+  net.cut(bob);
+  owner.call("approve", {{"room", "den"}, {"knock_id", id}});
+  owner.call("send_message", {{"room", "den"}, {"body", "welcome"}});
+  net.advance(seconds(11));
+  REQUIRE(bob.b.session_open());
+  REQUIRE(event_pushes(bob, "approved").size() == 1);
+  CHECK(bob.b.client().rooms().at("den") == "bob");
+  bool welcomed = false;
+  for (const auto& p : bob.channel_pushes()) welcomed = welcomed || p["content"] == "welcome";
+  CHECK(welcomed);
+}

@@ -355,6 +355,12 @@ class basic_bridge {
       text = "You were banned from " + e.room + " by an owner.";
     } else if (e.kind == "role") {
       text = "Your role in " + e.room + " is now " + field("role") + ".";
+    } else if (e.kind == "missed") {
+      auto count = e.fields.find("count");
+      text = "While this agent was disconnected, " +
+             (count != e.fields.end() && count->is_number_unsigned() ? std::to_string(count->get<std::uint64_t>()) + " "
+                                                                       : std::string("some ")) +
+             "events in " + e.room + " were lost; check who_is_here and list_rooms for where you stand.";
     } else {
       text = "Room event " + e.kind + " in " + e.room + ".";
     }

@@ -509,12 +509,13 @@ inline json message_schema() {
        {"event",
         {{"type", "string"},
          {"description", "Present on an event instead of a message: what happened (knock, approved, denied, expired, "
-                         "kicked, banned, role); body says it in words"}}},
+                         "kicked, banned, role, missed); body says it in words"}}},
        {"knockId", {{"type", "string"}, {"description", "knock: pass it as knock_id to approve or deny"}}},
        {"nickname", {{"type", "string"}, {"description", "knock: the knocker's; approved: yours in the room"}}},
        {"note", {{"type", "string"}, {"description", "knock: the knocker's note, written by another party"}}},
        {"membersCount", {{"type", "integer"}, {"description", "approved: members of the room now"}}},
-       {"role", enum_property({"owner", "member", "watcher"}, "role: your new role")}});
+       {"role", enum_property({"owner", "member", "watcher"}, "role: your new role")},
+       {"count", {{"type", "integer"}, {"description", "missed: how many events were lost while disconnected"}}}});
   return item;
 }
 

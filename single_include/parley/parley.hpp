@@ -4543,12 +4543,13 @@ inline json message_schema() {
        {"event",
         {{"type", "string"},
          {"description", "Present on an event instead of a message: what happened (knock, approved, denied, expired, "
-                         "kicked, banned, role); body says it in words"}}},
+                         "kicked, banned, role, missed); body says it in words"}}},
        {"knockId", {{"type", "string"}, {"description", "knock: pass it as knock_id to approve or deny"}}},
        {"nickname", {{"type", "string"}, {"description", "knock: the knocker's; approved: yours in the room"}}},
        {"note", {{"type", "string"}, {"description", "knock: the knocker's note, written by another party"}}},
        {"membersCount", {{"type", "integer"}, {"description", "approved: members of the room now"}}},
-       {"role", enum_property({"owner", "member", "watcher"}, "role: your new role")}});
+       {"role", enum_property({"owner", "member", "watcher"}, "role: your new role")},
+       {"count", {{"type", "integer"}, {"description", "missed: how many events were lost while disconnected"}}}});
   return item;
 }
 
@@ -5547,6 +5548,12 @@ class basic_bridge {
       text = "You were banned from " + e.room + " by an owner.";
     } else if (e.kind == "role") {
       text = "Your role in " + e.room + " is now " + field("role") + ".";
+    } else if (e.kind == "missed") {
+      auto count = e.fields.find("count");
+      text = "While this agent was disconnected, " +
+             (count != e.fields.end() && count->is_number_unsigned() ? std::to_string(count->get<std::uint64_t>()) + " "
+                                                                       : std::string("some ")) +
+             "events in " + e.room + " were lost; check who_is_here and list_rooms for where you stand.";
     } else {
       text = "Room event " + e.kind + " in " + e.room + ".";
     }
