@@ -29,11 +29,13 @@ using namespace parley;
 
 bool equal(const resume_block& a, const resume_block& b) {
   return a.session_id == b.session_id && a.reconnect_token == b.reconnect_token &&
-         a.last_acked_seq_by_room == b.last_acked_seq_by_room;
+         a.last_acked_seq_by_room == b.last_acked_seq_by_room &&
+         a.last_acked_direct_seq_by_room == b.last_acked_direct_seq_by_room;
 }
 
 bool equal(const hello_frame& a, const hello_frame& b) {
   if (a.client_version != b.client_version || a.auth_token != b.auth_token) return false;
+  if (a.client_kind != b.client_kind || a.direct_messages != b.direct_messages) return false;
   if (a.resume.has_value() != b.resume.has_value()) return false;
   return !a.resume || equal(*a.resume, *b.resume);
 }
@@ -44,12 +46,25 @@ bool equal(const tool_args& a, const tool_args& b) {
       [&](const auto& x) {
         using T = std::decay_t<decltype(x)>;
         const T& y = std::get<T>(b);
-        if constexpr (std::is_same_v<T, join_room_args>) return x.room == y.room && x.nickname == y.nickname;
+        if constexpr (std::is_same_v<T, join_room_args>)
+          return x.room == y.room && x.nickname == y.nickname && x.invite == y.invite;
         else if constexpr (std::is_same_v<T, leave_room_args>) return x.room == y.room;
         else if constexpr (std::is_same_v<T, list_rooms_args>) return x.limit == y.limit && x.cursor == y.cursor;
         else if constexpr (std::is_same_v<T, send_message_args>)
-          return x.room == y.room && x.body == y.body && x.client_msg_id == y.client_msg_id;
-        else return x.room == y.room && x.limit == y.limit && x.cursor == y.cursor;
+          return x.room == y.room && x.body == y.body && x.client_msg_id == y.client_msg_id && x.to == y.to;
+        else if constexpr (std::is_same_v<T, who_is_here_args>)
+          return x.room == y.room && x.limit == y.limit && x.cursor == y.cursor;
+        else if constexpr (std::is_same_v<T, create_room_args>)
+          return x.room == y.room && x.visibility == y.visibility && x.nickname == y.nickname;
+        else if constexpr (std::is_same_v<T, invite_args>)
+          return x.room == y.room && x.max_uses == y.max_uses && x.expires_in_s == y.expires_in_s && x.role == y.role;
+        else if constexpr (std::is_same_v<T, member_action_args>)
+          return x.room == y.room && x.nickname == y.nickname && x.action == y.action;
+        else if constexpr (std::is_same_v<T, set_role_args>)
+          return x.room == y.room && x.nickname == y.nickname && x.role == y.role;
+        else if constexpr (std::is_same_v<T, knock_args>)
+          return x.room == y.room && x.nickname == y.nickname && x.note == y.note;
+        else return x.room == y.room && x.knock_id == y.knock_id && x.approve == y.approve;
       },
       a);
 }
@@ -58,7 +73,7 @@ bool equal(const client_frame& a, const client_frame& b) {
   if (a.index() != b.index()) return false;
   if (const auto* x = std::get_if<ack_frame>(&a)) {
     const auto& y = std::get<ack_frame>(b);
-    return x->room == y.room && x->seq == y.seq;
+    return x->room == y.room && x->seq == y.seq && x->direct == y.direct;
   }
   const auto& x = std::get<tool_request>(a);
   const auto& y = std::get<tool_request>(b);
@@ -81,7 +96,10 @@ bool equal(const server_frame& a, const server_frame& b) {
           return x.request_id == y.request_id && x.code == y.code && x.message == y.message && x.details == y.details;
         else if constexpr (std::is_same_v<T, room_message_frame>)
           return x.room == y.room && x.seq == y.seq && x.message_id == y.message_id &&
-                 x.from_nickname == y.from_nickname && x.body == y.body && x.sent_at == y.sent_at;
+                 x.from_nickname == y.from_nickname && x.body == y.body && x.sent_at == y.sent_at &&
+                 x.from_kind == y.from_kind && x.to == y.to;
+        else if constexpr (std::is_same_v<T, room_event_frame>)
+          return x.room == y.room && x.kind == y.kind && x.fields == y.fields;
         else return x.code == y.code && x.message == y.message;
       },
       a);
@@ -100,7 +118,26 @@ void check_rules(const tool_args& args, std::string_view text) {
         if constexpr (std::is_same_v<T, send_message_args>) {
           if (!check_body(a.body)) fail("accepted a bad body", text);
           if (a.client_msg_id && !check_client_msg_id(*a.client_msg_id)) fail("accepted a bad clientMsgId", text);
+          if (a.to && !check_nickname("to", *a.to)) fail("accepted a bad direct-message recipient", text);
         }
+        if constexpr (std::is_same_v<T, join_room_args>)
+          if (a.invite && !check_invite_code(*a.invite)) fail("accepted a bad invite", text);
+        if constexpr (std::is_same_v<T, create_room_args>)
+          if (a.nickname && !check_nickname("nickname", *a.nickname)) fail("accepted a bad nickname", text);
+        if constexpr (std::is_same_v<T, invite_args>) {
+          if (a.max_uses && !check_count("maxUses", *a.max_uses, max_invite_uses)) fail("accepted a bad maxUses", text);
+          if (a.expires_in_s && !check_count("expiresInS", *a.expires_in_s, max_invite_lifetime_s))
+            fail("accepted a bad expiresInS", text);
+          if (a.role == member_role::owner) fail("accepted an invite for owners", text);
+        }
+        if constexpr (std::is_same_v<T, member_action_args> || std::is_same_v<T, set_role_args>)
+          if (!check_nickname("nickname", a.nickname)) fail("accepted a bad nickname", text);
+        if constexpr (std::is_same_v<T, knock_args>) {
+          if (a.nickname && !check_nickname("nickname", *a.nickname)) fail("accepted a bad nickname", text);
+          if (a.note && !check_knock_note(*a.note)) fail("accepted a bad knock note", text);
+        }
+        if constexpr (std::is_same_v<T, knock_answer_args>)
+          if (!check_knock_id(a.knock_id)) fail("accepted a bad knockId", text);
         if constexpr (std::is_same_v<T, list_rooms_args>) {
           if (a.limit && !check_limit(*a.limit, max_list_rooms_limit)) fail("accepted a bad list_rooms limit", text);
           if (a.cursor && !check_room_cursor(*a.cursor)) fail("accepted a bad list_rooms cursor", text);
@@ -161,6 +198,9 @@ void check_hello(std::string_view text) {
       fail("accepted a bad reconnectToken", text);
     for (const auto& [room, seq] : r.last_acked_seq_by_room)
       if (!validate_room_slug(room) || seq > detail::max_wire_integer) fail("accepted a bad lastAckedSeqByRoom", text);
+    for (const auto& [room, seq] : r.last_acked_direct_seq_by_room)
+      if (!validate_room_slug(room) || seq > detail::max_wire_integer)
+        fail("accepted a bad lastAckedDirectSeqByRoom", text);
   }
   const std::string again = encode_hello(h);
   auto round = decode_hello(again);
@@ -185,7 +225,9 @@ std::optional<std::string> encode_server(const server_frame& frame) {
           if (!code) return std::nullopt;
           return encode_tool_err(f.request_id, error{*code, f.message, f.details});
         } else if constexpr (std::is_same_v<T, room_message_frame>) {
-          return encode_room_message(f);
+          return f.to ? encode_direct_message(f) : encode_room_message(f);
+        } else if constexpr (std::is_same_v<T, room_event_frame>) {
+          return encode_room_event(f);
         } else {
           auto code = error_code_from_string(f.code);
           if (!code) return std::nullopt;
