@@ -6,20 +6,9 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { connect, metrics, session, startServer } = require('./harness');
+const { quiet, refused } = require('./room_checks');
 
 const FEATURES = { features: ['directMessages'] };
-
-async function refused(c, tag, fields, code) {
-  const answer = await c.call(tag, fields);
-  assert.equal(answer._tag, 'tool.err', `${tag} ${JSON.stringify(fields).slice(0, 200)} → ${JSON.stringify(answer)}`);
-  assert.equal(answer.code, code, `${tag} ${JSON.stringify(fields).slice(0, 200)} → ${JSON.stringify(answer)}`);
-  return answer;
-}
-
-async function quiet(c) {
-  await c.ok('tool.list_rooms');
-  assert.deepEqual(c.frames, [], 'unexpected frames');
-}
 
 function resumeOf(c, lastAckedSeqByRoom, lastAckedDirectSeqByRoom) {
   const resume = { sessionId: c.session.sessionId, reconnectToken: c.session.reconnectToken, lastAckedSeqByRoom };

@@ -7,27 +7,10 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { connect, issueToken, session, sleep, startServer, stopServer, tempDir } = require('./harness');
+const { event, quiet, refused, roles } = require('./room_checks');
 
 // Tokens are checked only off loopback; there every session needs one.
 const PUBLIC = ['--bind', '0.0.0.0'];
-
-async function refused(c, tag, fields, code) {
-  const answer = await c.call(tag, fields);
-  assert.equal(answer._tag, 'tool.err', `${tag} ${JSON.stringify(fields).slice(0, 200)} → ${JSON.stringify(answer)}`);
-  assert.equal(answer.code, code, `${tag} ${JSON.stringify(fields).slice(0, 200)} → ${JSON.stringify(answer)}`);
-  return answer;
-}
-
-function event(c, room, kind, timeoutMs) {
-  return c.next((f) => f._tag === 'room.event' && f.room === room && f.kind === kind, timeoutMs, `room.event ${kind} in ${room}`);
-}
-
-async function quiet(c) {
-  await c.ok('tool.list_rooms');
-  assert.deepEqual(c.frames, [], 'unexpected frames');
-}
-
-const roles = async (c, room) => (await c.ok('tool.who_is_here', { room })).members.map((m) => [m.nickname, m.role]);
 
 test('kick: the target hears "kicked" and is out; it may rejoin a public room, a private one only with a new invite', async (t) => {
   const server = await startServer(t);

@@ -6,29 +6,12 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { session, sleep, startServer } = require('./harness');
+const { event, quiet, refused } = require('./room_checks');
 
 const FEATURES = { features: ['directMessages'] };
 // Well-formed but never issued: refused for what they name, not for their shape.
 const UNKNOWN_INVITE = 'A'.repeat(32);
 const UNKNOWN_KNOCK = 'B'.repeat(22);
-
-async function refused(c, tag, fields, code) {
-  const answer = await c.call(tag, fields);
-  assert.equal(answer._tag, 'tool.err', `${tag} ${JSON.stringify(fields).slice(0, 200)} → ${JSON.stringify(answer)}`);
-  assert.equal(answer.code, code, `${tag} ${JSON.stringify(fields).slice(0, 200)} → ${JSON.stringify(answer)}`);
-  return answer;
-}
-
-// The next room.event of `kind` in `room`.
-function event(c, room, kind, timeoutMs) {
-  return c.next((f) => f._tag === 'room.event' && f.room === room && f.kind === kind, timeoutMs, `room.event ${kind} in ${room}`);
-}
-
-// After a round trip, nothing else is queued: no stray event or message reached `c`.
-async function quiet(c) {
-  await c.ok('tool.list_rooms');
-  assert.deepEqual(c.frames, [], 'unexpected frames');
-}
 
 test('public rooms behave as before: join creates, send delivers with seqs, who_is_here and list_rooms, plus role', async (t) => {
   const server = await startServer(t);
