@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Direct messages end to end (docs: /work/notes/issue11_wire.md): only the recipient sees one, room seqs show no gap,
+// Direct messages end to end (docs/protocol.md#rooms-people-control): only the recipient sees one, room seqs show no gap,
 // each (recipient, room) has its own seqs, acks with direct:true, resume with lastAckedDirectSeqByRoom, the refusals.
 'use strict';
 

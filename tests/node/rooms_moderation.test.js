@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Owners' tools end to end (docs: /work/notes/issue11_wire.md): kick, ban, unban, set_role, their refusals, bans of a
+// Owners' tools end to end (docs/protocol.md#rooms-people-control): kick, ban, unban, set_role, their refusals, bans of a
 // token's principal across all its sessions, and roles and bans of a token label surviving a restart.
 'use strict';
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Rooms people control, end to end (docs: /work/notes/issue11_wire.md): public rooms as before, private rooms,
+// Rooms people control, end to end (docs/protocol.md#rooms-people-control): public rooms as before, private rooms,
 // invites, knocks, what list_rooms and who_is_here show to whom, and what happens to a room when its owner's session ends.
 'use strict';
 
