@@ -17,6 +17,8 @@
 
 #include <parley/parley.hpp>
 
+#include "splitmix_random.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -121,16 +123,7 @@ class hub_simulation {
     // out of budget: both paths are reachable within a few advances.
     config.room_ttl = std::chrono::seconds(20);
     config.room_creation = {1, 2};  // a session creating both rooms at once is refused the second
-    auto state = std::make_shared<std::uint64_t>(seed * 0x9E3779B97F4A7C15ull + 1);
-    random_source random = [state](unsigned char* out, std::size_t n) {
-      for (std::size_t i = 0; i < n; ++i) {  // splitmix64: deterministic and cheap
-        std::uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        out[i] = static_cast<unsigned char>(z ^ (z >> 31));
-      }
-    };
-    return std::move(*simulated_hub::open(store, std::move(random), std::move(config)));
+    return std::move(*simulated_hub::open(store, splitmix_random(seed * 0x9E3779B97F4A7C15ull + 1), std::move(config)));
   }
 
   // Every call into the hub goes through here, so run() knows which steps may have changed its state.

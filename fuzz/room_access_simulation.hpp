@@ -7,6 +7,8 @@
 
 #include <parley/parley.hpp>
 
+#include "splitmix_random.hpp"
+
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -48,16 +50,7 @@ class room_access_simulation {
     config.invites = {50, 60};
     config.room_creation = {50, 60};
     config.max_live_invites = 8;
-    auto state = std::make_shared<std::uint64_t>(seed_ * 0x9E3779B97F4A7C15ull + 7);
-    random_source random = [state](unsigned char* out, std::size_t n) {
-      for (std::size_t i = 0; i < n; ++i) {  // splitmix64: deterministic and cheap
-        std::uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        out[i] = static_cast<unsigned char>(z ^ (z >> 31));
-      }
-    };
-    return std::move(*sim_hub::open(store_, std::move(random), std::move(config)));
+    return std::move(*sim_hub::open(store_, splitmix_random(seed_ * 0x9E3779B97F4A7C15ull + 7), std::move(config)));
   }
 
   sim_hub& hub() { return *hub_; }
