@@ -315,7 +315,7 @@
     ui.knockStatus.textContent = text;
   }
 
-  // ---- room events: knocks and their answers, removals, roles (never replayed, so acted on at once) ----
+  // ---- room events: knocks and their answers, removals, roles (a resume delivers those held meanwhile) ----
   function onRoomEvent(f) {
     const r = state.rooms.get(f.room);
     const k = state.knock && state.knock.room === f.room ? state.knock : null;
@@ -345,6 +345,11 @@
         removeRoom(f.room);
         showNotice(f.kind === 'banned' ? `An owner banned you from ${f.room}; you cannot join it again.`
                                        : `An owner removed you from ${f.room}.`);
+        return;
+      case 'missed':
+        if (!r) return;
+        showNotice(`Some events in ${f.room} were missed while the connection was down; who is here has been refreshed.`);
+        refreshWho();
         return;
       case 'role':
         if (!r || !ROLE_TEXT[f.role]) return;
