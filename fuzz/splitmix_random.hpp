@@ -2,7 +2,7 @@
 // The simulations' randomness: splitmix64 from a seed, deterministic and cheap, so a failing input replays exactly.
 #pragma once
 
-#include <parley/random_source.hpp>
+#include <parley/parley.hpp>
 
 #include <cstdint>
 #include <memory>

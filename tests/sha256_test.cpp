@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SHA-256 against the FIPS 180-4 examples, across the padding boundaries of one and two blocks.
-#include <parley/sha256.hpp>
+#include <parley/parley.hpp>
 
 #include <doctest/doctest.h>
 

@@ -21,7 +21,7 @@ COMMENTS = {
     **dict.fromkeys((".hpp", ".cpp", ".h", ".cc", ".c", ".js", ".mjs", ".cjs", ".ts"), f"// {SPDX}"),
     **dict.fromkeys((".py", ".cmake", "CMakeLists.txt", ".sh"), f"# {SPDX}"),
     ".css": f"/* {SPDX} */",
-    ".html": f"<!-- {SPDX} -->",
+    **dict.fromkeys((".html", ".svg"), f"<!-- {SPDX} -->"),
 }
 # Kinds that are not source or cannot hold a comment; the licence covers them all the same.
 EXEMPT = {
