@@ -651,7 +651,10 @@ class basic_client {
 
   void send_frame(tool_args args, std::optional<call_id> call, bool retry_on_resume, std::string rejoin_room = {}) {
     const std::uint64_t number = ++last_request_;
-    tool_request frame{"c" + std::to_string(number), std::move(args)};
+    // Appended, not "c" + std::string&&: that form trips GCC 12's -Wstringop-overflow false positive at -O3.
+    std::string request_id = "c";
+    request_id += std::to_string(number);
+    tool_request frame{std::move(request_id), std::move(args)};
     out_ += ws_->encode_text(encode_tool_request(frame));
     in_flight_.emplace(number, in_flight_request{call, std::move(frame), retry_on_resume, std::move(rejoin_room)});
   }
