@@ -27,6 +27,11 @@ inline constexpr std::size_t max_request_id_length = 128;
 // reports a memcpy past the end of the string (-Wstringop-overflow, -Warray-bounds), a false positive.
 namespace detail {
 [[nodiscard]] inline std::string pattern_rule(std::string_view pattern) { return std::string("pattern ").append(pattern); }
+
+// [A-Za-z0-9_-]: what clientMsgIds, invite codes and knockIds are made of.
+[[nodiscard]] constexpr bool is_base64url_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
 }  // namespace detail
 
 [[nodiscard]] inline result<void> check_room_slug(std::string_view field, std::string_view value) {
@@ -60,7 +65,7 @@ namespace detail {
   if (value.empty() || value.size() > max_client_msg_id_length)
     return tl::unexpected(invalid_argument("clientMsgId", rule, "clientMsgId must be 1 to 64 characters"));
   for (char c : value) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    const bool ok = detail::is_base64url_char(c);
     if (!ok) return tl::unexpected(invalid_argument("clientMsgId", rule, "clientMsgId may hold only A-Z a-z 0-9 _ -"));
   }
   return {};
@@ -86,7 +91,7 @@ inline constexpr std::size_t max_invite_code_length = 128;
   if (value.empty() || value.size() > max_invite_code_length)
     return tl::unexpected(invalid_argument("invite", rule, "invite must be 1 to 128 characters"));
   for (char c : value) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    const bool ok = detail::is_base64url_char(c);
     if (!ok) return tl::unexpected(invalid_argument("invite", rule, "invite may hold only A-Z a-z 0-9 _ -"));
   }
   return {};
@@ -109,7 +114,7 @@ inline constexpr std::size_t knock_id_length = 22;         // base64url of 128 r
   if (value.empty() || value.size() > 64)
     return tl::unexpected(invalid_argument("knockId", rule, "knockId must be 1 to 64 characters"));
   for (char c : value) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    const bool ok = detail::is_base64url_char(c);
     if (!ok) return tl::unexpected(invalid_argument("knockId", rule, "knockId may hold only A-Z a-z 0-9 _ -"));
   }
   return {};
