@@ -112,6 +112,15 @@ class Server:
         with open(self.log.name, encoding="utf-8", errors="replace") as f:
             return "".join(f.readlines()[-20:])
 
+    def cpu_seconds(self):
+        """User plus system CPU time the server has used so far (taskset execs it, so the pid is the server's)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -187,8 +196,16 @@ def cell(mode, r, args):
             text += f" (only {deliveries(r['deliveries_per_s'])} deliveries/s)"
         return text
     if mode == "closed-ack":
-        return f"{deliveries(r['deliveries_per_s'])} deliveries/s, p50 {r['p50_ms']:.0f} ms"
+        return f"{deliveries(r['deliveries_per_s'])} deliveries/s, p50 {r['p50_ms']:.{0 if r['p50_ms'] >= 10 else 1}f} ms"
     return f"{deliveries(r['deliveries_per_s'])} deliveries/s"
+
+
+def summary(r):
+    per_cpu = r["deliveries_total"] / r["server_cpu_s"] if r["server_cpu_s"] > 0 else float("nan")
+    return (f"{deliveries(r['deliveries_per_s'])} deliveries/s, {r['messages_per_s']:.0f} msgs/s, "
+            f"p50 {r['p50_ms']:.2f} ms, p90 {r['p90_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.2f} ms; "
+            f"server CPU {r['server_cpu_s']:.2f} s = {deliveries(per_cpu)} deliveries per CPU-second; "
+            f"gaps {r['gaps']}, dups {r['dups']}, missing {r['missing']}; {'ok' if r['ok'] else 'FAILED'}")
 
 
 def main():
@@ -229,6 +246,7 @@ def main():
                     try:
                         host, port = server.start(lift)
                         r = run_generator(args, host, port, mode, deadline)
+                        r["server_cpu_s"] = server.cpu_seconds()
                         if server.proc.poll() is not None:
                             r["ok"] = False
                             r["first_error"] = f"{t} exited with {server.proc.returncode}"
@@ -239,7 +257,7 @@ def main():
                         failed = True
                         print(f"compare: {t} {mode} run {run + 1} FAILED: {r.get('first_error')}\n{server.tail()}",
                               file=sys.stderr)
-                    print(f"{t:6} {mode:12} run {run + 1}: {json.dumps(r)}", flush=True)
+                    print(f"{t:6} {mode:12} run {run + 1}: {summary(r)}", flush=True)
                     if better(mode, r, best.get((mode, t))):
                         best[(mode, t)] = r
     except Failure as e:
@@ -269,6 +287,10 @@ def main():
     if p and r and p["ok"] and r["ok"] and r["deliveries_per_s"] > 0:
         print(f"\nclosed loop with acks: parley at {100 * p['deliveries_per_s'] / r['deliveries_per_s']:.0f}% "
               "of the relay's deliveries/s (target: at least 50%)")
+    if p and r and p["ok"] and r["ok"]:
+        print("closed loop with acks, deliveries per server CPU-second (warm-up and drain included): "
+              f"parley {deliveries(p['deliveries_total'] / p['server_cpu_s'])}, "
+              f"relay {deliveries(r['deliveries_total'] / r['server_cpu_s'])}")
     p, r = best.get(("rate", "parley")), best.get(("rate", "relay"))
     if p and r and p["ok"] and r["ok"] and r["p99_ms"] > 0:
         print(f"fixed rate: parley's p99 is {p['p99_ms'] / r['p99_ms']:.2f}× the relay's (target: at most 1.25×)")

@@ -907,6 +907,8 @@ void generator::report(double window_s, bool timed_out) {
   const auto& h = t_.latency;
   const char* ack = o_.ack == options::ack_mode::every ? "every" : o_.ack == options::ack_mode::batch ? "batch" : "none";
   const bool ok = t_.first_error.empty() && t_.gaps == 0 && t_.dups == 0 && t_.missing == 0 && started_;
+  std::uint64_t total_received = 0;  // warm-up and drain included, to divide by a server's CPU time
+  for (const auto& m : members_) total_received += m->received;
   if (o_.json) {
     nlohmann::json j{{"mode", o_.closed_loop ? "closed-loop" : "rate"},
                      {"members", o_.members},
@@ -917,6 +919,7 @@ void generator::report(double window_s, bool timed_out) {
                      {"warmup_s", o_.warmup},
                      {"duration_s", window_s},
                      {"deliveries", t_.deliveries},
+                     {"deliveries_total", total_received},
                      {"deliveries_per_s", static_cast<double>(t_.deliveries) / window_s},
                      {"messages_per_s", static_cast<double>(t_.accepted) / window_s},
                      {"p50_ms", static_cast<double>(h.quantile(0.50)) * ms},
