@@ -13,7 +13,7 @@
 // joined connection gets, in one writev, its own answers and that buffer minus its own
 // segment (no self-echo); what the socket does not take waits in the connection's buffer
 // for EPOLLOUT.
-// Nothing is bounded but a connection's unwritten output (64 MiB, then it is dropped):
+// Nothing is bounded but a connection's unwritten output (1 MiB as parley's, then it is dropped):
 // rooms, nicknames, rate limits, replay rings, seqs per room, acks and auth do not exist.
 #include <parley/http.hpp>
 
@@ -40,7 +40,7 @@
 
 namespace {
 
-constexpr std::size_t max_unwritten = 64u << 20;
+constexpr std::size_t max_unwritten = 1u << 20;  // parley-tools' default --max-queue-bytes, where it closes 4008
 constexpr std::size_t max_frame = 1u << 20;
 
 // Server frames are never masked: a 2-, 4- or 10-byte header, then the payload.
