@@ -574,6 +574,7 @@ void generator::on_readable(member& m, std::uint64_t now) {
       return;
     }
     m.in_len += static_cast<std::size_t>(n);
+    now = now_ns();  // per read, not per wakeup: the reads before this one took time too
     std::size_t p = 0;
     const char* buf = m.in.data();
     if (m.state == phase::upgrading) {
