@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace {
 
@@ -307,6 +308,13 @@ int main(int argc, char** argv) {
   add_seconds(*server_cmd, "--room-ttl", server.hub.room_ttl,
               "Delete a room that is empty and was never written to after this long; 0: never")
       ->envname("PARLEY_ROOM_TTL");
+  server.threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, max_io_threads);
+  server_cmd
+      ->add_option("--threads", server.threads,
+                   "Threads for connection I/O (read, TLS, write); the hub is one more, fed through a queue. "
+                   "1 runs everything on one thread. Default: the number of cores")
+      ->envname("PARLEY_THREADS")
+      ->capture_default_str();
   server_cmd
       ->add_option("--allow-origin", server.allow_origins,
                    "A web page origin (http(s)://host[:port]) besides the server's own that may open a WebSocket; "

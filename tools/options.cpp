@@ -53,6 +53,8 @@ std::optional<std::string> validate(const server_options& o) {
         positive("--room-rate-capacity", o.hub.room_creation.capacity),
         positive("--room-rate-per-minute", o.hub.room_creation.refill_per_minute)})
     if (problem) return problem;
+  if (o.threads < 1 || o.threads > max_io_threads)
+    return "--threads must be between 1 and " + std::to_string(max_io_threads);
   if (o.hub.room_ttl.count() < 0) return "--room-ttl must be a number of seconds, or 0 for never";
   for (const auto& origin : o.allow_origins)
     if (auto parsed = parley::parse_web_origin(origin); !parsed) return "--allow-origin: " + parsed.error().message;

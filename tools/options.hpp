@@ -18,6 +18,8 @@
 
 namespace parley_tools {
 
+inline constexpr std::size_t max_io_threads = 256;
+
 struct server_options {
   std::string bind = "127.0.0.1";  // an IP literal or "localhost"
   int port = 7539;                 // 0: the OS picks a free port
@@ -26,6 +28,8 @@ struct server_options {
   std::filesystem::path tls_cert;  // PEM; set together with tls_key or not at all
   std::filesystem::path tls_key;
   std::vector<std::string> allow_origins;  // browser origins besides our own page's (validate() checks each)
+  // Threads for connection I/O (reads, TLS, writes); 1: everything, the hub included, on one thread.
+  std::size_t threads = 1;  // main() makes the number of cores the default
   // The core's own settings, defaults and all: the flags write into them directly.
   parley::hub_config hub;      // --session-grace, --rate-*, --replay-capacity, --max-rooms, --room-*
   parley::server_config core;  // --max-connections, --handshake-timeout, --ping-interval, --pong-timeout, --max-*-bytes

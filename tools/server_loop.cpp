@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 // The WebSocket server loop: asio sockets, timers and signals around the core's sans-I/O basic_server.
 //
-// One io_context thread, so nothing needs a strand. Each connection has a reader
-// coroutine that hands bytes to the core and a writer coroutine that sleeps on a timer
-// (the asio chat server's condition variable) and writes everything queued in one
-// gathered write. Every protocol decision and every deadline is the core's; this file
-// moves bytes, fires the core's timer, and closes the sockets the core gives up on.
+// The hub (the core: one deterministic sequencer) runs on one thread with the acceptor,
+// the timer and the signals. Connections live on --threads I/O threads, one io_context
+// each, so no handler needs a strand: they read, do TLS and write there, and talk to the
+// hub through its io_context's queue (bytes read, writes done, closes) while the hub
+// hands them frames through theirs. With --threads 1 everything shares one thread and
+// no call crosses a queue. Every protocol decision and every deadline is the core's;
+// this file moves bytes, fires the core's timer, and closes the sockets the core gives
+// up on.
 #include "server_loop.hpp"
 
 #include "auth_rule.hpp"
@@ -25,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <sys/resource.h>
+#include <thread>
 #include <unordered_map>
 
 namespace parley_tools {
@@ -93,42 +97,115 @@ struct tools_policy : parley::server_policy {
 
 class server_runtime;
 
-// What the runtime needs from a connection, whatever its stream type.
+// What the runtime needs from a connection, whatever its stream type. Both calls come
+// from the hub's thread; the work runs on the connection's own.
 class connection_base {
  public:
   virtual ~connection_base() = default;
-  virtual void wake_writer() = 0;
+  virtual void deliver(parley::connection_output out) = 0;
   virtual void abort() = 0;
 };
 
+using io_executor = asio::io_context::executor_type;
+
+// One socket, served on one I/O thread. It reads, writes and does TLS there; every
+// byte it reads and every write it finishes is reported to the hub's thread, and the
+// hub hands it frames to write. An idle connection holds no read buffer and no
+// coroutine frame: it waits for readability and reads into its thread's buffer.
 template <class Stream>
 class connection final : public connection_base, public std::enable_shared_from_this<connection<Stream>> {
+  static constexpr bool tls = std::is_same_v<Stream, tls_stream>;
+
  public:
-  connection(server_runtime& runtime, parley::connection_id id, Stream stream)
-      : runtime_(runtime), id_(id), stream_(std::move(stream)), wake_(stream_.get_executor()) {
-    wake_.expires_at(asio::steady_timer::time_point::max());
+  connection(server_runtime& runtime, parley::connection_id id, Stream stream, io_executor own)
+      : runtime_(runtime), id_(id), stream_(std::move(stream)), own_(own) {}
+
+  void start() {
+    run_here([self = this->shared_from_this()] { self->begin(); });
   }
 
-  void start();
-  void wake_writer() override { wake_.cancel(); }
-  void abort() override { stop(); }
+  void deliver(parley::connection_output out) override {
+    run_here([self = this->shared_from_this(), out = std::move(out)]() mutable { self->queue(std::move(out)); });
+  }
+
+  void abort() override {
+    run_here([self = this->shared_from_this()] { self->stop(); });
+  }
 
  private:
   tcp::socket& socket() {
-    if constexpr (std::is_same_v<Stream, tcp::socket>) return stream_;
-    else return stream_.next_layer();
+    if constexpr (tls) return stream_.next_layer();
+    else return stream_;
   }
 
-  asio::awaitable<void> read_loop();
-  asio::awaitable<void> write_loop();
+  // Inline when already on this connection's thread (always so with --threads 1).
+  template <class F>
+  void run_here(F&& f) {
+    if (own_.running_in_this_thread()) f();
+    else asio::post(own_, std::forward<F>(f));
+  }
+
+  void begin();
+  void read_more();
+  void read_now();
+  void hand_to_hub(std::string_view bytes);
+  void queue(parley::connection_output out);
+  void write_more();
   void stop();
 
   server_runtime& runtime_;
   parley::connection_id id_;
   Stream stream_;
-  asio::steady_timer wake_;
-  bool ready_to_write_ = !std::is_same_v<Stream, tls_stream>;  // TLS writes wait for the handshake
+  io_executor own_;
+  std::vector<parley::shared_frame> queued_;   // from the hub, not yet handed to the socket
+  std::vector<parley::shared_frame> writing_;  // the frames of the write in flight
+  std::vector<asio::const_buffer> buffers_;
+  std::unique_ptr<std::array<char, 16384>> tls_buffer_;  // TLS reads need their own (OpenSSL keeps state)
+  bool write_in_flight_ = false;
+  bool ready_to_write_ = !tls;  // TLS writes wait for the handshake
+  bool close_after_ = false;    // the hub's last frames are queued: close once they are written
   bool stopped_ = false;
+};
+
+// The I/O threads: one io_context each, so a connection's handlers never run
+// concurrently and need no strand. With --threads 1 there are none and the hub's own
+// io_context serves the connections too: today's single-threaded server, no queue hops.
+class io_pool {
+ public:
+  io_pool(asio::io_context& hub, std::size_t threads) : hub_(hub) {
+    if (threads <= 1) return;
+    for (std::size_t i = 0; i < threads; ++i) {
+      contexts_.push_back(std::make_unique<asio::io_context>(1));
+      guards_.emplace_back(contexts_.back()->get_executor());
+    }
+  }
+  io_pool(const io_pool&) = delete;
+  io_pool& operator=(const io_pool&) = delete;
+  ~io_pool() { stop(); }
+
+  void start() {
+    for (auto& c : contexts_) threads_.emplace_back([&io = *c] { io.run(); });
+  }
+
+  void stop() {
+    for (auto& c : contexts_) c->stop();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+    threads_.clear();
+  }
+
+  // Round robin: connections are alike enough that counting them is balance enough.
+  asio::io_context& next() {
+    if (contexts_.empty()) return hub_;
+    return *contexts_[next_++ % contexts_.size()];
+  }
+
+ private:
+  asio::io_context& hub_;
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<asio::executor_work_guard<io_executor>> guards_;
+  std::vector<std::thread> threads_;
+  std::size_t next_ = 0;
 };
 
 class server_runtime {
@@ -136,6 +213,7 @@ class server_runtime {
   server_runtime(asio::io_context& io, const server_options& options, server_context& context,
                  std::size_t connection_budget)
       : io_(io),
+        pool_(io, options.threads),
         options_(options),
         context_(context),
         hub_(open_hub(options, context)),
@@ -147,6 +225,13 @@ class server_runtime {
         tls_(asio::ssl::context::tls_server),
         connection_budget_(connection_budget) {
     connection_closed_.expires_at(asio::steady_timer::time_point::max());
+  }
+
+  ~server_runtime() {
+    // Connections' sockets belong to the pool's io_contexts: stop their threads first,
+    // then let go of the connections while those contexts still exist.
+    pool_.stop();
+    connections_.clear();
   }
 
   int run() {
@@ -182,7 +267,8 @@ class server_runtime {
     std::printf("listening %s://%s:%u\n", options_.tls() ? "wss" : "ws", host.c_str(), bound.port());
     std::fflush(stdout);
     context_.log.info(std::string("listening on ") + (options_.tls() ? "wss://" : "ws://") + host + ":" +
-                      std::to_string(bound.port()) + (context_.tokens_required ? " (tokens required)" : " (loopback, no tokens)"));
+                      std::to_string(bound.port()) + (context_.tokens_required ? " (tokens required)" : " (loopback, no tokens)") +
+                      "; " + std::to_string(options_.threads) + (options_.threads == 1 ? " thread" : " I/O threads and the hub's"));
 
     tick_.expires_at(asio::steady_timer::time_point::max());
     asio::co_spawn(io_, accept_loop(), asio::detached);
@@ -190,30 +276,59 @@ class server_runtime {
     signals_.async_wait([this](std::error_code error, int signal) {
       if (!error) shut_down(signal);
     });
+    pool_.start();
     io_.run();
+    pool_.stop();
     return 0;
   }
 
-  // ---- called by connections ----------------------------------------------
+  // ---- called by connections, on their own threads ----------------------------
 
-  void receive(parley::connection_id id, std::string_view bytes) {
-    core_.receive(id, bytes, moment_now());
-    after_core();
+  // `taken` runs on the hub's thread once the core has the bytes.
+  template <class Taken>
+  void receive(parley::connection_id id, std::string_view bytes, Taken taken) {
+    if (on_hub_thread()) {
+      receive_here(id, bytes);
+      return taken();
+    }
+    asio::post(io_, [this, id, copy = std::string(bytes), taken = std::move(taken)] {
+      receive_here(id, copy);
+      taken();
+    });
+  }
+
+  void written(parley::connection_id id, std::size_t bytes) {
+    run_on_hub([this, id, bytes] { core_.written(id, bytes); });
   }
 
   void closed(parley::connection_id id) {
-    core_.transport_closed(id, moment_now());
-    connections_.erase(id);
-    connection_closed_.cancel();
-    after_core();
+    run_on_hub([this, id] {
+      core_.transport_closed(id, moment_now());
+      connections_.erase(id);
+      connection_closed_.cancel();
+      after_core();
+    });
   }
 
-  parley::connection_output take_output(parley::connection_id id) { return core_.take_output(id); }
-  void written(parley::connection_id id, std::size_t bytes) { core_.written(id, bytes); }
-  const logger& log() const { return context_.log; }
+  void log_debug(std::string line) {
+    run_on_hub([this, line = std::move(line)] { context_.log.debug(line); });
+  }
 
  private:
   using hub_type = parley::basic_hub<tools_policy>;
+
+  [[nodiscard]] bool on_hub_thread() const { return io_.get_executor().running_in_this_thread(); }
+
+  template <class F>
+  void run_on_hub(F&& f) {
+    if (on_hub_thread()) f();
+    else asio::post(io_, std::forward<F>(f));
+  }
+
+  void receive_here(parley::connection_id id, std::string_view bytes) {
+    core_.receive(id, bytes, moment_now());
+    after_core();
+  }
 
   static hub_type open_hub(const server_options& options, server_context& context) {
     auto opened = hub_type::open(context.rooms, context.random, options.hub);
@@ -230,16 +345,27 @@ class server_runtime {
     return config;
   }
 
-  // After every call into the core: wake the writers with new output, cut the sockets
-  // the core gave up on, stop when it is finished, and wake the timer sooner if the
-  // core's next deadline moved earlier.
+  // After calls into the core: hand new output to its connections, cut the sockets the
+  // core gave up on, stop when it is finished, and wake the timer sooner if the core's
+  // next deadline moved earlier. Deferred to the end of the hub's queue, so the reads
+  // already waiting there are all taken in first and each connection gets one batch
+  // (and one write) for all of them, not one per read.
   void after_core() {
+    if (flush_scheduled_) return;
+    flush_scheduled_ = true;
+    asio::post(io_, [this] {
+      flush_scheduled_ = false;
+      flush();
+    });
+  }
+
+  void flush() {
     for (parley::connection_id id : core_.take_writable())
-      if (auto it = connections_.find(id); it != connections_.end()) it->second->wake_writer();
+      if (auto it = connections_.find(id); it != connections_.end()) it->second->deliver(core_.take_output(id));
     for (parley::connection_id id : core_.take_aborted()) {
       auto it = connections_.find(id);
       if (it == connections_.end()) continue;
-      auto c = it->second;  // abort() ends in closed(), which erases the entry
+      auto c = it->second;  // abort() ends in closed(), which erases the entry, at once with --threads 1
       c->abort();
     }
     if (core_.finished()) return io_.stop();
@@ -261,7 +387,10 @@ class server_runtime {
         co_await connection_closed_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (stopping_) co_return;
       }
-      tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      // The socket is born on the I/O thread that will serve it.
+      asio::io_context& home = pool_.next();
+      tcp::socket socket = co_await acceptor_.async_accept(asio::any_io_executor(home.get_executor()),
+                                                           asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (stopping_ || ec == asio::error::operation_aborted) co_return;
         // Out of descriptors or memory, accept fails at once for as long as it lasts:
@@ -295,11 +424,11 @@ class server_runtime {
         continue;
       }
       if (options_.tls()) {
-        auto c = std::make_shared<connection<tls_stream>>(*this, *id, tls_stream(std::move(socket), tls_));
+        auto c = std::make_shared<connection<tls_stream>>(*this, *id, tls_stream(std::move(socket), tls_), home.get_executor());
         connections_.emplace(*id, c);
         c->start();
       } else {
-        auto c = std::make_shared<connection<tcp::socket>>(*this, *id, std::move(socket));
+        auto c = std::make_shared<connection<tcp::socket>>(*this, *id, std::move(socket), home.get_executor());
         connections_.emplace(*id, c);
         c->start();
       }
@@ -316,13 +445,13 @@ class server_runtime {
     return address.is_loopback();
   }
 
-  // Sleeps until the core's next deadline; after_core() cancels the sleep when an
-  // event brings that deadline closer. Both calls are cheap: the core keeps its
-  // deadlines ordered, so neither walks the connections.
+  // Sleeps until the core's next deadline; flush() cancels the sleep when an event
+  // brings that deadline closer. Both calls are cheap: the core keeps its deadlines
+  // ordered, so neither walks the connections.
   asio::awaitable<void> timer_loop() {
     for (;;) {
       core_.on_timer(moment_now());
-      after_core();
+      flush();
       if (io_.stopped()) co_return;
       const auto next = core_.next_deadline();
       tick_.expires_at(next ? asio::steady_timer::time_point(*next) : asio::steady_timer::time_point::max());
@@ -339,10 +468,11 @@ class server_runtime {
     connection_closed_.cancel();
     core_.hooks().record_uses();
     core_.shutdown(moment_now());  // close frames go out; finished() within the shutdown grace
-    after_core();
+    flush();
   }
 
-  asio::io_context& io_;
+  asio::io_context& io_;  // the hub's thread: the core, the acceptor, timers and signals
+  io_pool pool_;
   const server_options& options_;
   server_context& context_;
   hub_type hub_;
@@ -357,77 +487,127 @@ class server_runtime {
   throttled_log refusals_;
   throttled_log budget_waits_;
   std::size_t connection_budget_;
+  bool flush_scheduled_ = false;
   bool stopping_ = false;
 };
 
 template <class Stream>
-void connection<Stream>::start() {
-  auto self = this->shared_from_this();
-  asio::co_spawn(stream_.get_executor(), [self]() { return self->read_loop(); }, asio::detached);
-  asio::co_spawn(stream_.get_executor(), [self]() { return self->write_loop(); }, asio::detached);
-}
-
-template <class Stream>
-asio::awaitable<void> connection<Stream>::read_loop() {
-  std::error_code ec;
-  if constexpr (std::is_same_v<Stream, tls_stream>) {
-    co_await stream_.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-      runtime_.log().debug("TLS handshake failed: " + ec.message());
-      stop();
-      co_return;
-    }
-    ready_to_write_ = true;
-    wake_writer();
-  }
-  std::array<char, 16384> buffer;
-  while (!stopped_) {
-    const std::size_t n = co_await stream_.async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) break;
-    runtime_.receive(id_, std::string_view(buffer.data(), n));
-  }
-  stop();
-}
-
-template <class Stream>
-asio::awaitable<void> connection<Stream>::write_loop() {
-  std::vector<parley::shared_frame> frames;
-  std::vector<asio::const_buffer> buffers;
-  while (!stopped_) {
-    parley::connection_output out;
-    if (ready_to_write_) out = runtime_.take_output(id_);
-    if (out.frames.empty() && !out.close_after) {
-      std::error_code ec;
-      co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      continue;
-    }
-    // Coalesced: everything queued goes out in one gathered write.
-    frames = std::move(out.frames);
-    buffers.clear();
-    std::size_t bytes = 0;
-    for (const auto& f : frames) {
-      buffers.emplace_back(asio::buffer(*f));
-      bytes += f->size();
-    }
-    std::error_code ec;
-    // A peer that stops reading holds this write open; the core's close linger then
-    // aborts the connection, which cancels it.
-    if (!buffers.empty()) co_await asio::async_write(stream_, buffers, asio::redirect_error(asio::use_awaitable, ec));
-    runtime_.written(id_, bytes);
-    if (ec) {
-      stop();
-      co_return;
-    }
-    if (out.close_after) {
-      if constexpr (std::is_same_v<Stream, tls_stream>) {
-        co_await stream_.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+void connection<Stream>::begin() {
+  if constexpr (tls) {
+    stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](std::error_code ec) {
+      if (ec) {
+        self->runtime_.log_debug("TLS handshake failed: " + ec.message());
+        return self->stop();
       }
-      socket().shutdown(tcp::socket::shutdown_send, ec);
-      break;
-    }
+      self->ready_to_write_ = true;
+      self->write_more();
+      self->read_more();
+    });
+  } else {
+    std::error_code ec;
+    socket().non_blocking(true, ec);
+    // Bytes may have arrived before this thread ever waited on the socket: read first.
+    read_now();
   }
-  // The reader sees the peer's FIN and reports the transport closed; a peer that never
-  // hangs up is cut off when the core's close linger runs out.
+}
+
+template <class Stream>
+void connection<Stream>::read_more() {
+  if (stopped_) return;
+  if constexpr (tls) {
+    if (!tls_buffer_) tls_buffer_ = std::make_unique<std::array<char, 16384>>();
+    stream_.async_read_some(asio::buffer(*tls_buffer_), [self = this->shared_from_this()](std::error_code ec, std::size_t n) {
+      if (ec || self->stopped_) return self->stop();
+      self->hand_to_hub(std::string_view(self->tls_buffer_->data(), n));
+    });
+  } else {
+    socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this()](std::error_code ec) {
+      if (ec || self->stopped_) return self->stop();
+      self->read_now();
+    });
+  }
+}
+
+// Plain sockets: read what is there into this thread's buffer, so an idle connection
+// holds none. asio's epoll is edge-triggered and a wait ends only on new bytes, so a
+// wait is begun only after a read said it would block, in the same handler.
+template <class Stream>
+void connection<Stream>::read_now() {
+  if constexpr (!tls) {
+    if (stopped_) return;
+    thread_local std::array<char, 16384> buffer;
+    std::error_code ec;
+    const std::size_t n = socket().read_some(asio::buffer(buffer), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return read_more();
+    if (ec) return stop();  // the peer hung up (eof) or the socket failed
+    hand_to_hub(std::string_view(buffer.data(), n));
+  }
+}
+
+// The next read waits until the hub has taken in this one: the hub's queue then holds at
+// most one read per connection, so a fast sender cannot bury other connections' writes
+// and acks behind its backlog, and its own bytes wait in its socket (TCP pushes back).
+template <class Stream>
+void connection<Stream>::hand_to_hub(std::string_view bytes) {
+  auto self = this->shared_from_this();
+  runtime_.receive(id_, bytes, [self] {
+    // Posted even on the same thread: the thread's other connections get their turn.
+    asio::post(self->own_, [self] {
+      if constexpr (tls) self->read_more();
+      else self->read_now();
+    });
+  });
+}
+
+template <class Stream>
+void connection<Stream>::queue(parley::connection_output out) {
+  if (stopped_) return;
+  if (queued_.empty()) queued_ = std::move(out.frames);
+  else queued_.insert(queued_.end(), std::make_move_iterator(out.frames.begin()), std::make_move_iterator(out.frames.end()));
+  close_after_ = close_after_ || out.close_after;
+  write_more();
+}
+
+// Everything queued goes out in one gathered write; what the hub hands over meanwhile
+// waits for the next one.
+template <class Stream>
+void connection<Stream>::write_more() {
+  if (stopped_ || write_in_flight_ || !ready_to_write_) return;
+  if (queued_.empty()) {
+    if (!close_after_) return;
+    std::error_code ec;
+    if constexpr (tls) {
+      write_in_flight_ = true;
+      stream_.async_shutdown([self = this->shared_from_this()](std::error_code) {
+        std::error_code ignored;
+        self->socket().shutdown(tcp::socket::shutdown_send, ignored);
+      });
+      return;
+    }
+    // The reader sees the peer's FIN and reports the transport closed; a peer that never
+    // hangs up is cut off when the core's close linger runs out.
+    socket().shutdown(tcp::socket::shutdown_send, ec);
+    write_in_flight_ = true;  // nothing more is ever written
+    return;
+  }
+  writing_.swap(queued_);
+  queued_.clear();
+  buffers_.clear();
+  std::size_t bytes = 0;
+  for (const auto& f : writing_) {
+    buffers_.emplace_back(asio::buffer(*f));
+    bytes += f->size();
+  }
+  write_in_flight_ = true;
+  // A peer that stops reading holds this write open; the core's close linger then
+  // aborts the connection, which cancels it.
+  asio::async_write(stream_, buffers_, [self = this->shared_from_this(), bytes](std::error_code ec, std::size_t) {
+    self->write_in_flight_ = false;
+    self->writing_.clear();
+    self->runtime_.written(self->id_, bytes);
+    if (ec) return self->stop();
+    self->write_more();
+  });
 }
 
 template <class Stream>
@@ -436,7 +616,7 @@ void connection<Stream>::stop() {
   stopped_ = true;
   std::error_code ignored;
   socket().close(ignored);
-  wake_.cancel();
+  queued_.clear();
   runtime_.closed(id_);
 }
 
@@ -473,7 +653,7 @@ std::size_t raise_descriptor_limit(const server_options& options, const logger& 
 int run_server(const server_options& options, server_context& context) {
   const std::size_t connection_budget = raise_descriptor_limit(options, context.log);
   try {
-    asio::io_context io(1);
+    asio::io_context io(1);  // the hub's thread: this one
     server_runtime runtime(io, options, context, connection_budget);
     return runtime.run();
   } catch (const std::exception& e) {

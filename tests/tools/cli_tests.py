@@ -41,6 +41,7 @@ SERVER_FLAGS = {
     "--room-rate-capacity": ("PARLEY_ROOM_RATE_CAPACITY", "20"),
     "--room-rate-per-minute": ("PARLEY_ROOM_RATE_PER_MINUTE", "10"),
     "--room-ttl": ("PARLEY_ROOM_TTL", "86400"),
+    "--threads": ("PARLEY_THREADS", str(os.cpu_count())),
 }
 
 TOKEN_RE = re.compile(r"parley_tok_[A-Za-z0-9_-]{43}")
@@ -223,6 +224,8 @@ class server_start_up(cli_test):
             ("--max-rooms", "0"),
             ("--room-rate-per-minute", "0"),
             ("--room-ttl", "-1"),
+            ("--threads", "0"),
+            ("--threads", "257"),
             ("--tls-cert", cert),
             ("--tls-cert", cert, "--tls-key", os.path.join(self.dir, "missing.pem")),
         ]
