@@ -10,10 +10,11 @@
 // The reactor needs the descriptor non-blocking, and O_NONBLOCK belongs to the open file,
 // which the host may share (a terminal is the shell's too). So a pipe or a terminal is
 // opened anew through /proc/self/fd, which gives the reader an open file of its own; a
-// socket cannot be, so its flags are put back as they were when the reader is cut. A
-// regular file or /dev/null, which epoll cannot watch and whose read() never waits for
-// a writer, is read on the io_context's thread, one posted read at a time. Whatever it
-// reads through, the reader closes only its own descriptor, never the caller's.
+// socket cannot be (nor anything without /proc), so its flags are put back as they were
+// when the reader is cut. A regular file or /dev/null, which epoll cannot watch and whose
+// read() never waits for a writer, is read on the io_context's thread, one posted read at
+// a time. Whatever it reads through, the reader closes only its own descriptor, never the
+// caller's.
 //
 // Backpressure: after handing over a chunk the reader reads nothing more until the loop
 // calls resume(), which it does only once the bridge wants input (its stdout is not
@@ -95,7 +96,7 @@ class stdin_reader {
     explicit state(asio::io_context& io) : io(io), watched(io) {}
     asio::io_context& io;
     asio::posix::stream_descriptor watched;  // open while epoll watches the descriptor
-    int restore_flags = -1;                  // a shared socket's flags, put back when cut
+    int restore_flags = -1;                  // a shared open file's flags, put back when cut
     int unwatched = -1;                      // the descriptor, when epoll cannot watch it
     std::vector<char> buffer = std::vector<char>(65536);
     bool may_read = true;  // false from handing over a chunk until resume()
@@ -114,7 +115,8 @@ class stdin_reader {
       // O_NONBLOCK here also keeps open() from waiting for a writer to a FIFO.
       own = ::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     }
-    if (own < 0 && S_ISSOCK(st.st_mode)) {
+    if (own < 0 && (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
+      // A socket, or no /proc: share the open file and put its flags back when cut.
       own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
       if (own >= 0) state_->restore_flags = ::fcntl(own, F_GETFL);
     }
