@@ -3,8 +3,8 @@
 //
 // Every decision (what to answer, when to dial, what to ack, when to stop) is the
 // bridge's: after each event the loop asks bridge.poll(now) and does what it says.
-// stdin is read on a thread of its own (it may be a pipe, a file or a terminal; see
-// stdin_reader.hpp); everything else runs on one io_context thread.
+// Everything, stdin included (see stdin_reader.hpp), runs on one io_context thread, so a
+// request from the host costs one wakeup of one thread.
 #include "bridge_loop.hpp"
 
 #include "crypto.hpp"
@@ -110,14 +110,18 @@ class bridge_runtime {
     }
   }
 
+  // The deadline moves with nearly every event (the silence timeout counts from the last
+  // frame heard), and re-arming costs a cancelled wait and a timerfd_settime or two each
+  // time. A timer that fires early does no harm, since pump() polls with `now` and
+  // re-arms; so it is re-armed only when the deadline comes sooner than the armed one.
   void arm_timer(std::optional<parley::steady_time> deadline) {
-    if (!deadline) {
-      timer_.cancel();
-      return;
-    }
+    if (!deadline || (armed_ && *deadline >= *armed_)) return;
+    armed_ = deadline;
     timer_.expires_at(*deadline);
     timer_.async_wait([this](std::error_code ec) {
-      if (!ec) pump();  // poll(now) handles what is due
+      if (ec) return;
+      armed_.reset();
+      pump();  // poll(now) handles what is due, and arms the next deadline
     });
   }
 
@@ -167,6 +171,7 @@ class bridge_runtime {
   logger log_;
   parley::bridge bridge_;
   asio::steady_timer timer_;
+  std::optional<parley::steady_time> armed_;  // when timer_ fires, if it is waiting
   asio::signal_set signals_;
   std::string last_failure_;  // the last connection's end, logged at warn once
   asio::ssl::context tls_;
