@@ -118,16 +118,26 @@ parley::result<std::vector<parley::stored_room>> sqlite_room_store::load_rooms()
   if (!rooms) return rooms;
   // The file is the truth at start-up: a room whose creation failed to reach it is
   // forgotten here too. Rooms kept keep their blocks asked for.
-  std::lock_guard lock(rooms_mutex_);
-  std::map<std::string, room_slot, std::less<>> known;
-  for (const auto& r : *rooms) {
-    auto it = rooms_.find(r.name);
-    if (it != rooms_.end())
-      known.insert(rooms_.extract(it));
-    else
-      known[r.name].epoch = ++epochs_;
+  std::vector<std::pair<std::string, std::uint64_t>> ahead;  // rooms with seqs, and their epochs
+  {
+    std::lock_guard lock(rooms_mutex_);
+    std::map<std::string, room_slot, std::less<>> known;
+    for (const auto& r : *rooms) {
+      auto node = rooms_.extract(r.name);
+      const bool seen = !node.empty();
+      room_slot& slot = seen ? known.insert(std::move(node)).position->second : known[r.name];
+      if (!seen) slot.epoch = ++epochs_;
+      // A room that never had seqs stays so (it may expire); one that nearly ran out
+      // is left to reserve_seq_block, which says so.
+      constexpr auto max_seq = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+      if (slot.asked || r.next_seq <= 1 || block_size_ == 0 || r.next_seq > max_seq - block_size_) continue;
+      slot.asked = true;
+      slot.count = block_size_;
+      ahead.emplace_back(r.name, slot.epoch);
+    }
+    rooms_ = std::move(known);
   }
-  rooms_ = std::move(known);
+  if (!ahead.empty()) ask_for_blocks(std::move(ahead), block_size_);
   return rooms;
 }
 
@@ -182,6 +192,44 @@ void sqlite_room_store::ask_for_block(std::string room, std::uint64_t count, std
     auto it = rooms_.find(room);
     if (it == rooms_.end() || it->second.epoch != epoch) return;  // deleted since: a gap
     it->second.ready = std::move(first);
+    block_arrived_.notify_all();
+  });
+}
+
+// One block for each room, all in one transaction, so one fsync. Handed to the rooms
+// only once committed; if anything fails, none is, and each room asks again itself.
+void sqlite_room_store::ask_for_blocks(std::vector<std::pair<std::string, std::uint64_t>> rooms_and_epochs,
+                                       std::uint64_t count) {
+  worker_->post([this, rooms = std::move(rooms_and_epochs), count](const database& db) {
+    std::vector<std::uint64_t> firsts;
+    firsts.reserve(rooms.size());
+    auto reserve_all = [&]() -> parley::result<void> {
+      if (auto begun = db.exec("BEGIN IMMEDIATE"); !begun) return begun;
+      for (const auto& [room, epoch] : rooms) {
+        auto first = update_seq_block(db, room, count);
+        if (!first) {
+          (void)db.exec("ROLLBACK");
+          return tl::unexpected(first.error());
+        }
+        firsts.push_back(*first);
+      }
+      if (auto committed = db.exec("COMMIT"); !committed) {
+        (void)db.exec("ROLLBACK");
+        return committed;
+      }
+      return {};
+    };
+    const bool reserved =
+        noted("reserve seqs ahead in " + std::to_string(rooms.size()) + " rooms", reserve_all()).has_value();
+    std::lock_guard lock(rooms_mutex_);
+    for (std::size_t i = 0; i < rooms.size(); ++i) {
+      auto it = rooms_.find(rooms[i].first);
+      if (it == rooms_.end() || it->second.epoch != rooms[i].second || !it->second.asked) continue;
+      if (reserved)
+        it->second.ready = firsts[i];
+      else
+        it->second.asked = false;
+    }
     block_arrived_.notify_all();
   });
 }

@@ -15,6 +15,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace parley_tools {
 
@@ -27,11 +29,11 @@ namespace parley_tools {
 //   rooms the store knows (those load_rooms found, plus those created since) and their
 //   writes are queued on the worker, in call order. reserve_seq_block hands out a block
 //   the worker reserved and committed ahead of time; each block handed out asks the
-//   worker for the room's next one. It waits only when no such block is ready (a room's
-//   first block since start-up or creation, or a burst outrunning the disk), which
-//   blocking_waits() counts. Either way a block is durable before any of its seqs is
-//   handed out, so after a crash no seq repeats; a block reserved ahead and never used
-//   leaves a gap, which the protocol allows.
+//   worker for the room's next one, and load_rooms has one reserved for each room that
+//   had seqs. It waits only when no such block is ready (a new room's first block, or a
+//   burst outrunning the disk), which blocking_waits() counts. Either way a block is
+//   durable before any of its seqs is handed out, so after a crash no seq repeats; a
+//   block reserved ahead and never used leaves a gap, which the protocol allows.
 //
 // The calling side is one thread (the io thread); the worker is the other.
 class sqlite_room_store {
@@ -43,13 +45,19 @@ class sqlite_room_store {
       : db_(db), worker_(nullptr), log_(log) {}
   // In the background: `worker` (a connection of its own on the same file) must outlive
   // the store too. The store's destructor waits for the writes it queued.
-  sqlite_room_store(const database& db, database_worker& worker, const logger* log = nullptr) noexcept
-      : db_(db), worker_(&worker), log_(log) {}
+  // `block_size` is the size the hub asks for (its seq_block_size): load_rooms reserves
+  // one such block ahead for every room that ever had seqs, all in one commit, so that
+  // even the first send after a restart finds its block ready. A request of another size
+  // is served too, only without one ready.
+  sqlite_room_store(const database& db, database_worker& worker, const logger* log = nullptr,
+                    std::uint64_t block_size = 256) noexcept
+      : db_(db), worker_(&worker), log_(log), block_size_(block_size) {}
   ~sqlite_room_store();
   sqlite_room_store(const sqlite_room_store&) = delete;
   sqlite_room_store& operator=(const sqlite_room_store&) = delete;
 
-  // In the background, first waits for every queued write, so it sees them.
+  // In the background, first waits for every queued write, so it sees them; then queues
+  // the blocks reserved ahead for rooms with seqs (see the constructor).
   parley::result<std::vector<parley::stored_room>> load_rooms();
   // In the background: never fails; a failed write shows in write_failure(), and the
   // room's first reserve_seq_block then fails as it finds no row.
@@ -81,10 +89,12 @@ class sqlite_room_store {
   template <class T>
   parley::result<T> noted(std::string_view what, parley::result<T> r);
   void ask_for_block(std::string room, std::uint64_t count, std::uint64_t epoch);
+  void ask_for_blocks(std::vector<std::pair<std::string, std::uint64_t>> rooms_and_epochs, std::uint64_t count);
 
   const database& db_;
   database_worker* worker_;
   const logger* log_;
+  std::uint64_t block_size_ = 0;
 
   mutable std::mutex failure_mutex_;
   std::string write_failure_;

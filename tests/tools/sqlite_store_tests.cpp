@@ -378,3 +378,57 @@ TEST_CASE("in the background a failed write shows in write_failure(), and so doe
   CHECK(b.store.reserve_seq_block("lobby", 256).value() >= 513);  // retried, and the disk is back
   CHECK(b.store.write_failure().empty());
 }
+
+TEST_CASE("in the background loading reserves a block ahead for each room that had seqs, in one commit") {
+  const temp_dir dir;
+  const auto file = dir / "parley.db";
+  std::uint64_t end = 0;
+  {
+    background b(file);
+    REQUIRE(b.store.create_room("busy", parley::from_unix_ms(0)));
+    REQUIRE(b.store.create_room("quiet", parley::from_unix_ms(0)));
+    REQUIRE(b.store.create_room("gone", parley::from_unix_ms(0)));
+    end = b.store.reserve_seq_block("busy", 256).value() + 256;
+    REQUIRE(b.store.reserve_seq_block("gone", 256));
+  }
+  const std::uint64_t busy_before = [&] {
+    const database db = open_ok(file);
+    return next_seq_on_disk(db, "busy");
+  }();
+  background b(file);
+  b.worker->drain();
+  CHECK(next_seq_on_disk(b.db, "busy") == busy_before + 256);
+  CHECK(next_seq_on_disk(b.db, "quiet") == 1);  // never had seqs: nothing reserved, it may still expire
+  // Deleted before its block ahead is handed out: the tombstone keeps that block too.
+  const std::uint64_t gone_mark = next_seq_on_disk(b.db, "gone");
+  REQUIRE(b.store.delete_room("gone", parley::from_unix_ms(1)).value());
+  b.worker->drain();
+  CHECK(next_seq_on_disk(b.db, "gone") == gone_mark);
+  const std::uint64_t first = b.store.reserve_seq_block("busy", 256).value();
+  CHECK(first >= end);
+  CHECK(first == busy_before);
+  CHECK(b.store.blocking_waits() == 0);  // the first send after a restart did not wait
+}
+
+TEST_CASE("in the background blocks ahead at loading that fail to commit are asked for again, one room at a time") {
+  const temp_dir dir;
+  const auto file = dir / "parley.db";
+  {
+    background b(file);
+    REQUIRE(b.store.create_room("busy", parley::from_unix_ms(0)));
+    REQUIRE(b.store.reserve_seq_block("busy", 256));
+  }
+  const database db = open_ok(file);
+  database_worker worker(open_ok(file));
+  sqlite_room_store store(db, worker);
+  worker.post([](const database& w) { (void)w.exec("PRAGMA query_only = 1"); });
+  const std::uint64_t mark = next_seq_on_disk(db, "busy");
+  REQUIRE(store.load_rooms());
+  worker.drain();
+  CHECK_FALSE(store.write_failure().empty());
+  CHECK(next_seq_on_disk(db, "busy") == mark);  // rolled back: nothing was handed out
+  CHECK_FALSE(store.reserve_seq_block("busy", 256));
+  worker.post([](const database& w) { (void)w.exec("PRAGMA query_only = 0"); });
+  CHECK(store.reserve_seq_block("busy", 256).value() == mark);
+  CHECK(store.write_failure().empty());
+}
