@@ -88,6 +88,11 @@ sqlite_room_store::~sqlite_room_store() {
   if (worker_) worker_->drain();
 }
 
+bool sqlite_room_store::failing() const {
+  std::lock_guard lock(failure_mutex_);
+  return !write_failure_.empty();
+}
+
 std::string sqlite_room_store::write_failure() const {
   std::lock_guard lock(failure_mutex_);
   return write_failure_;
@@ -141,17 +146,37 @@ parley::result<std::vector<parley::stored_room>> sqlite_room_store::load_rooms()
   return rooms;
 }
 
+// While writes fail, a write the hub asks for is done before answering, as without a
+// worker: the hub then refuses what it could not store (a new room, an access change, a
+// deletion it will try again), and the first write that succeeds again clears the
+// failure. Waiting on the io thread is the price of a failing disk only.
+template <class T, class Write>
+parley::result<T> sqlite_room_store::write_now(std::string what, Write write) {
+  blocking_waits_.fetch_add(1, std::memory_order_relaxed);
+  std::optional<parley::result<T>> out;
+  worker_->post([&](const database& db) { out = noted(what, write(db)); });
+  worker_->drain();  // FIFO: after every write queued before it
+  if (!out) return parley::make_error(parley::error_code::internal, what + ": the database worker stopped");
+  return std::move(*out);
+}
+
 parley::result<void> sqlite_room_store::create_room(std::string_view name, parley::wall_time now) {
   if (!worker_) return noted("create room " + std::string(name), insert_room(db_, name, now));
   {
     std::lock_guard lock(rooms_mutex_);
-    auto [it, created] = rooms_.try_emplace(std::string(name));
-    if (!created) return {};  // as the INSERT would: a live room is left as it is
-    it->second.epoch = ++epochs_;
+    if (rooms_.find(name) != rooms_.end()) return {};  // as the INSERT would: a live room is left as it is
   }
-  worker_->post([this, room = std::string(name), now](const database& db) {
-    (void)noted("create room " + room, insert_room(db, room, now));
-  });
+  if (failing()) {
+    auto created = write_now<void>("create room " + std::string(name),
+                                   [&](const database& db) { return insert_room(db, name, now); });
+    if (!created) return created;
+  } else {
+    worker_->post([this, room = std::string(name), now](const database& db) {
+      (void)noted("create room " + room, insert_room(db, room, now));
+    });
+  }
+  std::lock_guard lock(rooms_mutex_);
+  rooms_[std::string(name)].epoch = ++epochs_;
   return {};
 }
 
@@ -159,16 +184,22 @@ parley::result<bool> sqlite_room_store::delete_room(std::string_view name, parle
   if (!worker_) return noted("delete room " + std::string(name), remove_room(db_, name, now));
   {
     std::lock_guard lock(rooms_mutex_);
-    auto it = rooms_.find(name);
-    if (it == rooms_.end()) return false;
-    // A block asked for and not handed out is dropped with the slot: a gap, never a repeat.
-    rooms_.erase(it);
+    if (rooms_.find(name) == rooms_.end()) return false;
   }
   // Queued behind any reservation for the room, so whether its row goes or stays as a
   // tombstone depends on every seq reserved for it: its high-water mark is never lost.
-  worker_->post([this, room = std::string(name), now](const database& db) {
-    (void)noted("delete room " + room, remove_room(db, room, now));
-  });
+  if (failing()) {
+    auto removed = write_now<bool>("delete room " + std::string(name),
+                                   [&](const database& db) { return remove_room(db, name, now); });
+    if (!removed) return tl::unexpected(removed.error());  // the hub keeps the room and tries again
+  } else {
+    worker_->post([this, room = std::string(name), now](const database& db) {
+      (void)noted("delete room " + room, remove_room(db, room, now));
+    });
+  }
+  // A block asked for and not handed out goes with the slot: a gap, never a repeat.
+  std::lock_guard lock(rooms_mutex_);
+  if (auto it = rooms_.find(name); it != rooms_.end()) rooms_.erase(it);
   return true;
 }
 
@@ -179,6 +210,9 @@ parley::result<void> sqlite_room_store::save_room_access(std::string_view name, 
     if (rooms_.find(name) == rooms_.end())
       return parley::make_error(parley::error_code::internal, "access for unknown room " + std::string(name));
   }
+  if (failing())
+    return write_now<void>("change access to " + std::string(name),
+                           [&](const database& db) { return update_access(db, name, access); });
   worker_->post([this, room = std::string(name), text = std::string(access)](const database& db) {
     (void)noted("change access to " + room, update_access(db, room, text));
   });

@@ -33,7 +33,9 @@ namespace parley_tools {
 //   had seqs. It waits only when no such block is ready (a new room's first block, or a
 //   burst outrunning the disk), which blocking_waits() counts. Either way a block is
 //   durable before any of its seqs is handed out, so after a crash no seq repeats; a
-//   block reserved ahead and never used leaves a gap, which the protocol allows.
+//   block reserved ahead and never used leaves a gap, which the protocol allows. While
+//   write_failure() is set, the other writes wait for the disk's answer again, so that
+//   what cannot be stored is refused and the first write that succeeds clears it.
 //
 // The calling side is one thread (the io thread); the worker is the other.
 class sqlite_room_store {
@@ -59,12 +61,13 @@ class sqlite_room_store {
   // In the background, first waits for every queued write, so it sees them; then queues
   // the blocks reserved ahead for rooms with seqs (see the constructor).
   parley::result<std::vector<parley::stored_room>> load_rooms();
-  // In the background: never fails; a failed write shows in write_failure(), and the
-  // room's first reserve_seq_block then fails as it finds no row.
+  // In the background, while writes succeed: answered at once; a failed write shows in
+  // write_failure(), and the room's first reserve_seq_block then fails as it finds no
+  // row. While write_failure() is set, this, delete_room and save_room_access wait for
+  // their write and report its failure, as without a worker.
   parley::result<void> create_room(std::string_view name, parley::wall_time now);
   // false when there is no such room (or it was deleted already).
   parley::result<bool> delete_room(std::string_view name, parley::wall_time now);
-  // In the background fails only for a room the store does not know.
   parley::result<void> save_room_access(std::string_view name, std::string_view access);
   // One UPDATE ... RETURNING per block: the block is durable before any seq in it is used.
   parley::result<std::uint64_t> reserve_seq_block(std::string_view room, std::uint64_t count);
@@ -88,6 +91,9 @@ class sqlite_room_store {
 
   template <class T>
   parley::result<T> noted(std::string_view what, parley::result<T> r);
+  [[nodiscard]] bool failing() const;
+  template <class T, class Write>
+  parley::result<T> write_now(std::string what, Write write);
   void ask_for_block(std::string room, std::uint64_t count, std::uint64_t epoch);
   void ask_for_blocks(std::vector<std::pair<std::string, std::uint64_t>> rooms_and_epochs, std::uint64_t count);
 

@@ -379,6 +379,31 @@ TEST_CASE("in the background a failed write shows in write_failure(), and so doe
   CHECK(b.store.write_failure().empty());
 }
 
+TEST_CASE("in the background, while writes fail, creating, deleting and changing access wait and say so") {
+  const temp_dir dir;
+  background b(dir / "parley.db");
+  REQUIRE(b.store.create_room("lobby", parley::from_unix_ms(0)));
+  b.worker->post([](const database& db) { (void)db.exec("PRAGMA query_only = 1"); });
+  REQUIRE(b.store.create_room("first", parley::from_unix_ms(0)));  // not failing yet: answered at once
+  b.worker->drain();
+  REQUIRE_FALSE(b.store.write_failure().empty());
+  const auto waits = b.store.blocking_waits();
+  CHECK_FALSE(b.store.create_room("second", parley::from_unix_ms(0)));
+  CHECK_FALSE(b.store.save_room_access("lobby", "{}"));
+  CHECK_FALSE(b.store.delete_room("lobby", parley::from_unix_ms(1)));  // kept: the hub tries again later
+  CHECK(b.store.blocking_waits() == waits + 3);
+  CHECK_FALSE(b.store.delete_room("second", parley::from_unix_ms(1)).value());  // never created
+  b.worker->post([](const database& db) { (void)db.exec("PRAGMA query_only = 0"); });
+  REQUIRE(b.store.create_room("second", parley::from_unix_ms(0)));  // waited for, and it recovers
+  CHECK(b.store.write_failure().empty());
+  REQUIRE(b.store.save_room_access("lobby", "{\"v\":1}"));  // at once again
+  REQUIRE(b.store.delete_room("lobby", parley::from_unix_ms(1)).value());
+  CHECK(b.store.blocking_waits() == waits + 4);
+  const auto rooms = b.store.load_rooms().value();
+  REQUIRE(rooms.size() == 1);  // "first" never reached the file and is forgotten; "lobby" deleted
+  CHECK(rooms[0].name == "second");
+}
+
 TEST_CASE("in the background loading reserves a block ahead for each room that had seqs, in one commit") {
   const temp_dir dir;
   const auto file = dir / "parley.db";
