@@ -135,7 +135,9 @@ parley::result<std::vector<parley::stored_room>> sqlite_room_store::load_rooms()
       // A room that never had seqs stays so (it may expire); one that nearly ran out
       // is left to reserve_seq_block, which says so.
       constexpr auto max_seq = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-      if (slot.asked || r.next_seq <= 1 || block_size_ == 0 || r.next_seq > max_seq - block_size_) continue;
+      if (slot.asked || r.next_seq <= 1 || block_size_ == 0 || block_size_ > max_seq ||
+          r.next_seq > max_seq - block_size_)
+        continue;
       slot.asked = true;
       slot.count = block_size_;
       ahead.emplace_back(r.name, slot.epoch);
