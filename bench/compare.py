@@ -52,6 +52,7 @@ def parse_args():
     p.add_argument("--runs", type=int, default=1, help="runs per cell; the best is reported")
     p.add_argument("--cpus", help="run the servers under taskset -c LIST")
     p.add_argument("--generator-cpus", help="run the generator under taskset -c LIST")
+    p.add_argument("--threads", help="parley's --threads (default: its own, the number of cores)")
     p.add_argument("--only", choices=["parley", "relay"], help="measure one server only")
     p.add_argument("--timeout", type=float, help="overall limit in seconds (default: from the run count and lengths)")
     p.add_argument("--smoke", action="store_true", help="a short correctness run for ctest")
@@ -87,6 +88,8 @@ class Server:
             db_dir = tempfile.mkdtemp(prefix="db-", dir=self.tmp)
             cmd = [self.args.binary, "server", "--port", "0", "--db", os.path.join(db_dir, "parley.db"),
                    "--log-level", "warn"]
+            if self.args.threads:
+                cmd += ["--threads", self.args.threads]
             if lift_rate_limit:
                 cmd += ["--rate-capacity", "1000000000", "--rate-per-second", "1000000000"]
         else:

@@ -118,6 +118,14 @@ int server_main(server_options& options) {
     return exit_failure;
   }
   running.emplace(std::move(*locked));
+  // The writes (rooms, seq blocks reserved ahead, token uses) run on a thread with a
+  // connection of its own, so the io thread never waits on an fsync. Declared after the
+  // lock, so closed before it is released; it applies every queued write as it goes.
+  auto writer = database_worker::open(options.db_file);
+  if (!writer) {
+    log.error(writer.error().message);
+    return exit_failure;
+  }
   token_store tokens(*db, openssl_random_source());
   const auto active = tokens.any_active();
   if (!active) {
@@ -133,8 +141,8 @@ int server_main(server_options& options) {
   log.info("database " + options.db_file.string() +
            (plan.tokens_required ? "; tokens required" : "; loopback, no token needed"));
 
-  sqlite_room_store rooms(*db, &log);
-  server_context context{rooms, tokens, plan.tokens_required, log, openssl_random_source()};
+  sqlite_room_store rooms(*db, **writer, &log, options.hub.seq_block_size);
+  server_context context{rooms, tokens, **writer, plan.tokens_required, log, openssl_random_source()};
   return run_server(options, context);
 }
 

@@ -12,6 +12,7 @@
 #include "server_loop.hpp"
 
 #include "auth_rule.hpp"
+#include "token_uses.hpp"
 #include "wall_clock.hpp"
 #include "web_assets.hpp"
 
@@ -30,6 +31,7 @@
 #include <sys/resource.h>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 namespace parley_tools {
 namespace {
@@ -43,8 +45,9 @@ using tls_stream = asio::ssl::stream<tcp::socket>;
 // waits on a synchronous database write.
 class token_hooks {
  public:
-  token_hooks(token_store& tokens, const sqlite_room_store& rooms, bool required, const logger& log)
-      : tokens_(&tokens), rooms_(&rooms), required_(required), log_(&log) {}
+  token_hooks(token_store& tokens, database_worker& writer, const sqlite_room_store& rooms, bool required,
+              const logger& log)
+      : tokens_(&tokens), writer_(&writer), rooms_(&rooms), required_(required), log_(&log) {}
 
   [[nodiscard]] bool tokens_required() const noexcept { return required_; }
 
@@ -72,17 +75,14 @@ class token_hooks {
     return labels;
   }
 
-  void record_uses() {
-    if (auto recorded = tokens_->record_uses(uses_); !recorded)
-      log_->warn("cannot record token uses: " + recorded.error().message);
-    uses_.clear();
-  }
+  void record_uses() { record_token_uses_in_background(*writer_, std::exchange(uses_, {}), *log_); }
 
   void log(parley::log_level level, std::string_view line) { log_->write(level, line); }
   [[nodiscard]] bool storage_failing() const noexcept { return !rooms_->write_failure().empty(); }
 
  private:
   token_store* tokens_;
+  database_worker* writer_;
   const sqlite_room_store* rooms_;
   bool required_;
   const logger* log_;
@@ -217,7 +217,7 @@ class server_runtime {
         options_(options),
         context_(context),
         hub_(open_hub(options, context)),
-        core_(hub_, core_config(options), token_hooks(context.tokens, context.rooms, context.tokens_required, context.log)),
+        core_(hub_, core_config(options), token_hooks(context.tokens, context.writer, context.rooms, context.tokens_required, context.log)),
         acceptor_(io),
         tick_(io),
         connection_closed_(io),

@@ -2,6 +2,7 @@
 // The server loop's entry point: everything start-up opened and decided, handed over in one call.
 #pragma once
 
+#include "database_worker.hpp"
 #include "log.hpp"
 #include "options.hpp"
 #include "sqlite_store.hpp"
@@ -15,6 +16,7 @@ namespace parley_tools {
 struct server_context {
   sqlite_room_store& rooms;
   token_store& tokens;        // check() each hello's token
+  database_worker& writer;    // the writes: rooms' (through `rooms`) and token uses
   bool tokens_required;       // from plan_auth(): false only on a loopback bind
   const logger& log;
   parley::random_source random;  // OpenSSL RAND_bytes
