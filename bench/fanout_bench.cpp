@@ -34,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -141,6 +142,8 @@ struct server_rig {
   parley::server server;
   std::vector<parley::connection_id> connections;
   std::string frame;  // reused for every masked frame the clients send
+  std::vector<parley::connection_id> writable;  // reused, as a transport's loop would
+  parley::connection_output out;
   std::uint64_t frames_out = 0;
   std::uint64_t bytes_out = 0;
 
@@ -156,8 +159,9 @@ struct server_rig {
 
   // What tools/ does after every event: write everything the core wants written.
   void write_all() {
-    for (parley::connection_id id : server.take_writable()) {
-      parley::connection_output out = server.take_output(id);
+    server.take_writable(writable);
+    for (parley::connection_id id : writable) {
+      server.take_output(id, out);
       std::size_t n = 0;
       for (const auto& f : out.frames) n += f->size();
       frames_out += out.frames.size();
@@ -240,12 +244,21 @@ int run_hub(std::size_t members, std::size_t messages, std::size_t body_bytes) {
   return 0;
 }
 
-int run_server(std::size_t members, std::size_t messages, std::size_t body_bytes) {
-  server_rig rig(static_cast<std::uint32_t>(2 * messages + 10));
+struct server_figures {
+  double seconds = 0;
+  double allocations_per_message = 0;
+  double bytes_per_message = 0;
+  std::uint64_t bytes_out = 0;
+  std::size_t warmup = 0;
+};
+
+// One room of `members` behind a server: warm up, then count a measured window.
+std::optional<server_figures> measure_server(std::size_t members, std::size_t messages, std::size_t body_bytes) {
+  server_rig rig(static_cast<std::uint32_t>(2 * messages + 1000));
   for (std::size_t i = 0; i < members; ++i)
     if (!rig.connect_member("bench", "m" + std::to_string(i))) {
       std::fprintf(stderr, "member %zu could not connect and join\n", i);
-      return 1;
+      return std::nullopt;
     }
   const std::string send_text = parley::encode_tool_request(
       parley::tool_request{"s", parley::send_message_args{"bench", std::string(body_bytes, 'x'), std::nullopt}});
@@ -266,14 +279,15 @@ int run_server(std::size_t members, std::size_t messages, std::size_t body_bytes
     }
   };
 
-  const std::size_t warmup = std::max<std::size_t>(messages / 10, 200);
-  for (std::size_t i = 0; i < warmup; ++i) one_message();
+  server_figures fig;
+  fig.warmup = std::max<std::size_t>(messages / 10, 200);
+  for (std::size_t i = 0; i < fig.warmup; ++i) one_message();
   const std::uint64_t frames_before = rig.frames_out;
   const std::uint64_t bytes_before = rig.bytes_out;
   const allocation_count before;
   const auto started = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < messages; ++i) one_message();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  fig.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const allocation_count after;
 
   const std::uint64_t deliveries = static_cast<std::uint64_t>(messages) * (members - 1);
@@ -281,22 +295,42 @@ int run_server(std::size_t members, std::size_t messages, std::size_t body_bytes
   if (frames != deliveries + messages) {  // every delivery, and the sender's tool.ok
     std::fprintf(stderr, "expected %llu frames out, got %llu\n", static_cast<unsigned long long>(deliveries + messages),
                  static_cast<unsigned long long>(frames));
-    return 1;
+    return std::nullopt;
   }
-  const auto* room = rig.hub.session(*rig.server.session_of(rig.connections[1]));
-  if (!room || room->memberships.at("bench").ring.size() != 0) {
+  const auto* receiver = rig.hub.session(*rig.server.session_of(rig.connections[1]));
+  if (!receiver || receiver->memberships.at("bench").ring.size() != 0) {
     std::fprintf(stderr, "the acks did not empty the replay rings\n");
-    return 1;
+    return std::nullopt;
   }
-  const double calls = static_cast<double>(after.calls - before.calls);
-  const double bytes = static_cast<double>(after.bytes - before.bytes);
+  fig.allocations_per_message = static_cast<double>(after.calls - before.calls) / static_cast<double>(messages);
+  fig.bytes_per_message = static_cast<double>(after.bytes - before.bytes) / static_cast<double>(messages);
+  fig.bytes_out = rig.bytes_out - bytes_before;
+  return fig;
+}
+
+int run_server(std::size_t members, std::size_t messages, std::size_t body_bytes) {
+  const auto fig = measure_server(members, messages, body_bytes);
+  if (!fig) return 1;
+  const std::uint64_t deliveries = static_cast<std::uint64_t>(messages) * (members - 1);
   std::printf("fanout_bench server: %zu members, %zu messages of %zu bytes (after %zu warm-up): %llu deliveries in "
               "%.3f s = %.0f deliveries/s, %.0f messages/s, %.1f MB/s out; every delivery acked\n",
-              members, messages, body_bytes, warmup, static_cast<unsigned long long>(deliveries), seconds,
-              deliveries / seconds, messages / seconds, static_cast<double>(rig.bytes_out - bytes_before) / seconds / 1e6);
-  std::printf("  allocations: %.2f per message (%.0f bytes), %.4f per delivery (%.1f bytes)\n",
-              calls / static_cast<double>(messages), bytes / static_cast<double>(messages),
-              calls / static_cast<double>(deliveries), bytes / static_cast<double>(deliveries));
+              members, messages, body_bytes, fig->warmup, static_cast<unsigned long long>(deliveries), fig->seconds,
+              static_cast<double>(deliveries) / fig->seconds, static_cast<double>(messages) / fig->seconds,
+              static_cast<double>(fig->bytes_out) / fig->seconds / 1e6);
+  std::printf("  allocations: %.2f per message (%.0f bytes), %.4f per delivery on average\n", fig->allocations_per_message,
+              fig->bytes_per_message, fig->allocations_per_message * static_cast<double>(messages) /
+                                          static_cast<double>(deliveries));
+  // What a delivery itself costs: the same stream in a room of two, the difference
+  // spread over the extra recipients.
+  if (members > 2) {
+    const auto pair = measure_server(2, std::max<std::size_t>(messages / 10, 1), body_bytes);
+    if (!pair) return 1;
+    std::printf("  with 2 members: %.2f allocations per message; each extra recipient adds %.4f allocations "
+                "(%.1f bytes) per delivery\n",
+                pair->allocations_per_message,
+                (fig->allocations_per_message - pair->allocations_per_message) / static_cast<double>(members - 2),
+                (fig->bytes_per_message - pair->bytes_per_message) / static_cast<double>(members - 2));
+  }
   return 0;
 }
 
