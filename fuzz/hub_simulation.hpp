@@ -266,7 +266,7 @@ class hub_simulation {
     for (const auto& m : it->second.members) {
       const auto ms = m.session->memberships.find(room_names[room]);
       if (ms == m.session->memberships.end()) return;  // check_invariants reports the inconsistency
-      const auto& ring = ms->second.ring.entries();
+      const auto& ring = ms->second.ring;
       if (m.session->handle == c.session->handle) {
         sender_nickname = ms->second.nickname;
         if (!ring.empty() && ring.back().seq == r.seq) return fail("a session received its own message (in its ring)");

@@ -2,7 +2,8 @@
 // Invariant: decode_client_frame, decode_hello and decode_server_frame never crash or throw on any text; what they
 // accept satisfies every rule the protocol states for it; and whatever decodes, encoded again with the encode_*
 // functions, decodes to an equal value; a refused client frame is a BadFrameError, or an InvalidArgumentError under
-// the requestId it carried.
+// the requestId it carried. The canonical-ack fast path, whenever it answers, answers exactly what the full decoder
+// (nlohmann) does.
 #include <parley/wire.hpp>
 
 #include <algorithm>
@@ -150,7 +151,17 @@ void check_rules(const tool_args& args, std::string_view text) {
       args);
 }
 
+void check_ack_fast_path(std::string_view text) {
+  const auto fast = decode_canonical_ack(text);
+  if (!fast) return;  // the full decoder decides alone
+  const auto full = detail::decode_client_frame_parsed(text, default_max_body_bytes);
+  const ack_frame* a = full ? std::get_if<ack_frame>(&*full) : nullptr;
+  if (!a || a->room != fast->room || a->seq != fast->seq || a->direct != fast->direct)
+    fail("the canonical-ack fast path disagrees with the full decoder", text);
+}
+
 void check_client_frame(std::string_view text) {
+  check_ack_fast_path(text);
   auto frame = decode_client_frame(text);
   if (!frame) {
     const frame_error& e = frame.error();

@@ -6,8 +6,11 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
+#include <vector>
 
 using namespace parley;
 using namespace parley::testing;
@@ -474,4 +477,106 @@ TEST_CASE("member kinds on the wire: clientKind in hello, fromKind in room.messa
       R"({"_tag":"room.message","room":"lobby","seq":1,"messageId":"m","fromNickname":"x","body":"b","sentAt":"s"})");
   REQUIRE(reference);
   CHECK(std::get<room_message_frame>(*reference).from_kind == member_kind::agent);
+}
+
+namespace {
+// What the full decoder (nlohmann alone) makes of an ack-like text, as the fast path would say it.
+std::optional<ack_frame> full_ack(std::string_view text) {
+  auto r = detail::decode_client_frame_parsed(text, default_max_body_bytes);
+  if (!r) return std::nullopt;
+  if (const auto* a = std::get_if<ack_frame>(&*r)) return *a;
+  return std::nullopt;
+}
+}  // namespace
+
+TEST_CASE("the canonical-ack fast path reads what clients write, and the same as the full decoder") {
+  const auto a = decode_canonical_ack(R"({"_tag":"ack","room":"lobby","seq":42})");
+  REQUIRE(a);
+  CHECK(a->room == "lobby");
+  CHECK(a->seq == 42);
+  CHECK_FALSE(a->direct);
+  const auto d = decode_canonical_ack(R"({"_tag":"ack","direct":true,"room":"r-2","seq":0})");
+  REQUIRE(d);
+  CHECK(d->direct);
+  CHECK(d->seq == 0);
+  // What our own clients send is read by the fast path.
+  CHECK(decode_canonical_ack(encode_ack(ack_frame{"lobby", 7, false})));
+  CHECK(decode_canonical_ack(encode_ack(ack_frame{"lobby", 7, true})));
+  CHECK(decode_canonical_ack(R"({"_tag":"ack","room":"lobby","seq":9007199254740991})")->seq == 9007199254740991u);
+  // Left to the full decoder, which accepts or refuses them itself.
+  for (std::string_view other : {R"({"_tag":"ack","room":"lobby","seq":9007199254740992})",
+                                 R"({"_tag":"ack","room":"lobby","seq":01})", R"({"_tag":"ack","room":"lobby","seq":-1})",
+                                 R"({"_tag":"ack","room":"lobby","seq":1.0})", R"({"_tag":"ack","room":"Lobby","seq":1})",
+                                 R"({ "_tag":"ack","room":"lobby","seq":1})", R"({"_tag":"ack","room":"lobby","seq":1} )",
+                                 R"({"_tag":"ack","room":"lo\u0062by","seq":1})", R"({"_tag":"ack","seq":1})",
+                                 R"({"_tag":"ack","room":"lobby","seq":1,"seq":2})", R"({"_tag":"ack","room":"lobby","seq":1,"x":0})",
+                                 R"({"_tag":"ack","room":"lobby","seq":1,"direct":1})"})
+    CHECK_MESSAGE(!decode_canonical_ack(other), other);
+  CHECK(full_ack(R"({ "_tag":"ack","room":"lobby","seq":1})"));  // valid, just not compact
+  CHECK_FALSE(full_ack(R"({"_tag":"ack","room":"lobby","seq":01})"));
+}
+
+// A property test: many texts near the canonical form — valid, mutated byte by byte,
+// with boundary numbers — and wherever the fast path answers, the full decoder answers
+// the same ack. Every one of them also decodes through decode_client_frame to what the
+// full decoder says, accepted or refused.
+TEST_CASE("property: the canonical-ack fast path agrees with the full decoder on ack-like texts") {
+  std::uint64_t state = 0x9E3779B97F4A7C15u;
+  auto next = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  const std::vector<std::string> rooms = {"lobby", "a", "r-2", "0", std::string(32, 'z'), std::string(33, 'z'),
+                                          "-x", "Lobby", "", "lo\\u0062by", "l\"", "ünï"};
+  const std::vector<std::string> seqs = {"0", "1", "42", "9007199254740991", "9007199254740992", "18446744073709551615",
+                                         "18446744073709551616", "00", "01", "-1", "-0", "1.0", "1e3", "1E3", "",
+                                         "99999999999999999999", "\"5\"", "null", "true", "0009007199254740991"};
+  const std::vector<std::string> directs = {"", "true", "false", "1", "null", "\"true\"", "tru"};
+  const std::string alphabet = "{}[]\",:_-.0123456789abcdefghijklmnopqrstuvwxyz \\\t\n\xC3\xA9";
+  std::size_t fast_answers = 0;
+  for (int i = 0; i < 20000; ++i) {
+    // Half the time each part is drawn from its valid values (listed first), so that
+    // whole valid acks, and valid acks with one flaw, are common.
+    auto pick = [&](const std::vector<std::string>& from, std::size_t valid) {
+      return from[next() % 2 ? next() % valid : next() % from.size()];
+    };
+    std::vector<std::string> fields = {R"("_tag":"ack")", "\"room\":\"" + pick(rooms, 5) + "\"",
+                                       "\"seq\":" + pick(seqs, 4)};
+    if (const std::string& d = pick(directs, 3); !d.empty()) fields.push_back("\"direct\":" + d);
+    if (next() % 8 == 0) fields.push_back(fields[next() % fields.size()]);  // a duplicate key
+    if (next() % 8 == 0) fields.erase(fields.begin() + static_cast<std::ptrdiff_t>(next() % fields.size()));
+    for (std::size_t k = fields.size(); k > 1; --k) std::swap(fields[k - 1], fields[next() % k]);  // any order
+    std::string text = "{";
+    for (std::size_t k = 0; k < fields.size(); ++k) text += (k ? "," : "") + fields[k];
+    text += "}";
+    for (std::uint64_t m = next() % 4; m > 0 && m < 3; --m) {  // mutate: replace, insert or delete a byte
+      const std::size_t at = next() % (text.size() + 1);
+      const char c = alphabet[next() % alphabet.size()];
+      switch (next() % 3) {
+        case 0: if (at < text.size()) text[at] = c; break;
+        case 1: text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), c); break;
+        default: if (at < text.size()) text.erase(at, 1); break;
+      }
+    }
+    const auto fast = decode_canonical_ack(text);
+    const auto full = full_ack(text);
+    if (fast) {
+      ++fast_answers;
+      REQUIRE_MESSAGE(full, text);
+      CHECK_MESSAGE((full->room == fast->room && full->seq == fast->seq && full->direct == fast->direct), text);
+    }
+    const auto combined = decode_client_frame(text);
+    const auto reference = detail::decode_client_frame_parsed(text, default_max_body_bytes);
+    REQUIRE_MESSAGE(combined.has_value() == reference.has_value(), text);
+    if (!combined) {
+      CHECK_MESSAGE(combined.error().err.message == reference.error().err.message, text);
+    } else if (const auto* got = std::get_if<ack_frame>(&*combined)) {
+      const auto* want = std::get_if<ack_frame>(&*reference);
+      REQUIRE_MESSAGE(want, text);
+      CHECK_MESSAGE((got->room == want->room && got->seq == want->seq && got->direct == want->direct), text);
+    }
+  }
+  CHECK(fast_answers > 1000);  // the generator does reach the fast path, often
 }

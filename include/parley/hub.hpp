@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <deque>
 #include <iterator>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -178,7 +179,9 @@ class basic_hub {
     std::set<std::string, std::less<>> principal_rooms{};  // rooms holding a role or ban of this session's own principal
     bool direct_messages = false;                           // its client said it can take them
     std::map<std::string, std::string, std::less<>> knocks{};  // room → its pending knockId there
-    std::deque<std::pair<std::string, shared_frame>> held_events{};  // (room, frame) while detached
+    // (room, frame) while detached. A list, not a deque: an empty one allocates nothing,
+    // and nearly every session's stays empty.
+    std::list<std::pair<std::string, shared_frame>> held_events{};
     std::map<std::string, std::uint64_t, std::less<>> missed_events{};  // room → events dropped past the bound
   };
 
@@ -785,17 +788,22 @@ class basic_hub {
   // may cross an ack in flight. An ack past the room's latest seq is refused and
   // changes nothing: accepted, it would make a later resume silently replay nothing.
   [[nodiscard]] result<void> ack(session_handle handle, const ack_frame& a) {
+    return ack(handle, a.room, a.seq, a.direct);
+  }
+
+  // The same for an ack read in place (decode_canonical_ack's ack_view): nothing is copied.
+  [[nodiscard]] result<void> ack(session_handle handle, std::string_view room, std::uint64_t seq, bool direct) {
     session_state* s = find(handle);
     if (!s) return no_session();
-    auto it = s->memberships.find(a.room);
+    auto it = s->memberships.find(room);
     if (it == s->memberships.end()) return {};
-    if (a.direct) {
-      if (a.seq > it->second.direct_seq) return future_seq(a.room, a.seq, it->second.direct_seq);
-      it->second.direct_ring.ack(a.seq);
+    if (direct) {
+      if (seq > it->second.direct_seq) return future_seq(room, seq, it->second.direct_seq);
+      it->second.direct_ring.ack(seq);
       return {};
     }
-    if (a.seq > it->second.room->last_seq) return future_seq(a.room, a.seq, it->second.room->last_seq);
-    it->second.ring.ack(a.seq);
+    if (seq > it->second.room->last_seq) return future_seq(room, seq, it->second.room->last_seq);
+    it->second.ring.ack(seq);
     return {};
   }
 
@@ -804,17 +812,31 @@ class basic_hub {
   // Sessions whose outbox became non-empty since the last call, each listed once.
   [[nodiscard]] std::vector<session_handle> take_ready() {
     std::vector<session_handle> out;
-    out.swap(ready_);
-    for (session_handle h : out)
-      if (session_state* s = find(h)) s->ready_listed = false;
+    take_ready(out);
     return out;
+  }
+
+  // The same into a caller's vector, cleared first; the buffers swap, so a caller that
+  // keeps its vector allocates nothing once both have grown.
+  void take_ready(std::vector<session_handle>& into) {
+    into.clear();
+    into.swap(ready_);
+    for (session_handle h : into)
+      if (session_state* s = find(h)) s->ready_listed = false;
   }
 
   // The frames queued for an attached session, oldest first.
   [[nodiscard]] std::vector<shared_frame> drain(session_handle handle) {
     std::vector<shared_frame> out;
-    if (session_state* s = find(handle)) out.swap(s->outbox);
+    drain(handle, out);
     return out;
+  }
+
+  // The same into a caller's vector, cleared first (its frames released); the buffers
+  // swap, so the outbox keeps a capacity and a steady stream allocates nothing.
+  void drain(session_handle handle, std::vector<shared_frame>& into) {
+    into.clear();
+    if (session_state* s = find(handle)) into.swap(s->outbox);
   }
 
   // ---- inspection ---------------------------------------------------------
@@ -855,9 +877,9 @@ class basic_hub {
     return make_error(error_code::not_in_room, "not a member of " + room + "; join it first", json{{"room", room}});
   }
 
-  static tl::unexpected<error> future_seq(const std::string& room, std::uint64_t seq, std::uint64_t latest) {
+  static tl::unexpected<error> future_seq(std::string_view room, std::uint64_t seq, std::uint64_t latest) {
     return make_error(error_code::invalid_argument,
-                      "seq " + std::to_string(seq) + " was never sent in " + room + " (its latest is " +
+                      "seq " + std::to_string(seq) + " was never sent in " + std::string(room) + " (its latest is " +
                           std::to_string(latest) + "); nothing was acked",
                       json{{"field", "seq"}, {"rule", "at most the room's latest seq"}});
   }

@@ -33,14 +33,18 @@ class idempotency_window {
 
   void remember(std::string key, Value value, Time now) {
     auto [it, inserted] = entries_.emplace(std::move(key), std::move(value));
-    if (inserted) order_.push_back(order_entry{it->first, now});
+    if (inserted) {
+      if (!order_) order_.emplace();
+      order_->push_back(order_entry{it->first, now});
+    }
     evict(now);
   }
 
   void evict(Time now) {
-    while (order_.size() > config_.min_keys && now - order_.front().at >= config_.min_age) {
-      entries_.erase(order_.front().key);
-      order_.pop_front();
+    if (!order_) return;
+    while (order_->size() > config_.min_keys && now - order_->front().at >= config_.min_age) {
+      entries_.erase(order_->front().key);
+      order_->pop_front();
     }
   }
 
@@ -53,7 +57,9 @@ class idempotency_window {
   };
   idempotency_window_config config_;
   std::unordered_map<std::string, Value> entries_;
-  std::deque<order_entry> order_;
+  // Made at the first key: an empty std::deque still allocates its map and a block
+  // (over half a KiB), and most sessions never send with a clientMsgId.
+  std::optional<std::deque<order_entry>> order_;
 };
 
 }  // namespace parley

@@ -124,11 +124,12 @@ class basic_server {
       if (parsed.status == http_parse_status::need_more) return;
       if (parsed.status == http_parse_status::failed) return refuse_http(*c, parsed.error);
       if (!route_http(*c, now)) return;
+      c->http = http_request_parser(config_.http);  // done with: its buffer goes, not kept for the connection's life
       bytes.remove_prefix(parsed.consumed);  // a client may send its hello right behind the upgrade
     }
     c->ws.receive(bytes);
     while (!c->closing) {
-      auto event = c->ws.next_event();
+      auto event = c->ws.next_view_event();
       if (!event) break;
       c->last_heard = now.monotonic;
       std::visit([&](auto& e) { on_event(*c, e, now); }, *event);
@@ -204,16 +205,34 @@ class basic_server {
     return out;
   }
 
+  // The same into a caller's vector, cleared first: the two swap buffers, so a loop that
+  // keeps its vector allocates nothing once both have grown.
+  void take_writable(std::vector<connection_id>& into) {
+    into.clear();
+    into.swap(writable_);
+    for (connection_id id : into)
+      if (connection* c = find(id)) c->writable_listed = false;
+  }
+
   // The frames to write now. They count against the queue bound until written() says so.
   [[nodiscard]] connection_output take_output(connection_id id) {
     connection_output out;
-    connection* c = find(id);
-    if (!c) return out;
-    out.frames.swap(c->pending);
-    c->must_deliver = 0;
-    for (const auto& f : out.frames) bytes_out_ += f->size();
-    out.close_after = c->closing;
+    take_output(id, out);
     return out;
+  }
+
+  // The same into a caller's connection_output, whose previous frames are released
+  // first; the buffers swap, so a writer that keeps one per connection allocates nothing
+  // per delivery.
+  void take_output(connection_id id, connection_output& into) {
+    into.frames.clear();
+    into.close_after = false;
+    connection* c = find(id);
+    if (!c) return;
+    into.frames.swap(c->pending);
+    c->must_deliver = 0;
+    for (const auto& f : into.frames) bytes_out_ += f->size();
+    into.close_after = c->closing;
   }
 
   void written(connection_id id, std::size_t bytes) {
@@ -626,10 +645,9 @@ class basic_server {
            config_.allowed_origins.end();
   }
 
-  void on_event(connection& c, ws_text& e, const moment_type& now) { on_message(c, e.data, now); }
   // The reference server reads binary frames as UTF-8 JSON too; so do we.
-  void on_event(connection& c, ws_binary& e, const moment_type& now) {
-    if (!is_valid_utf8(e.data)) return close(c, ws_status::invalid_payload, "binary frame is not UTF-8 JSON");
+  void on_event(connection& c, ws_message_view& e, const moment_type& now) {
+    if (!e.text && !is_valid_utf8(e.data)) return close(c, ws_status::invalid_payload, "binary frame is not UTF-8 JSON");
     on_message(c, e.data, now);
   }
   void on_event(connection& c, ws_ping& e, const moment_type&) { push(c, make_shared_frame(c.ws.encode_pong(e.payload))); }
@@ -745,16 +763,19 @@ class basic_server {
 
   // Moves the hub's deliveries (already WebSocket frames, shared) onto connections,
   // closing any connection whose unwritten output would pass the bound.
+  // The scratch vectors keep their capacity: a steady stream allocates nothing here.
   void flush_deliveries() {
-    for (session_handle s : hub_.take_ready()) {
-      std::vector<shared_frame> frames = hub_.drain(s);
-      if (frames.empty()) continue;  // already sent, e.g. as a resume's replay
+    hub_.take_ready(ready_scratch_);
+    for (session_handle s : ready_scratch_) {
+      hub_.drain(s, frames_scratch_);
+      if (frames_scratch_.empty()) continue;  // already sent, e.g. as a resume's replay
       auto it = by_session_.find(s);
       if (it == by_session_.end()) continue;
       connection* c = find(it->second);
       if (!c || c->closing) continue;
-      for (auto& f : frames) push(*c, std::move(f));
+      for (auto& f : frames_scratch_) push(*c, std::move(f));
     }
+    frames_scratch_.clear();
   }
 
   // Unwritten frames are dropped, not lost: they sit in the session's replay rings,
@@ -780,6 +801,8 @@ class basic_server {
   browser_sign_ins<monotonic_time> sign_ins_;
   std::vector<connection_id> writable_;
   std::vector<connection_id> aborted_;
+  std::vector<session_handle> ready_scratch_;  // flush_deliveries' buffers
+  std::vector<shared_frame> frames_scratch_;
   connection_id last_connection_ = 0;
   monotonic_time now_{};  // the latest time an entry point was given: when closes are decided
   monotonic_time next_revocation_poll_{};

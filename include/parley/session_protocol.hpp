@@ -92,7 +92,12 @@ template <class Hub>
 template <class Hub>
 [[nodiscard]] std::optional<std::string> serve_client_text(Hub& h, session_handle session, std::string_view text,
                                                            const typename Hub::moment_type& now) {
-  auto frame = decode_client_frame(text, h.config().max_body_bytes);
+  // Most frames a server reads are acks in their compact form: read in place, no copy.
+  if (const auto a = decode_canonical_ack(text)) {
+    if (auto acked = h.ack(session, a->room, a->seq, a->direct); !acked) return encode_system_error(acked.error());
+    return std::nullopt;
+  }
+  auto frame = detail::decode_client_frame_parsed(text, h.config().max_body_bytes);
   if (!frame) {
     if (frame.error().request_id) return encode_tool_err(*frame.error().request_id, frame.error().err);
     return encode_system_error(frame.error().err);

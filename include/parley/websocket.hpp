@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -74,6 +75,14 @@ struct ws_failure {
 };
 
 using ws_event = std::variant<ws_text, ws_binary, ws_ping, ws_pong, ws_close, ws_failure>;
+
+// A complete text or binary message as websocket::next_view_event() yields it: a view
+// of the codec's buffer, valid until its next call or receive(). Text is valid UTF-8.
+struct ws_message_view {
+  std::string_view data;
+  bool text = true;
+};
+using ws_view_event = std::variant<ws_message_view, ws_ping, ws_pong, ws_close, ws_failure>;
 
 // The largest WebSocket message either side of Parley accepts by default: the server from
 // its clients and the client (the MCP bridge) from the server. One constant, so that what
@@ -175,6 +184,29 @@ class websocket {
   // The next complete event, or nullopt when more bytes are needed. A ws_failure or
   // ws_close is the last event; after it this returns nullopt for good.
   [[nodiscard]] std::optional<ws_event> next_event() {
+    auto event = next_view_event();
+    if (!event) return std::nullopt;
+    if (auto* m = std::get_if<ws_message_view>(&*event)) {
+      if (m->text) return ws_event{ws_text{std::string(m->data)}};
+      return ws_event{ws_binary{std::string(m->data)}};
+    }
+    return std::visit(
+        [](auto& e) -> std::optional<ws_event> {
+          if constexpr (std::is_same_v<std::decay_t<decltype(e)>, ws_message_view>) return std::nullopt;
+          else return ws_event{std::move(e)};
+        },
+        *event);
+  }
+
+  // next_event() without copying a data message: a text or binary message comes back as
+  // a view of the codec's own buffer, valid until the next call to receive() or to either
+  // next_*event(). A server reads every message this way, so a steady stream allocates
+  // nothing here once the buffer has grown.
+  [[nodiscard]] std::optional<ws_view_event> next_view_event() {
+    if (message_done_) {
+      message_.clear();  // the view handed out last time is over; the capacity stays
+      message_done_ = false;
+    }
     while (!done_) {
       const std::size_t avail = buffer_.size() - pos_;
       if (avail < 2) return std::nullopt;
@@ -218,39 +250,40 @@ class websocket {
       const std::size_t header = 2 + length_bytes + (masked ? 4 : 0);
       if (avail < header || avail - header < length) return std::nullopt;
       const auto n = static_cast<std::size_t>(length);
-      const char* payload = buffer_.data() + pos_ + header;
+      // Unmasked where it lies: these bytes are consumed now and only the view reads them.
+      char* payload = &buffer_[pos_ + header];
       unsigned char key[4] = {};
       if (masked) std::memcpy(key, p + 2 + length_bytes, 4);
       pos_ += header + n;
+      if (masked) detail::apply_ws_mask(payload, n, key);
 
       if (control) {
         std::string body(payload, n);
-        if (masked) detail::apply_ws_mask(body.data(), n, key);
-        if (opcode == 0x9) return ws_event{ws_ping{std::move(body)}};
-        if (opcode == 0xA) return ws_event{ws_pong{std::move(body)}};
+        if (opcode == 0x9) return ws_view_event{ws_ping{std::move(body)}};
+        if (opcode == 0xA) return ws_view_event{ws_pong{std::move(body)}};
         return on_close(body);
       }
 
-      // Data: the payload is copied once, from the receive buffer into the message.
       if (opcode != 0x0) {
         in_message_ = true;
         message_is_text_ = opcode == 0x1;
         utf8_ = utf8_validator{};
       }
-      const std::size_t start = message_.size();
-      message_.append(payload, n);
-      if (masked) detail::apply_ws_mask(&message_[start], n, key);
       // Validate each fragment as it lands, so bad text fails before the rest arrives.
-      if (message_is_text_ && !utf8_.feed(std::string_view(message_).substr(start)))
+      if (message_is_text_ && !utf8_.feed(std::string_view(payload, n)))
         return fail(ws_status::invalid_payload, "text message is not valid UTF-8");
-      if (!fin) continue;
-      if (message_is_text_ && !utf8_.complete())
+      if (fin && message_is_text_ && !utf8_.complete())
         return fail(ws_status::invalid_payload, "text message ends inside a UTF-8 character");
+      // A message in one frame (nearly all) is read where it lies; fragments are gathered.
+      if (fin && message_.empty()) {
+        in_message_ = false;
+        return ws_view_event{ws_message_view{std::string_view(payload, n), message_is_text_}};
+      }
+      message_.append(payload, n);
+      if (!fin) continue;
       in_message_ = false;
-      std::string data = std::move(message_);
-      message_ = std::string{};
-      if (message_is_text_) return ws_event{ws_text{std::move(data)}};
-      return ws_event{ws_binary{std::move(data)}};
+      message_done_ = true;
+      return ws_view_event{ws_message_view{std::string_view(message_), message_is_text_}};
     }
     return std::nullopt;
   }
@@ -309,7 +342,7 @@ class websocket {
     return out;
   }
 
-  std::optional<ws_event> on_close(std::string_view body) {
+  std::optional<ws_view_event> on_close(std::string_view body) {
     if (body.size() == 1) return fail(ws_status::protocol_error, "close frame with a one-byte body");
     ws_close event;
     if (body.size() >= 2) {
@@ -322,13 +355,13 @@ class websocket {
     }
     close_received_ = true;
     finish();  // §5.5.1: nothing after a close frame is data
-    return ws_event{std::move(event)};
+    return ws_view_event{std::move(event)};
   }
 
-  std::optional<ws_event> fail(std::uint16_t code, std::string reason) {
+  std::optional<ws_view_event> fail(std::uint16_t code, std::string reason) {
     failed_ = true;
     finish();
-    return ws_event{ws_failure{code, std::move(reason)}};
+    return ws_view_event{ws_failure{code, std::move(reason)}};
   }
 
   void finish() {
@@ -349,6 +382,7 @@ class websocket {
   std::string message_;  // the fragments of the message in progress, unmasked
   bool in_message_ = false;
   bool message_is_text_ = false;
+  bool message_done_ = false;  // message_ was handed out as a view: cleared at the next call
   utf8_validator utf8_;
 
   bool done_ = false;  // a failure or a close frame was yielded; no more events

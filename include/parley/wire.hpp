@@ -660,21 +660,20 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   return hello;
 }
 
-// Every frame after hello. Bad arguments under a readable requestId come back with
-// that id (answer: tool.err InvalidArgumentError); anything else is BadFrameError
-// (answer: system.error). A body over `max_body_bytes` (hub_config::max_body_bytes on a
-// server) is such a bad argument.
-[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(
-    std::string_view text, std::size_t max_body_bytes = default_max_body_bytes) {
+namespace detail {
+
+// decode_client_frame through nlohmann alone: what the canonical-ack fast path must agree with.
+[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame_parsed(std::string_view text,
+                                                                                       std::size_t max_body_bytes) {
   auto bad = [](std::string why) {
     return tl::unexpected(frame_error{error{error_code::bad_frame, std::move(why), nullptr}, std::nullopt});
   };
-  auto parsed = detail::parse_object(text);
+  auto parsed = parse_object(text);
   if (!parsed) return bad("a frame must be a JSON object");
   const json& j = *parsed;
-  const std::string* tag = detail::tag_of(j);
+  const std::string* tag = tag_of(j);
   if (!tag) return bad("a frame must carry a string _tag");
-  detail::field_reader f(j);
+  field_reader f(j);
   if (*tag == "ack") {
     auto room = f.string("room");
     if (!room || !validate_room_slug(*room)) return bad("ack.room must be a room slug");
@@ -688,12 +687,84 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   auto id = f.string("requestId");
   if (!id) return bad("a tool frame must carry a string requestId");
   if (utf8_length(*id) > max_request_id_length) return bad("requestId must be at most 128 characters");
-  auto args = detail::decode_tool_args(*tag, f, max_body_bytes);
+  auto args = decode_tool_args(*tag, f, max_body_bytes);
   if (!args) {
     if (args.error().code == error_code::bad_frame) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
     return tl::unexpected(frame_error{std::move(args.error()), std::move(*id)});
   }
   return tool_request{std::move(*id), std::move(*args)};
+}
+
+}  // namespace detail
+
+// An ack as its room and seq, read in place.
+struct ack_view {
+  std::string_view room;
+  std::uint64_t seq = 0;
+  bool direct = false;
+};
+
+// Every receiver acks every message, so acks are most of what a server reads. This reads
+// the compact form clients write — one flat object of "_tag":"ack", "room", "seq" and
+// optionally "direct", in any order, no whitespace, no escapes — by scanning, without
+// nlohmann and without allocating. It answers only when the text is such an ack and
+// valid; anything else (other keys, whitespace, a bad room, a seq with a leading zero,
+// a fraction or past 2^53-1, duplicates, trailing bytes) is nullopt, and the full
+// decoder decides, so the two can never disagree (wire_test and wire_fuzz check it).
+[[nodiscard]] inline std::optional<ack_view> decode_canonical_ack(std::string_view text) noexcept {
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  auto eat = [&](std::string_view lit) {
+    if (text.substr(i, lit.size()) != lit) return false;
+    i += lit.size();
+    return true;
+  };
+  if (!eat("{")) return std::nullopt;
+  bool tag = false, room = false, seq = false, direct = false;
+  ack_view out;
+  for (;;) {
+    if (eat("\"_tag\":\"ack\"")) {
+      if (tag) return std::nullopt;
+      tag = true;
+    } else if (eat("\"room\":\"")) {
+      if (room) return std::nullopt;
+      room = true;
+      const std::size_t start = i;
+      while (i < n && ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= '0' && text[i] <= '9') || text[i] == '-')) ++i;
+      out.room = text.substr(start, i - start);
+      if (!eat("\"") || !validate_room_slug(out.room)) return std::nullopt;
+    } else if (eat("\"seq\":")) {
+      if (seq) return std::nullopt;
+      seq = true;
+      const std::size_t start = i;
+      std::uint64_t v = 0;
+      while (i < n && text[i] >= '0' && text[i] <= '9' && i - start < 17) v = v * 10 + static_cast<std::uint64_t>(text[i++] - '0');
+      const std::size_t digits = i - start;
+      if (digits == 0 || digits > 16 || (digits > 1 && text[start] == '0') || v > detail::max_wire_integer)
+        return std::nullopt;
+      out.seq = v;
+    } else if (eat("\"direct\":")) {
+      if (direct) return std::nullopt;
+      direct = true;
+      if (eat("true")) out.direct = true;
+      else if (!eat("false")) return std::nullopt;
+    } else {
+      return std::nullopt;
+    }
+    if (eat(",")) continue;
+    if (eat("}") && i == n && tag && room && seq) return out;
+    return std::nullopt;
+  }
+}
+
+// Every frame after hello. Bad arguments under a readable requestId come back with
+// that id (answer: tool.err InvalidArgumentError); anything else is BadFrameError
+// (answer: system.error). A body over `max_body_bytes` (hub_config::max_body_bytes on a
+// server) is such a bad argument.
+[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(
+    std::string_view text, std::size_t max_body_bytes = default_max_body_bytes) {
+  if (const auto a = decode_canonical_ack(text)) return ack_frame{std::string(a->room), a->seq, a->direct};
+  return detail::decode_client_frame_parsed(text, max_body_bytes);
 }
 
 // ---- client frames: encode (client role) ----------------------------------
