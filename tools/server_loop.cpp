@@ -297,8 +297,13 @@ class server_runtime {
     });
   }
 
-  void written(parley::connection_id id, std::size_t bytes) {
-    run_on_hub([this, id, bytes] { core_.written(id, bytes); });
+  // `emptied` is the written frames' vector, cleared: the connection's next batch reuses it.
+  void written(parley::connection_id id, std::size_t bytes, std::vector<parley::shared_frame> emptied) {
+    run_on_hub([this, id, bytes, emptied = std::move(emptied)]() mutable {
+      core_.written(id, bytes);
+      if (auto it = connections_.find(id); it != connections_.end() && it->second.spare.frames.capacity() == 0)
+        it->second.spare.frames = std::move(emptied);
+    });
   }
 
   void closed(parley::connection_id id) {
@@ -360,12 +365,17 @@ class server_runtime {
   }
 
   void flush() {
-    for (parley::connection_id id : core_.take_writable())
-      if (auto it = connections_.find(id); it != connections_.end()) it->second->deliver(core_.take_output(id));
+    core_.take_writable(writable_);
+    for (parley::connection_id id : writable_) {
+      auto it = connections_.find(id);
+      if (it == connections_.end()) continue;
+      core_.take_output(id, it->second.spare);
+      it->second.connection->deliver(std::move(it->second.spare));
+    }
     for (parley::connection_id id : core_.take_aborted()) {
       auto it = connections_.find(id);
       if (it == connections_.end()) continue;
-      auto c = it->second;  // abort() ends in closed(), which erases the entry, at once with --threads 1
+      auto c = it->second.connection;  // abort() ends in closed(), which erases the entry, at once with --threads 1
       c->abort();
     }
     if (core_.finished()) return io_.stop();
@@ -425,11 +435,11 @@ class server_runtime {
       }
       if (options_.tls()) {
         auto c = std::make_shared<connection<tls_stream>>(*this, *id, tls_stream(std::move(socket), tls_), home.get_executor());
-        connections_.emplace(*id, c);
+        connections_.emplace(*id, connection_entry{c, {}});
         c->start();
       } else {
         auto c = std::make_shared<connection<tcp::socket>>(*this, *id, std::move(socket), home.get_executor());
-        connections_.emplace(*id, c);
+        connections_.emplace(*id, connection_entry{c, {}});
         c->start();
       }
       after_core();  // the handshake deadline may be the core's nearest now
@@ -482,7 +492,15 @@ class server_runtime {
   asio::steady_timer connection_closed_;  // never expires; cancelled when a connection closes
   asio::signal_set signals_;
   asio::ssl::context tls_;
-  std::unordered_map<parley::connection_id, std::shared_ptr<connection_base>> connections_;
+  // Each connection with a spare output buffer: writes hand their emptied frame vectors
+  // back, so the hub and the I/O threads pass the same few buffers to and fro and a
+  // steady stream allocates none.
+  struct connection_entry {
+    std::shared_ptr<connection_base> connection;
+    parley::connection_output spare;
+  };
+  std::unordered_map<parley::connection_id, connection_entry> connections_;
+  std::vector<parley::connection_id> writable_;  // flush()'s scratch
   throttled_log accept_failures_;
   throttled_log refusals_;
   throttled_log budget_waits_;
@@ -562,7 +580,7 @@ void connection<Stream>::hand_to_hub(std::string_view bytes) {
 template <class Stream>
 void connection<Stream>::queue(parley::connection_output out) {
   if (stopped_) return;
-  if (queued_.empty()) queued_ = std::move(out.frames);
+  if (queued_.empty()) queued_.swap(out.frames);
   else queued_.insert(queued_.end(), std::make_move_iterator(out.frames.begin()), std::make_move_iterator(out.frames.end()));
   close_after_ = close_after_ || out.close_after;
   write_more();
@@ -604,7 +622,7 @@ void connection<Stream>::write_more() {
   asio::async_write(stream_, buffers_, [self = this->shared_from_this(), bytes](std::error_code ec, std::size_t) {
     self->write_in_flight_ = false;
     self->writing_.clear();
-    self->runtime_.written(self->id_, bytes);
+    self->runtime_.written(self->id_, bytes, std::exchange(self->writing_, {}));
     if (ec) return self->stop();
     self->write_more();
   });

@@ -1700,6 +1700,7 @@ inline constexpr simulated_moment simulated_epoch{simulated_moment::monotonic_ti
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -1763,6 +1764,14 @@ struct ws_failure {
 };
 
 using ws_event = std::variant<ws_text, ws_binary, ws_ping, ws_pong, ws_close, ws_failure>;
+
+// A complete text or binary message as websocket::next_view_event() yields it: a view
+// of the codec's buffer, valid until its next call or receive(). Text is valid UTF-8.
+struct ws_message_view {
+  std::string_view data;
+  bool text = true;
+};
+using ws_view_event = std::variant<ws_message_view, ws_ping, ws_pong, ws_close, ws_failure>;
 
 // The largest WebSocket message either side of Parley accepts by default: the server from
 // its clients and the client (the MCP bridge) from the server. One constant, so that what
@@ -1864,6 +1873,29 @@ class websocket {
   // The next complete event, or nullopt when more bytes are needed. A ws_failure or
   // ws_close is the last event; after it this returns nullopt for good.
   [[nodiscard]] std::optional<ws_event> next_event() {
+    auto event = next_view_event();
+    if (!event) return std::nullopt;
+    if (auto* m = std::get_if<ws_message_view>(&*event)) {
+      if (m->text) return ws_event{ws_text{std::string(m->data)}};
+      return ws_event{ws_binary{std::string(m->data)}};
+    }
+    return std::visit(
+        [](auto& e) -> std::optional<ws_event> {
+          if constexpr (std::is_same_v<std::decay_t<decltype(e)>, ws_message_view>) return std::nullopt;
+          else return ws_event{std::move(e)};
+        },
+        *event);
+  }
+
+  // next_event() without copying a data message: a text or binary message comes back as
+  // a view of the codec's own buffer, valid until the next call to receive() or to either
+  // next_*event(). A server reads every message this way, so a steady stream allocates
+  // nothing here once the buffer has grown.
+  [[nodiscard]] std::optional<ws_view_event> next_view_event() {
+    if (message_done_) {
+      message_.clear();  // the view handed out last time is over; the capacity stays
+      message_done_ = false;
+    }
     while (!done_) {
       const std::size_t avail = buffer_.size() - pos_;
       if (avail < 2) return std::nullopt;
@@ -1907,39 +1939,40 @@ class websocket {
       const std::size_t header = 2 + length_bytes + (masked ? 4 : 0);
       if (avail < header || avail - header < length) return std::nullopt;
       const auto n = static_cast<std::size_t>(length);
-      const char* payload = buffer_.data() + pos_ + header;
+      // Unmasked where it lies: these bytes are consumed now and only the view reads them.
+      char* payload = &buffer_[pos_ + header];
       unsigned char key[4] = {};
       if (masked) std::memcpy(key, p + 2 + length_bytes, 4);
       pos_ += header + n;
+      if (masked) detail::apply_ws_mask(payload, n, key);
 
       if (control) {
         std::string body(payload, n);
-        if (masked) detail::apply_ws_mask(body.data(), n, key);
-        if (opcode == 0x9) return ws_event{ws_ping{std::move(body)}};
-        if (opcode == 0xA) return ws_event{ws_pong{std::move(body)}};
+        if (opcode == 0x9) return ws_view_event{ws_ping{std::move(body)}};
+        if (opcode == 0xA) return ws_view_event{ws_pong{std::move(body)}};
         return on_close(body);
       }
 
-      // Data: the payload is copied once, from the receive buffer into the message.
       if (opcode != 0x0) {
         in_message_ = true;
         message_is_text_ = opcode == 0x1;
         utf8_ = utf8_validator{};
       }
-      const std::size_t start = message_.size();
-      message_.append(payload, n);
-      if (masked) detail::apply_ws_mask(&message_[start], n, key);
       // Validate each fragment as it lands, so bad text fails before the rest arrives.
-      if (message_is_text_ && !utf8_.feed(std::string_view(message_).substr(start)))
+      if (message_is_text_ && !utf8_.feed(std::string_view(payload, n)))
         return fail(ws_status::invalid_payload, "text message is not valid UTF-8");
-      if (!fin) continue;
-      if (message_is_text_ && !utf8_.complete())
+      if (fin && message_is_text_ && !utf8_.complete())
         return fail(ws_status::invalid_payload, "text message ends inside a UTF-8 character");
+      // A message in one frame (nearly all) is read where it lies; fragments are gathered.
+      if (fin && message_.empty()) {
+        in_message_ = false;
+        return ws_view_event{ws_message_view{std::string_view(payload, n), message_is_text_}};
+      }
+      message_.append(payload, n);
+      if (!fin) continue;
       in_message_ = false;
-      std::string data = std::move(message_);
-      message_ = std::string{};
-      if (message_is_text_) return ws_event{ws_text{std::move(data)}};
-      return ws_event{ws_binary{std::move(data)}};
+      message_done_ = true;
+      return ws_view_event{ws_message_view{std::string_view(message_), message_is_text_}};
     }
     return std::nullopt;
   }
@@ -1998,7 +2031,7 @@ class websocket {
     return out;
   }
 
-  std::optional<ws_event> on_close(std::string_view body) {
+  std::optional<ws_view_event> on_close(std::string_view body) {
     if (body.size() == 1) return fail(ws_status::protocol_error, "close frame with a one-byte body");
     ws_close event;
     if (body.size() >= 2) {
@@ -2011,13 +2044,13 @@ class websocket {
     }
     close_received_ = true;
     finish();  // §5.5.1: nothing after a close frame is data
-    return ws_event{std::move(event)};
+    return ws_view_event{std::move(event)};
   }
 
-  std::optional<ws_event> fail(std::uint16_t code, std::string reason) {
+  std::optional<ws_view_event> fail(std::uint16_t code, std::string reason) {
     failed_ = true;
     finish();
-    return ws_event{ws_failure{code, std::move(reason)}};
+    return ws_view_event{ws_failure{code, std::move(reason)}};
   }
 
   void finish() {
@@ -2038,6 +2071,7 @@ class websocket {
   std::string message_;  // the fragments of the message in progress, unmasked
   bool in_message_ = false;
   bool message_is_text_ = false;
+  bool message_done_ = false;  // message_ was handed out as a view: cleared at the next call
   utf8_validator utf8_;
 
   bool done_ = false;  // a failure or a close frame was yielded; no more events
@@ -2850,21 +2884,20 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   return hello;
 }
 
-// Every frame after hello. Bad arguments under a readable requestId come back with
-// that id (answer: tool.err InvalidArgumentError); anything else is BadFrameError
-// (answer: system.error). A body over `max_body_bytes` (hub_config::max_body_bytes on a
-// server) is such a bad argument.
-[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(
-    std::string_view text, std::size_t max_body_bytes = default_max_body_bytes) {
+namespace detail {
+
+// decode_client_frame through nlohmann alone: what the canonical-ack fast path must agree with.
+[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame_parsed(std::string_view text,
+                                                                                       std::size_t max_body_bytes) {
   auto bad = [](std::string why) {
     return tl::unexpected(frame_error{error{error_code::bad_frame, std::move(why), nullptr}, std::nullopt});
   };
-  auto parsed = detail::parse_object(text);
+  auto parsed = parse_object(text);
   if (!parsed) return bad("a frame must be a JSON object");
   const json& j = *parsed;
-  const std::string* tag = detail::tag_of(j);
+  const std::string* tag = tag_of(j);
   if (!tag) return bad("a frame must carry a string _tag");
-  detail::field_reader f(j);
+  field_reader f(j);
   if (*tag == "ack") {
     auto room = f.string("room");
     if (!room || !validate_room_slug(*room)) return bad("ack.room must be a room slug");
@@ -2878,12 +2911,84 @@ inline constexpr std::size_t max_reconnect_token_length = 128;
   auto id = f.string("requestId");
   if (!id) return bad("a tool frame must carry a string requestId");
   if (utf8_length(*id) > max_request_id_length) return bad("requestId must be at most 128 characters");
-  auto args = detail::decode_tool_args(*tag, f, max_body_bytes);
+  auto args = decode_tool_args(*tag, f, max_body_bytes);
   if (!args) {
     if (args.error().code == error_code::bad_frame) return bad("unknown frame _tag \"" + tag->substr(0, 64) + "\"");
     return tl::unexpected(frame_error{std::move(args.error()), std::move(*id)});
   }
   return tool_request{std::move(*id), std::move(*args)};
+}
+
+}  // namespace detail
+
+// An ack as its room and seq, read in place.
+struct ack_view {
+  std::string_view room;
+  std::uint64_t seq = 0;
+  bool direct = false;
+};
+
+// Every receiver acks every message, so acks are most of what a server reads. This reads
+// the compact form clients write — one flat object of "_tag":"ack", "room", "seq" and
+// optionally "direct", in any order, no whitespace, no escapes — by scanning, without
+// nlohmann and without allocating. It answers only when the text is such an ack and
+// valid; anything else (other keys, whitespace, a bad room, a seq with a leading zero,
+// a fraction or past 2^53-1, duplicates, trailing bytes) is nullopt, and the full
+// decoder decides, so the two can never disagree (wire_test and wire_fuzz check it).
+[[nodiscard]] inline std::optional<ack_view> decode_canonical_ack(std::string_view text) noexcept {
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  auto eat = [&](std::string_view lit) {
+    if (text.substr(i, lit.size()) != lit) return false;
+    i += lit.size();
+    return true;
+  };
+  if (!eat("{")) return std::nullopt;
+  bool tag = false, room = false, seq = false, direct = false;
+  ack_view out;
+  for (;;) {
+    if (eat("\"_tag\":\"ack\"")) {
+      if (tag) return std::nullopt;
+      tag = true;
+    } else if (eat("\"room\":\"")) {
+      if (room) return std::nullopt;
+      room = true;
+      const std::size_t start = i;
+      while (i < n && ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= '0' && text[i] <= '9') || text[i] == '-')) ++i;
+      out.room = text.substr(start, i - start);
+      if (!eat("\"") || !validate_room_slug(out.room)) return std::nullopt;
+    } else if (eat("\"seq\":")) {
+      if (seq) return std::nullopt;
+      seq = true;
+      const std::size_t start = i;
+      std::uint64_t v = 0;
+      while (i < n && text[i] >= '0' && text[i] <= '9' && i - start < 17) v = v * 10 + static_cast<std::uint64_t>(text[i++] - '0');
+      const std::size_t digits = i - start;
+      if (digits == 0 || digits > 16 || (digits > 1 && text[start] == '0') || v > detail::max_wire_integer)
+        return std::nullopt;
+      out.seq = v;
+    } else if (eat("\"direct\":")) {
+      if (direct) return std::nullopt;
+      direct = true;
+      if (eat("true")) out.direct = true;
+      else if (!eat("false")) return std::nullopt;
+    } else {
+      return std::nullopt;
+    }
+    if (eat(",")) continue;
+    if (eat("}") && i == n && tag && room && seq) return out;
+    return std::nullopt;
+  }
+}
+
+// Every frame after hello. Bad arguments under a readable requestId come back with
+// that id (answer: tool.err InvalidArgumentError); anything else is BadFrameError
+// (answer: system.error). A body over `max_body_bytes` (hub_config::max_body_bytes on a
+// server) is such a bad argument.
+[[nodiscard]] inline tl::expected<client_frame, frame_error> decode_client_frame(
+    std::string_view text, std::size_t max_body_bytes = default_max_body_bytes) {
+  if (const auto a = decode_canonical_ack(text)) return ack_frame{std::string(a->room), a->seq, a->direct};
+  return detail::decode_client_frame_parsed(text, max_body_bytes);
 }
 
 // ---- client frames: encode (client role) ----------------------------------
@@ -5876,14 +5981,18 @@ class idempotency_window {
 
   void remember(std::string key, Value value, Time now) {
     auto [it, inserted] = entries_.emplace(std::move(key), std::move(value));
-    if (inserted) order_.push_back(order_entry{it->first, now});
+    if (inserted) {
+      if (!order_) order_.emplace();
+      order_->push_back(order_entry{it->first, now});
+    }
     evict(now);
   }
 
   void evict(Time now) {
-    while (order_.size() > config_.min_keys && now - order_.front().at >= config_.min_age) {
-      entries_.erase(order_.front().key);
-      order_.pop_front();
+    if (!order_) return;
+    while (order_->size() > config_.min_keys && now - order_->front().at >= config_.min_age) {
+      entries_.erase(order_->front().key);
+      order_->pop_front();
     }
   }
 
@@ -5896,7 +6005,9 @@ class idempotency_window {
   };
   idempotency_window_config config_;
   std::unordered_map<std::string, Value> entries_;
-  std::deque<order_entry> order_;
+  // Made at the first key: an empty std::deque still allocates its map and a block
+  // (over half a KiB), and most sessions never send with a clientMsgId.
+  std::optional<std::deque<order_entry>> order_;
 };
 
 }  // namespace parley
@@ -5979,14 +6090,16 @@ using shared_frame = std::shared_ptr<const std::string>;
 }  // namespace parley
 // ----- end parley/shared_frame.hpp -----
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <utility>
+#include <vector>
 
 namespace parley {
 
 struct replay_entry {
-  std::uint64_t seq;
+  std::uint64_t seq = 0;
   shared_frame frame;
 };
 
@@ -5994,22 +6107,28 @@ struct replay_entry {
 // every seq ever evicted unacked is <= highest_evicted(). A resume after seq `a`
 // is exact iff highest_evicted() <= a: otherwise something after `a` is gone and
 // the caller must report the gap, never paper over it.
+//
+// Storage is a circular buffer that starts empty and doubles up to the capacity only
+// as unacked entries pile up: an idle member costs no slots, a member that acks
+// promptly a few, and a steady stream of push and ack allocates nothing.
 class replay_ring {
  public:
   explicit replay_ring(std::size_t capacity) noexcept : capacity_(capacity == 0 ? 1 : capacity) {}
 
   void push(std::uint64_t seq, shared_frame frame) {
-    if (entries_.size() == capacity_) {
-      if (entries_.front().seq > highest_evicted_) highest_evicted_ = entries_.front().seq;
-      entries_.pop_front();
+    if (size_ == capacity_) {
+      if (front().seq > highest_evicted_) highest_evicted_ = front().seq;
+      pop_front();
     }
-    entries_.push_back(replay_entry{seq, std::move(frame)});
+    if (size_ == slots_.size()) grow();
+    slots_[index(size_)] = replay_entry{seq, std::move(frame)};
+    ++size_;
   }
 
   // Acks are cumulative: everything at or below `seq` is done with.
   void ack(std::uint64_t seq) {
     if (seq > acked_) acked_ = seq;
-    while (!entries_.empty() && entries_.front().seq <= seq) entries_.pop_front();
+    while (size_ != 0 && front().seq <= seq) pop_front();
   }
 
   [[nodiscard]] bool can_resume_after(std::uint64_t seq) const noexcept { return highest_evicted_ <= seq; }
@@ -6017,19 +6136,43 @@ class replay_ring {
   // Calls `visit(entry)` for every entry after `seq`, oldest first.
   template <class Visit>
   void for_each_after(std::uint64_t seq, Visit&& visit) const {
-    for (const auto& e : entries_)
-      if (e.seq > seq) visit(e);
+    for (std::size_t i = 0; i < size_; ++i)
+      if (const replay_entry& e = slots_[index(i)]; e.seq > seq) visit(e);
   }
 
-  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  // Oldest and newest entry; only when not empty().
+  [[nodiscard]] const replay_entry& front() const noexcept { return slots_[head_]; }
+  [[nodiscard]] const replay_entry& back() const noexcept { return slots_[index(size_ - 1)]; }
   [[nodiscard]] std::uint64_t acked() const noexcept { return acked_; }
   [[nodiscard]] std::uint64_t highest_evicted() const noexcept { return highest_evicted_; }
-  [[nodiscard]] const std::deque<replay_entry>& entries() const noexcept { return entries_; }
 
  private:
+  [[nodiscard]] std::size_t index(std::size_t i) const noexcept {
+    const std::size_t at = head_ + i;
+    return at < slots_.size() ? at : at - slots_.size();
+  }
+
+  void pop_front() noexcept {
+    slots_[head_].frame.reset();  // the frame is freed once its last holder lets go
+    head_ = index(1);
+    --size_;
+    if (size_ == 0) head_ = 0;
+  }
+
+  void grow() {
+    std::vector<replay_entry> bigger(std::min(capacity_, std::max<std::size_t>(4, slots_.size() * 2)));
+    for (std::size_t i = 0; i < size_; ++i) bigger[i] = std::move(slots_[index(i)]);
+    slots_.swap(bigger);
+    head_ = 0;
+  }
+
   std::size_t capacity_;
-  std::deque<replay_entry> entries_;
+  std::vector<replay_entry> slots_;  // [head_, head_ + size_) modulo slots_.size() is live
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
   std::uint64_t acked_ = 0;
   std::uint64_t highest_evicted_ = 0;
 };
@@ -6221,6 +6364,7 @@ class token_bucket {
 #include <cstdint>
 #include <deque>
 #include <iterator>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -6360,7 +6504,9 @@ class basic_hub {
     std::set<std::string, std::less<>> principal_rooms{};  // rooms holding a role or ban of this session's own principal
     bool direct_messages = false;                           // its client said it can take them
     std::map<std::string, std::string, std::less<>> knocks{};  // room → its pending knockId there
-    std::deque<std::pair<std::string, shared_frame>> held_events{};  // (room, frame) while detached
+    // (room, frame) while detached. A list, not a deque: an empty one allocates nothing,
+    // and nearly every session's stays empty.
+    std::list<std::pair<std::string, shared_frame>> held_events{};
     std::map<std::string, std::uint64_t, std::less<>> missed_events{};  // room → events dropped past the bound
   };
 
@@ -6967,17 +7113,22 @@ class basic_hub {
   // may cross an ack in flight. An ack past the room's latest seq is refused and
   // changes nothing: accepted, it would make a later resume silently replay nothing.
   [[nodiscard]] result<void> ack(session_handle handle, const ack_frame& a) {
+    return ack(handle, a.room, a.seq, a.direct);
+  }
+
+  // The same for an ack read in place (decode_canonical_ack's ack_view): nothing is copied.
+  [[nodiscard]] result<void> ack(session_handle handle, std::string_view room, std::uint64_t seq, bool direct) {
     session_state* s = find(handle);
     if (!s) return no_session();
-    auto it = s->memberships.find(a.room);
+    auto it = s->memberships.find(room);
     if (it == s->memberships.end()) return {};
-    if (a.direct) {
-      if (a.seq > it->second.direct_seq) return future_seq(a.room, a.seq, it->second.direct_seq);
-      it->second.direct_ring.ack(a.seq);
+    if (direct) {
+      if (seq > it->second.direct_seq) return future_seq(room, seq, it->second.direct_seq);
+      it->second.direct_ring.ack(seq);
       return {};
     }
-    if (a.seq > it->second.room->last_seq) return future_seq(a.room, a.seq, it->second.room->last_seq);
-    it->second.ring.ack(a.seq);
+    if (seq > it->second.room->last_seq) return future_seq(room, seq, it->second.room->last_seq);
+    it->second.ring.ack(seq);
     return {};
   }
 
@@ -6986,17 +7137,31 @@ class basic_hub {
   // Sessions whose outbox became non-empty since the last call, each listed once.
   [[nodiscard]] std::vector<session_handle> take_ready() {
     std::vector<session_handle> out;
-    out.swap(ready_);
-    for (session_handle h : out)
-      if (session_state* s = find(h)) s->ready_listed = false;
+    take_ready(out);
     return out;
+  }
+
+  // The same into a caller's vector, cleared first; the buffers swap, so a caller that
+  // keeps its vector allocates nothing once both have grown.
+  void take_ready(std::vector<session_handle>& into) {
+    into.clear();
+    into.swap(ready_);
+    for (session_handle h : into)
+      if (session_state* s = find(h)) s->ready_listed = false;
   }
 
   // The frames queued for an attached session, oldest first.
   [[nodiscard]] std::vector<shared_frame> drain(session_handle handle) {
     std::vector<shared_frame> out;
-    if (session_state* s = find(handle)) out.swap(s->outbox);
+    drain(handle, out);
     return out;
+  }
+
+  // The same into a caller's vector, cleared first (its frames released); the buffers
+  // swap, so the outbox keeps a capacity and a steady stream allocates nothing.
+  void drain(session_handle handle, std::vector<shared_frame>& into) {
+    into.clear();
+    if (session_state* s = find(handle)) into.swap(s->outbox);
   }
 
   // ---- inspection ---------------------------------------------------------
@@ -7037,9 +7202,9 @@ class basic_hub {
     return make_error(error_code::not_in_room, "not a member of " + room + "; join it first", json{{"room", room}});
   }
 
-  static tl::unexpected<error> future_seq(const std::string& room, std::uint64_t seq, std::uint64_t latest) {
+  static tl::unexpected<error> future_seq(std::string_view room, std::uint64_t seq, std::uint64_t latest) {
     return make_error(error_code::invalid_argument,
-                      "seq " + std::to_string(seq) + " was never sent in " + room + " (its latest is " +
+                      "seq " + std::to_string(seq) + " was never sent in " + std::string(room) + " (its latest is " +
                           std::to_string(latest) + "); nothing was acked",
                       json{{"field", "seq"}, {"rule", "at most the room's latest seq"}});
   }
@@ -7623,7 +7788,12 @@ template <class Hub>
 template <class Hub>
 [[nodiscard]] std::optional<std::string> serve_client_text(Hub& h, session_handle session, std::string_view text,
                                                            const typename Hub::moment_type& now) {
-  auto frame = decode_client_frame(text, h.config().max_body_bytes);
+  // Most frames a server reads are acks in their compact form: read in place, no copy.
+  if (const auto a = decode_canonical_ack(text)) {
+    if (auto acked = h.ack(session, a->room, a->seq, a->direct); !acked) return encode_system_error(acked.error());
+    return std::nullopt;
+  }
+  auto frame = detail::decode_client_frame_parsed(text, h.config().max_body_bytes);
   if (!frame) {
     if (frame.error().request_id) return encode_tool_err(*frame.error().request_id, frame.error().err);
     return encode_system_error(frame.error().err);
@@ -7806,11 +7976,12 @@ class basic_server {
       if (parsed.status == http_parse_status::need_more) return;
       if (parsed.status == http_parse_status::failed) return refuse_http(*c, parsed.error);
       if (!route_http(*c, now)) return;
+      c->http = http_request_parser(config_.http);  // done with: its buffer goes, not kept for the connection's life
       bytes.remove_prefix(parsed.consumed);  // a client may send its hello right behind the upgrade
     }
     c->ws.receive(bytes);
     while (!c->closing) {
-      auto event = c->ws.next_event();
+      auto event = c->ws.next_view_event();
       if (!event) break;
       c->last_heard = now.monotonic;
       std::visit([&](auto& e) { on_event(*c, e, now); }, *event);
@@ -7886,16 +8057,34 @@ class basic_server {
     return out;
   }
 
+  // The same into a caller's vector, cleared first: the two swap buffers, so a loop that
+  // keeps its vector allocates nothing once both have grown.
+  void take_writable(std::vector<connection_id>& into) {
+    into.clear();
+    into.swap(writable_);
+    for (connection_id id : into)
+      if (connection* c = find(id)) c->writable_listed = false;
+  }
+
   // The frames to write now. They count against the queue bound until written() says so.
   [[nodiscard]] connection_output take_output(connection_id id) {
     connection_output out;
-    connection* c = find(id);
-    if (!c) return out;
-    out.frames.swap(c->pending);
-    c->must_deliver = 0;
-    for (const auto& f : out.frames) bytes_out_ += f->size();
-    out.close_after = c->closing;
+    take_output(id, out);
     return out;
+  }
+
+  // The same into a caller's connection_output, whose previous frames are released
+  // first; the buffers swap, so a writer that keeps one per connection allocates nothing
+  // per delivery.
+  void take_output(connection_id id, connection_output& into) {
+    into.frames.clear();
+    into.close_after = false;
+    connection* c = find(id);
+    if (!c) return;
+    into.frames.swap(c->pending);
+    c->must_deliver = 0;
+    for (const auto& f : into.frames) bytes_out_ += f->size();
+    into.close_after = c->closing;
   }
 
   void written(connection_id id, std::size_t bytes) {
@@ -8308,10 +8497,9 @@ class basic_server {
            config_.allowed_origins.end();
   }
 
-  void on_event(connection& c, ws_text& e, const moment_type& now) { on_message(c, e.data, now); }
   // The reference server reads binary frames as UTF-8 JSON too; so do we.
-  void on_event(connection& c, ws_binary& e, const moment_type& now) {
-    if (!is_valid_utf8(e.data)) return close(c, ws_status::invalid_payload, "binary frame is not UTF-8 JSON");
+  void on_event(connection& c, ws_message_view& e, const moment_type& now) {
+    if (!e.text && !is_valid_utf8(e.data)) return close(c, ws_status::invalid_payload, "binary frame is not UTF-8 JSON");
     on_message(c, e.data, now);
   }
   void on_event(connection& c, ws_ping& e, const moment_type&) { push(c, make_shared_frame(c.ws.encode_pong(e.payload))); }
@@ -8427,16 +8615,19 @@ class basic_server {
 
   // Moves the hub's deliveries (already WebSocket frames, shared) onto connections,
   // closing any connection whose unwritten output would pass the bound.
+  // The scratch vectors keep their capacity: a steady stream allocates nothing here.
   void flush_deliveries() {
-    for (session_handle s : hub_.take_ready()) {
-      std::vector<shared_frame> frames = hub_.drain(s);
-      if (frames.empty()) continue;  // already sent, e.g. as a resume's replay
+    hub_.take_ready(ready_scratch_);
+    for (session_handle s : ready_scratch_) {
+      hub_.drain(s, frames_scratch_);
+      if (frames_scratch_.empty()) continue;  // already sent, e.g. as a resume's replay
       auto it = by_session_.find(s);
       if (it == by_session_.end()) continue;
       connection* c = find(it->second);
       if (!c || c->closing) continue;
-      for (auto& f : frames) push(*c, std::move(f));
+      for (auto& f : frames_scratch_) push(*c, std::move(f));
     }
+    frames_scratch_.clear();
   }
 
   // Unwritten frames are dropped, not lost: they sit in the session's replay rings,
@@ -8462,6 +8653,8 @@ class basic_server {
   browser_sign_ins<monotonic_time> sign_ins_;
   std::vector<connection_id> writable_;
   std::vector<connection_id> aborted_;
+  std::vector<session_handle> ready_scratch_;  // flush_deliveries' buffers
+  std::vector<shared_frame> frames_scratch_;
   connection_id last_connection_ = 0;
   monotonic_time now_{};  // the latest time an entry point was given: when closes are decided
   monotonic_time next_revocation_poll_{};
