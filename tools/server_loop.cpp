@@ -96,17 +96,50 @@ struct tools_policy : parley::server_policy {
 };
 
 class server_runtime;
+struct io_thread;
 
-// What the runtime needs from a connection, whatever its stream type. Both calls come
-// from the hub's thread; the work runs on the connection's own.
+// What the runtime needs from a connection, whatever its stream type. The hub decides
+// these; each runs on the connection's own thread.
 class connection_base {
  public:
   virtual ~connection_base() = default;
-  virtual void deliver(parley::connection_output out) = 0;
-  virtual void abort() = 0;
+  virtual void deliver_here(parley::connection_output out) = 0;  // frames to write, maybe then a close
+  virtual void resume_reading_here() = 0;                         // the hub took in the last read
+  virtual void abort_here() = 0;                                  // cut the socket now
+  [[nodiscard]] virtual io_thread* home() const noexcept = 0;     // nullptr: the hub's own thread
 };
 
 using io_executor = asio::io_context::executor_type;
+
+// What an I/O thread tells the hub.
+struct hub_event {
+  enum class kind { received, written, closed, log } what;
+  parley::connection_id id = 0;
+  std::string bytes{};                             // received: the bytes; log: the line
+  std::size_t written_bytes = 0;                   // written
+  std::vector<parley::shared_frame> emptied{};     // written: the frames' vector, cleared, for reuse
+  std::shared_ptr<connection_base> connection{};   // received: whom to let read again
+};
+
+// What the hub tells one connection on an I/O thread.
+struct connection_job {
+  std::shared_ptr<connection_base> connection;
+  std::optional<parley::connection_output> output{};
+  bool resume_reading = false;
+  bool abort = false;
+};
+
+// One I/O thread: its io_context and its mail in both directions. Each direction is
+// gathered while the sender works through what is ready and crosses in one post, so a
+// fan-out to 99 connections is one wakeup per thread, not 99, and 99 acks read in one
+// pass reach the hub as one.
+struct io_thread {
+  explicit io_thread(std::size_t i) : index(i) {}
+  asio::io_context io{1};
+  std::size_t index;
+  std::vector<hub_event> to_hub;  // touched on this thread only
+  bool to_hub_posted = false;
+};
 
 // One socket, served on one I/O thread. It reads, writes and does TLS there; every
 // byte it reads and every write it finishes is reported to the hub's thread, and the
@@ -117,20 +150,20 @@ class connection final : public connection_base, public std::enable_shared_from_
   static constexpr bool tls = std::is_same_v<Stream, tls_stream>;
 
  public:
-  connection(server_runtime& runtime, parley::connection_id id, Stream stream, io_executor own)
-      : runtime_(runtime), id_(id), stream_(std::move(stream)), own_(own) {}
+  connection(server_runtime& runtime, parley::connection_id id, Stream stream, io_executor own, io_thread* home)
+      : runtime_(runtime), id_(id), stream_(std::move(stream)), own_(own), home_(home) {}
 
   void start() {
     run_here([self = this->shared_from_this()] { self->begin(); });
   }
 
-  void deliver(parley::connection_output out) override {
-    run_here([self = this->shared_from_this(), out = std::move(out)]() mutable { self->queue(std::move(out)); });
+  void deliver_here(parley::connection_output out) override { queue(std::move(out)); }
+  void resume_reading_here() override {
+    if constexpr (tls) read_more();
+    else read_now();
   }
-
-  void abort() override {
-    run_here([self = this->shared_from_this()] { self->stop(); });
-  }
+  void abort_here() override { stop(); }
+  [[nodiscard]] io_thread* home() const noexcept override { return home_; }
 
  private:
   tcp::socket& socket() {
@@ -157,6 +190,7 @@ class connection final : public connection_base, public std::enable_shared_from_
   parley::connection_id id_;
   Stream stream_;
   io_executor own_;
+  io_thread* home_;
   std::vector<parley::shared_frame> queued_;   // from the hub, not yet handed to the socket
   std::vector<parley::shared_frame> writing_;  // the frames of the write in flight
   std::vector<asio::const_buffer> buffers_;
@@ -175,8 +209,8 @@ class io_pool {
   io_pool(asio::io_context& hub, std::size_t threads) : hub_(hub) {
     if (threads <= 1) return;
     for (std::size_t i = 0; i < threads; ++i) {
-      contexts_.push_back(std::make_unique<asio::io_context>(1));
-      guards_.emplace_back(contexts_.back()->get_executor());
+      contexts_.push_back(std::make_unique<io_thread>(i));
+      guards_.emplace_back(contexts_.back()->io.get_executor());
     }
   }
   io_pool(const io_pool&) = delete;
@@ -184,25 +218,29 @@ class io_pool {
   ~io_pool() { stop(); }
 
   void start() {
-    for (auto& c : contexts_) threads_.emplace_back([&io = *c] { io.run(); });
+    for (auto& c : contexts_) threads_.emplace_back([&io = c->io] { io.run(); });
   }
 
   void stop() {
-    for (auto& c : contexts_) c->stop();
+    for (auto& c : contexts_) c->io.stop();
     for (auto& t : threads_)
       if (t.joinable()) t.join();
     threads_.clear();
   }
 
   // Round robin: connections are alike enough that counting them is balance enough.
-  asio::io_context& next() {
-    if (contexts_.empty()) return hub_;
-    return *contexts_[next_++ % contexts_.size()];
+  // nullptr: no I/O threads, the hub's io_context serves the connection.
+  io_thread* next() {
+    if (contexts_.empty()) return nullptr;
+    return contexts_[next_++ % contexts_.size()].get();
   }
+  asio::io_context& context_of(io_thread* t) { return t ? t->io : hub_; }
+  [[nodiscard]] std::size_t size() const noexcept { return contexts_.size(); }
+  io_thread& at(std::size_t i) { return *contexts_[i]; }
 
  private:
   asio::io_context& hub_;
-  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<std::unique_ptr<io_thread>> contexts_;
   std::vector<asio::executor_work_guard<io_executor>> guards_;
   std::vector<std::thread> threads_;
   std::size_t next_ = 0;
@@ -284,50 +322,94 @@ class server_runtime {
 
   // ---- called by connections, on their own threads ----------------------------
 
-  // `taken` runs on the hub's thread once the core has the bytes.
-  template <class Taken>
-  void receive(parley::connection_id id, std::string_view bytes, Taken taken) {
-    if (on_hub_thread()) {
+  void received(io_thread* home, std::shared_ptr<connection_base> c, parley::connection_id id, std::string_view bytes) {
+    if (!home) {
       receive_here(id, bytes);
-      return taken();
+      // Posted even on the one thread: the other connections get their turn between reads.
+      asio::post(io_, [c = std::move(c)] { c->resume_reading_here(); });
+      return;
     }
-    asio::post(io_, [this, id, copy = std::string(bytes), taken = std::move(taken)] {
-      receive_here(id, copy);
-      taken();
-    });
+    mail(*home, hub_event{hub_event::kind::received, id, std::string(bytes), 0, {}, std::move(c)});
   }
 
   // `emptied` is the written frames' vector, cleared: the connection's next batch reuses it.
-  void written(parley::connection_id id, std::size_t bytes, std::vector<parley::shared_frame> emptied) {
-    run_on_hub([this, id, bytes, emptied = std::move(emptied)]() mutable {
-      core_.written(id, bytes);
-      if (auto it = connections_.find(id); it != connections_.end() && it->second.spare.frames.capacity() == 0)
-        it->second.spare.frames = std::move(emptied);
-    });
+  void written(io_thread* home, parley::connection_id id, std::size_t bytes, std::vector<parley::shared_frame> emptied) {
+    hub_event e{hub_event::kind::written, id, {}, bytes, std::move(emptied), {}};
+    if (!home) return take(e);
+    mail(*home, std::move(e));
   }
 
-  void closed(parley::connection_id id) {
-    run_on_hub([this, id] {
-      core_.transport_closed(id, moment_now());
-      connections_.erase(id);
-      connection_closed_.cancel();
-      after_core();
-    });
+  void closed(io_thread* home, parley::connection_id id) {
+    hub_event e{hub_event::kind::closed, id};
+    if (!home) return take(e);
+    mail(*home, std::move(e));
   }
 
-  void log_debug(std::string line) {
-    run_on_hub([this, line = std::move(line)] { context_.log.debug(line); });
+  void log_debug(io_thread* home, std::string line) {
+    hub_event e{hub_event::kind::log, 0, std::move(line)};
+    if (!home) return take(e);
+    mail(*home, std::move(e));
   }
 
  private:
   using hub_type = parley::basic_hub<tools_policy>;
 
-  [[nodiscard]] bool on_hub_thread() const { return io_.get_executor().running_in_this_thread(); }
+  // On an I/O thread: gather what it tells the hub during this pass over its ready
+  // handlers, then send it across in one post.
+  void mail(io_thread& home, hub_event e) {
+    home.to_hub.push_back(std::move(e));
+    if (std::exchange(home.to_hub_posted, true)) return;
+    asio::post(home.io, [this, &home] {
+      home.to_hub_posted = false;
+      asio::post(io_, [this, batch = std::exchange(home.to_hub, {})]() mutable {
+        for (hub_event& e : batch) take(e);
+      });
+    });
+  }
 
-  template <class F>
-  void run_on_hub(F&& f) {
-    if (on_hub_thread()) f();
-    else asio::post(io_, std::forward<F>(f));
+  // On the hub's thread.
+  void take(hub_event& e) {
+    switch (e.what) {
+      case hub_event::kind::received:
+        receive_here(e.id, e.bytes);
+        job_for(std::move(e.connection)).resume_reading = true;
+        break;
+      case hub_event::kind::written:
+        core_.written(e.id, e.written_bytes);
+        if (auto it = connections_.find(e.id); it != connections_.end() && it->second.spare.frames.capacity() == 0)
+          it->second.spare.frames = std::move(e.emptied);
+        break;
+      case hub_event::kind::closed:
+        core_.transport_closed(e.id, moment_now());
+        connections_.erase(e.id);
+        connection_closed_.cancel();
+        after_core();
+        break;
+      case hub_event::kind::log:
+        context_.log.debug(e.bytes);
+        break;
+    }
+  }
+
+  // The hub's orders for one connection, gathered per I/O thread until flush() posts them
+  // (a read taken in has always scheduled a flush).
+  connection_job& job_for(std::shared_ptr<connection_base> c) {
+    auto& jobs = jobs_[c->home()->index];
+    jobs.push_back(connection_job{std::move(c)});
+    return jobs.back();
+  }
+
+  void send_jobs() {
+    for (std::size_t i = 0; i < jobs_.size(); ++i) {
+      if (jobs_[i].empty()) continue;
+      asio::post(pool_.at(i).io, [batch = std::exchange(jobs_[i], {})]() mutable {
+        for (connection_job& job : batch) {
+          if (job.output) job.connection->deliver_here(std::move(*job.output));
+          if (job.resume_reading) job.connection->resume_reading_here();
+          if (job.abort) job.connection->abort_here();
+        }
+      });
+    }
   }
 
   void receive_here(parley::connection_id id, std::string_view bytes) {
@@ -370,14 +452,17 @@ class server_runtime {
       auto it = connections_.find(id);
       if (it == connections_.end()) continue;
       core_.take_output(id, it->second.spare);
-      it->second.connection->deliver(std::move(it->second.spare));
+      if (!it->second.connection->home()) it->second.connection->deliver_here(std::move(it->second.spare));
+      else job_for(it->second.connection).output = std::move(it->second.spare);
     }
     for (parley::connection_id id : core_.take_aborted()) {
       auto it = connections_.find(id);
       if (it == connections_.end()) continue;
-      auto c = it->second.connection;  // abort() ends in closed(), which erases the entry, at once with --threads 1
-      c->abort();
+      auto c = it->second.connection;  // aborting ends in closed(), which erases the entry, at once with --threads 1
+      if (!c->home()) c->abort_here();
+      else job_for(std::move(c)).abort = true;
     }
+    send_jobs();
     if (core_.finished()) return io_.stop();
     if (auto next = core_.next_deadline(); next && *next < tick_.expiry()) tick_.cancel();
   }
@@ -398,8 +483,9 @@ class server_runtime {
         if (stopping_) co_return;
       }
       // The socket is born on the I/O thread that will serve it.
-      asio::io_context& home = pool_.next();
-      tcp::socket socket = co_await acceptor_.async_accept(asio::any_io_executor(home.get_executor()),
+      io_thread* home = pool_.next();
+      asio::io_context& home_io = pool_.context_of(home);
+      tcp::socket socket = co_await acceptor_.async_accept(asio::any_io_executor(home_io.get_executor()),
                                                            asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (stopping_ || ec == asio::error::operation_aborted) co_return;
@@ -434,11 +520,11 @@ class server_runtime {
         continue;
       }
       if (options_.tls()) {
-        auto c = std::make_shared<connection<tls_stream>>(*this, *id, tls_stream(std::move(socket), tls_), home.get_executor());
+        auto c = std::make_shared<connection<tls_stream>>(*this, *id, tls_stream(std::move(socket), tls_), home_io.get_executor(), home);
         connections_.emplace(*id, connection_entry{c, {}});
         c->start();
       } else {
-        auto c = std::make_shared<connection<tcp::socket>>(*this, *id, std::move(socket), home.get_executor());
+        auto c = std::make_shared<connection<tcp::socket>>(*this, *id, std::move(socket), home_io.get_executor(), home);
         connections_.emplace(*id, connection_entry{c, {}});
         c->start();
       }
@@ -501,6 +587,7 @@ class server_runtime {
   };
   std::unordered_map<parley::connection_id, connection_entry> connections_;
   std::vector<parley::connection_id> writable_;  // flush()'s scratch
+  std::vector<std::vector<connection_job>> jobs_ = std::vector<std::vector<connection_job>>(pool_.size());
   throttled_log accept_failures_;
   throttled_log refusals_;
   throttled_log budget_waits_;
@@ -514,7 +601,7 @@ void connection<Stream>::begin() {
   if constexpr (tls) {
     stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](std::error_code ec) {
       if (ec) {
-        self->runtime_.log_debug("TLS handshake failed: " + ec.message());
+        self->runtime_.log_debug(self->home_, "TLS handshake failed: " + ec.message());
         return self->stop();
       }
       self->ready_to_write_ = true;
@@ -567,14 +654,7 @@ void connection<Stream>::read_now() {
 // and acks behind its backlog, and its own bytes wait in its socket (TCP pushes back).
 template <class Stream>
 void connection<Stream>::hand_to_hub(std::string_view bytes) {
-  auto self = this->shared_from_this();
-  runtime_.receive(id_, bytes, [self] {
-    // Posted even on the same thread: the thread's other connections get their turn.
-    asio::post(self->own_, [self] {
-      if constexpr (tls) self->read_more();
-      else self->read_now();
-    });
-  });
+  runtime_.received(home_, this->shared_from_this(), id_, bytes);
 }
 
 template <class Stream>
@@ -622,7 +702,7 @@ void connection<Stream>::write_more() {
   asio::async_write(stream_, buffers_, [self = this->shared_from_this(), bytes](std::error_code ec, std::size_t) {
     self->write_in_flight_ = false;
     self->writing_.clear();
-    self->runtime_.written(self->id_, bytes, std::exchange(self->writing_, {}));
+    self->runtime_.written(self->home_, self->id_, bytes, std::exchange(self->writing_, {}));
     if (ec) return self->stop();
     self->write_more();
   });
@@ -635,7 +715,7 @@ void connection<Stream>::stop() {
   std::error_code ignored;
   socket().close(ignored);
   queued_.clear();
-  runtime_.closed(id_);
+  runtime_.closed(home_, id_);
 }
 
 }  // namespace
