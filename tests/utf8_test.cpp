@@ -56,3 +56,19 @@ TEST_CASE("utf8: a failed validator stays failed") {
   CHECK(v.failed());
   CHECK_FALSE(v.complete());
 }
+
+// feed() skips ASCII eight bytes at a time: every offset of a non-ASCII byte within and
+// around those words must still be seen, whole and split.
+TEST_CASE("utf8: non-ASCII at every offset of a long ASCII run") {
+  const std::string pieces[] = {"\xC3\xA9", "\xF0\x9F\x98\x80", "\x80", "\xC3", "\xED\xA0\x80", "\xFF"};
+  const bool piece_valid[] = {true, true, false, false, false, false};
+  for (std::size_t k = 0; k < 6; ++k) {
+    for (std::size_t before = 0; before <= 24; ++before) {
+      for (std::size_t after : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{17}}) {
+        const std::string s = std::string(before, 'a') + pieces[k] + std::string(after, 'z');
+        CAPTURE(s);
+        CHECK(valid_at_every_split(s) == piece_valid[k]);
+      }
+    }
+  }
+}
