@@ -26,6 +26,8 @@
 #include <string_view>
 #include <thread>
 
+#include <malloc.h>
+
 namespace {
 
 using namespace parley_tools;
@@ -100,6 +102,11 @@ parley::result<database> open_database(std::filesystem::path& file) {
 
 int server_main(server_options& options) {
   const logger log(options.log);
+  // Frames are built on the hub's thread and freed on the I/O threads, received bytes the
+  // other way round: with glibc's default trim threshold each burst's frees gave the heap
+  // back to the kernel and the next burst faulted it in again, zeroed (5% of the server's
+  // time under load). Keep up to 32 MiB of freed memory for reuse instead.
+  ::mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
   // Declared before the database, so released after it closes (see database_lock).
   std::optional<database_lock> running;
   if (auto problem = validate(options)) {
