@@ -206,7 +206,7 @@ class connection final : public connection_base, public std::enable_shared_from_
 // io_context serves the connections too: today's single-threaded server, no queue hops.
 class io_pool {
  public:
-  io_pool(asio::io_context& hub, std::size_t threads) : hub_(hub) {
+  explicit io_pool(std::size_t threads) {
     if (threads <= 1) return;
     for (std::size_t i = 0; i < threads; ++i) {
       contexts_.push_back(std::make_unique<io_thread>(i));
@@ -234,12 +234,10 @@ class io_pool {
     if (contexts_.empty()) return nullptr;
     return contexts_[next_++ % contexts_.size()].get();
   }
-  asio::io_context& context_of(io_thread* t) { return t ? t->io : hub_; }
   [[nodiscard]] std::size_t size() const noexcept { return contexts_.size(); }
   io_thread& at(std::size_t i) { return *contexts_[i]; }
 
  private:
-  asio::io_context& hub_;
   std::vector<std::unique_ptr<io_thread>> contexts_;
   std::vector<asio::executor_work_guard<io_executor>> guards_;
   std::vector<std::thread> threads_;
@@ -248,10 +246,10 @@ class io_pool {
 
 class server_runtime {
  public:
-  server_runtime(asio::io_context& io, const server_options& options, server_context& context,
+  server_runtime(asio::io_context& io, io_pool& pool, const server_options& options, server_context& context,
                  std::size_t connection_budget)
       : io_(io),
-        pool_(io, options.threads),
+        pool_(pool),
         options_(options),
         context_(context),
         hub_(open_hub(options, context)),
@@ -484,7 +482,7 @@ class server_runtime {
       }
       // The socket is born on the I/O thread that will serve it.
       io_thread* home = pool_.next();
-      asio::io_context& home_io = pool_.context_of(home);
+      asio::io_context& home_io = home ? home->io : io_;
       tcp::socket socket = co_await acceptor_.async_accept(asio::any_io_executor(home_io.get_executor()),
                                                            asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
@@ -568,7 +566,7 @@ class server_runtime {
   }
 
   asio::io_context& io_;  // the hub's thread: the core, the acceptor, timers and signals
-  io_pool pool_;
+  io_pool& pool_;
   const server_options& options_;
   server_context& context_;
   hub_type hub_;
@@ -751,8 +749,11 @@ std::size_t raise_descriptor_limit(const server_options& options, const logger& 
 int run_server(const server_options& options, server_context& context) {
   const std::size_t connection_budget = raise_descriptor_limit(options, context.log);
   try {
+    // The I/O threads' io_contexts outlive the hub's: a socket of theirs can sit in one of
+    // the hub's handlers (an accept in progress), destroyed with the hub's io_context.
+    io_pool pool(options.threads);
     asio::io_context io(1);  // the hub's thread: this one
-    server_runtime runtime(io, options, context, connection_budget);
+    server_runtime runtime(io, pool, options, context, connection_budget);
     return runtime.run();
   } catch (const std::exception& e) {
     context.log.error(std::string("server stopped: ") + e.what());
