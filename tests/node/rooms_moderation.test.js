@@ -6,7 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { connect, issueToken, session, sleep, startServer, stopServer, tempDir } = require('./harness');
+const { connect, eventually, issueToken, metrics, session, sleep, startServer, stopServer, tempDir } = require('./harness');
 const { event, quiet, refused, roles } = require('./room_checks');
 
 // Tokens are checked only off loopback; there every session needs one.
@@ -177,6 +177,9 @@ test('room.event frames for a detached session arrive after its resume\'s replay
   await olga.join('hall', 'olga');
   await bob.join('hall', 'bob');
   await bob.terminate();
+  // Detached first: the drop reaches the hub from bob's I/O thread, the set_role from olga's,
+  // in either order; an event handed to a connection that is dropping is not held.
+  await eventually(async () => (await metrics(server.port)).parley_sessions_attached === 1, undefined, 'bob detached');
   await olga.ok('tool.set_role', { room: 'hall', nickname: 'bob', role: 'watcher' });
   await olga.sendMessage('hall', 'while away');
   const back = await connect(server);
