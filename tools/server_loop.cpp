@@ -327,30 +327,30 @@ class server_runtime {
       asio::post(io_, [c = std::move(c)] { c->resume_reading_here(); });
       return;
     }
-    mail(*home, hub_event{hub_event::kind::received, id, std::string(bytes), 0, {}, std::move(c)});
+    tell_hub(home, hub_event{hub_event::kind::received, id, std::string(bytes), 0, {}, std::move(c)});
   }
 
   // `emptied` is the written frames' vector, cleared: the connection's next batch reuses it.
   void written(io_thread* home, parley::connection_id id, std::size_t bytes, std::vector<parley::shared_frame> emptied) {
-    hub_event e{hub_event::kind::written, id, {}, bytes, std::move(emptied), {}};
-    if (!home) return take(e);
-    mail(*home, std::move(e));
+    tell_hub(home, hub_event{hub_event::kind::written, id, {}, bytes, std::move(emptied), {}});
   }
 
   void closed(io_thread* home, parley::connection_id id) {
-    hub_event e{hub_event::kind::closed, id};
-    if (!home) return take(e);
-    mail(*home, std::move(e));
+    tell_hub(home, hub_event{hub_event::kind::closed, id});
   }
 
   void log_debug(io_thread* home, std::string line) {
-    hub_event e{hub_event::kind::log, 0, std::move(line)};
-    if (!home) return take(e);
-    mail(*home, std::move(e));
+    tell_hub(home, hub_event{hub_event::kind::log, 0, std::move(line)});
   }
 
  private:
   using hub_type = parley::basic_hub<tools_policy>;
+
+  // At once on the hub's own thread (--threads 1), else through the I/O thread's mail.
+  void tell_hub(io_thread* home, hub_event e) {
+    if (!home) return take(e);
+    mail(*home, std::move(e));
+  }
 
   // On an I/O thread: gather what it tells the hub during this pass over its ready
   // handlers, then send it across in one post.
