@@ -23,6 +23,7 @@
 #include "policy.hpp"
 #include "random_source.hpp"
 #include "replay_ring.hpp"
+#include "room_bus.hpp"
 #include "room_store.hpp"
 #include "server.hpp"
 #include "server_hooks.hpp"

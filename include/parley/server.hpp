@@ -194,6 +194,25 @@ class basic_server {
     return next;
   }
 
+  // ---- cluster: the bus that orders room messages (room_bus.hpp) ---------------
+
+  // What this node's sessions sent since the last call, for the host to publish in order.
+  void take_published(std::vector<bus_message>& into) { hub_.take_published(into); }
+
+  // Every message the bus delivers, in its order, this node's own included.
+  void bus_delivered(const bus_message& m, std::uint64_t seq, const moment_type& now) {
+    now_ = now.monotonic;
+    hub_.bus_delivered(m, seq, now);
+    flush_deliveries();
+  }
+
+  // The bus would not take a message this node published.
+  void bus_refused(std::string_view message_id, const moment_type& now) {
+    now_ = now.monotonic;
+    hub_.bus_refused(message_id);
+    flush_deliveries();
+  }
+
   // ---- output -------------------------------------------------------------
 
   // Connections with something to write or a close to carry out, each listed once.

@@ -61,21 +61,28 @@ template <class Hub>
   return hello_outcome{std::move(ok), std::move(*grant), std::nullopt};
 }
 
-// Runs one tool request and encodes its answer.
+// Runs one tool request and encodes its answer; nullopt when the answer comes later, as
+// a cluster node's send does (through the hub's outbox, once the bus has ordered it).
 template <class Hub>
-[[nodiscard]] std::string serve_tool_request(Hub& h, session_handle session, const tool_request& request,
+[[nodiscard]] std::optional<std::string> serve_tool_request(Hub& h, session_handle session, const tool_request& request,
                                              const typename Hub::moment_type& now) {
-  auto answer = [&](auto&& r) {
+  auto answer = [&](auto&& r) -> std::optional<std::string> {
     if (r) return encode_tool_ok(request.request_id, json(*r));
     return encode_tool_err(request.request_id, r.error());
   };
   return std::visit(
-      [&](const auto& args) -> std::string {
+      [&](const auto& args) -> std::optional<std::string> {
         using T = std::decay_t<decltype(args)>;
         if constexpr (std::is_same_v<T, join_room_args>) return answer(h.join_room(session, args, now));
         else if constexpr (std::is_same_v<T, leave_room_args>) return answer(h.leave_room(session, args, now));
         else if constexpr (std::is_same_v<T, list_rooms_args>) return answer(h.list_rooms(session, args));
-        else if constexpr (std::is_same_v<T, send_message_args>) return answer(h.send_message(session, args, now));
+        else if constexpr (std::is_same_v<T, send_message_args>) {
+          if (!h.ordered_by_bus()) return answer(h.send_message(session, args, now));
+          auto sent = h.send_message(session, args, now, request.request_id);
+          if (!sent) return encode_tool_err(request.request_id, sent.error());
+          if (!*sent) return std::nullopt;
+          return encode_tool_ok(request.request_id, json(**sent));
+        }
         else if constexpr (std::is_same_v<T, who_is_here_args>) return answer(h.who_is_here(session, args));
         else if constexpr (std::is_same_v<T, create_room_args>) return answer(h.create_room(session, args, now));
         else if constexpr (std::is_same_v<T, invite_args>) return answer(h.invite(session, args, now));

@@ -6193,6 +6193,84 @@ class replay_ring {
 }  // namespace parley
 // ----- end parley/replay_ring.hpp -----
 
+// ----- begin parley/room_bus.hpp -----
+// SPDX-License-Identifier: MIT
+// What crosses the bus between servers for one room message, and how it is written there.
+//
+// In a cluster every server publishes the messages its sessions send to a shared,
+// ordered log (tools/ uses a NATS JetStream stream, subject parley.room.<room>) and
+// delivers every message it reads back from that log, its own included, to the members
+// it serves. The log's order is the room's order and its sequence numbers are the
+// room's seqs: strictly increasing, with gaps where other rooms' messages fall between.
+// A server reading its own message back is how its sender learns the seq.
+
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace parley {
+
+struct bus_message {
+  std::string room;
+  std::string message_id;  // UUIDv7 from the sending server: also the bus's de-duplication key
+  std::string from_nickname;
+  member_kind from_kind = member_kind::agent;
+  std::string body;
+  std::string sent_at;     // RFC 3339, the sending server's wall clock
+  std::string node;        // the sending server's node id
+  std::string session_id;  // the sending session: it gets no echo, on whichever server holds it
+
+  friend bool operator==(const bus_message& a, const bus_message& b) {
+    return a.room == b.room && a.message_id == b.message_id && a.from_nickname == b.from_nickname &&
+           a.from_kind == b.from_kind && a.body == b.body && a.sent_at == b.sent_at && a.node == b.node &&
+           a.session_id == b.session_id;
+  }
+};
+
+[[nodiscard]] inline std::string encode_bus_message(const bus_message& m) {
+  return nlohmann::json{{"room", m.room},   {"messageId", m.message_id}, {"fromNickname", m.from_nickname},
+                        {"fromKind", std::string(to_string(m.from_kind))},
+                        {"body", m.body},   {"sentAt", m.sent_at},       {"node", m.node},
+                        {"session", m.session_id}}
+      .dump();
+}
+
+// The log is shared with other servers (perhaps of another version) and anyone holding
+// the bus's credentials: a record is checked as strictly as a client's frame, and one
+// that fails is the caller's to log and skip, never to deliver.
+[[nodiscard]] inline result<bus_message> decode_bus_message(std::string_view text,
+                                                            std::size_t max_body_bytes = default_max_body_bytes) {
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return make_error(error_code::bad_frame, "a bus record is not a JSON object");
+  auto text_field = [&](const char* name) -> result<std::string> {
+    auto it = j.find(name);
+    if (it == j.end() || !it->is_string())
+      return make_error(error_code::bad_frame, std::string("a bus record lacks the string field ") + name);
+    return it->get<std::string>();
+  };
+  bus_message m;
+  for (auto [name, into] : {std::pair{"room", &m.room}, {"messageId", &m.message_id}, {"fromNickname", &m.from_nickname},
+                            {"body", &m.body}, {"sentAt", &m.sent_at}, {"node", &m.node}, {"session", &m.session_id}}) {
+    auto value = text_field(name);
+    if (!value) return tl::unexpected(value.error());
+    *into = std::move(*value);
+  }
+  if (auto ok = check_room_slug("room", m.room); !ok) return tl::unexpected(ok.error());
+  if (auto ok = check_nickname("fromNickname", m.from_nickname); !ok) return tl::unexpected(ok.error());
+  if (auto ok = check_body(m.body, max_body_bytes); !ok) return tl::unexpected(ok.error());
+  auto kind = j.find("fromKind");
+  if (kind != j.end()) {
+    if (*kind == "person") m.from_kind = member_kind::person;
+    else if (*kind != "agent") return make_error(error_code::bad_frame, "a bus record has an unknown fromKind");
+  }
+  return m;
+}
+
+}  // namespace parley
+// ----- end parley/room_bus.hpp -----
+
 // ----- begin parley/sha256.hpp -----
 // SPDX-License-Identifier: MIT
 // SHA-256 (FIPS 180-4): how the hub stores invite codes, so a leaked database or memory dump does not hand out invites.
@@ -6407,6 +6485,9 @@ struct hub_config {
   std::size_t max_pending_knocks = 20;        // per room
   std::size_t max_held_events = 64;           // room.events kept for a detached session until it resumes
   std::size_t max_live_invites = 100;         // per room: unexpired, not used up
+  // Non-empty: this hub is one node of a cluster, and a bus (room_bus.hpp) orders room
+  // messages and issues their seqs; empty: the hub orders them itself, from its store.
+  std::string node_id{};
 };
 
 // A local handle for a session; only the hub and its caller see it, never the wire.
@@ -6677,6 +6758,7 @@ class basic_hub {
     for (const auto& name : touched)
       if (auto it = rooms_.find(name); it != rooms_.end()) ensure_owner(it->second, now);
     if (!s->attached) deadlines_.erase({s->detach_deadline, handle});
+    forget_pending_of(handle);
     by_id_.erase(s->id);
     sessions_.erase(handle);
   }
@@ -6819,6 +6901,93 @@ class basic_hub {
 
   [[nodiscard]] result<send_message_result> send_message(session_handle handle, const send_message_args& args,
                                                          const moment_type& now) {
+    if (ordered_by_bus())
+      return make_error(error_code::internal, "a cluster node answers a send through the bus: call it with a request id");
+    auto sent = send(handle, args, now, nullptr);
+    if (!sent) return tl::unexpected(sent.error());
+    return std::move(**sent);
+  }
+
+  // ---- cluster: room messages ordered by a bus (room_bus.hpp) ------------------
+
+  [[nodiscard]] bool ordered_by_bus() const noexcept { return !config_.node_id.empty(); }
+
+  // A send on a cluster node, checked as send_message checks it and then handed to the
+  // bus (take_published). nullopt: the answer reaches the sender's outbox later, as a
+  // tool.ok under `request_id` once the bus has ordered the message (bus_delivered), or
+  // a tool.err if the bus refused it (bus_refused). A retry under the same clientMsgId
+  // is answered with the first send's result, or together with it while it is pending,
+  // and a retry of a refused send publishes the same message again: the bus drops a
+  // second copy by its message id, so an ambiguous refusal (the bus took it after all)
+  // never delivers it twice.
+  [[nodiscard]] result<std::optional<send_message_result>> send_message(session_handle handle,
+                                                                        const send_message_args& args,
+                                                                        const moment_type& now,
+                                                                        const std::string& request_id) {
+    return send(handle, args, now, &request_id);
+  }
+
+  // The messages sent here since the last call, in send order, for the host to publish.
+  void take_published(std::vector<bus_message>& into) {
+    into.clear();
+    into.swap(published_);
+  }
+
+  // One message of the bus, in the bus's order, whichever node sent it: delivered to
+  // this hub's members of its room (never to the session that sent it), and, when
+  // this node sent it, answered to its sender. A seq at or below the room's latest is
+  // a redelivery (the host's subscription restarted) and is delivered to nobody.
+  void bus_delivered(const bus_message& m, std::uint64_t seq, const moment_type& now) {
+    touch(now);
+    if (auto it = rooms_.find(m.room); it != rooms_.end() && seq > it->second.last_seq) {
+      room_state& r = it->second;
+      r.last_seq = seq;
+      r.used = true;
+      cancel_expiry(r);
+      std::string text = encode_room_message(
+          room_message_frame{m.room, seq, m.message_id, m.from_nickname, m.body, m.sent_at, m.from_kind});
+      const shared_frame frame = make_shared_frame(frame_encoding::encode(std::move(text)));
+      ++stats_.messages_total;
+      for (member& to : r.members) {
+        if (to.session->id == m.session_id) continue;  // on whichever node the sender is now, no echo
+        to.session->memberships.find(m.room)->second.ring.push(seq, frame);
+        if (to.session->attached) enqueue(*to.session, frame);
+      }
+    }
+    if (m.node != config_.node_id) return;
+    auto p = pending_.find(m.message_id);
+    if (p == pending_.end()) return;
+    pending_send sent = std::move(p->second);
+    forget_pending(p);
+    session_state* s = find(sent.session);
+    if (!s) return;
+    send_message_result result{m.room, seq, m.message_id, m.sent_at};
+    if (sent.client_msg_id) s->sent.remember(*sent.client_msg_id, result, now.monotonic);
+    for (const std::string& id : sent.request_ids) answer(*s, encode_tool_ok(id, json(result)));
+  }
+
+  // The bus would not take a message this node published (unreachable, or no answer in
+  // time): its sender hears so. It may have been taken after all; a retry under the
+  // same clientMsgId publishes the same message, which the bus then drops as a copy.
+  void bus_refused(std::string_view message_id) {
+    auto p = pending_.find(message_id);
+    if (p == pending_.end() || p->second.refused) return;
+    session_state* s = find(p->second.session);
+    const error e{error_code::internal,
+                  "could not send: the cluster did not confirm the message; retry with the same clientMsgId", nullptr};
+    if (s)
+      for (const std::string& id : p->second.request_ids) answer(*s, encode_tool_err(id, e));
+    p->second.request_ids.clear();
+    // Without a clientMsgId no retry can name it: nothing more to keep.
+    if (!p->second.client_msg_id) return forget_pending(p);
+    p->second.refused = true;
+  }
+
+  [[nodiscard]] std::size_t pending_sends() const noexcept { return pending_.size(); }
+
+ private:
+  [[nodiscard]] result<std::optional<send_message_result>> send(session_handle handle, const send_message_args& args,
+                                                               const moment_type& now, const std::string* request_id) {
     touch(now);
     session_state* s = find(handle);
     if (!s) return no_session();
@@ -6828,6 +6997,8 @@ class basic_hub {
       if (auto ok = check_client_msg_id(*args.client_msg_id); !ok) return tl::unexpected(ok.error());
       // A retry returns the first result, delivers nothing and spends no token.
       if (const send_message_result* first = s->sent.find(*args.client_msg_id)) return *first;
+      if (auto p = pending_by_key_.find({handle, *args.client_msg_id}); p != pending_by_key_.end())
+        return retry_pending(pending_.find(p->second)->second, *request_id);
     }
     auto it = s->memberships.find(args.room);
     if (it == s->memberships.end()) return not_in_room(args.room);
@@ -6848,6 +7019,7 @@ class basic_hub {
     }
     room_state& r = *it->second.room;
     if (recipient) return send_direct(*s, it->second, *recipient, args, now);
+    if (ordered_by_bus()) return publish(*s, it->second, args, *request_id, now);
     auto seq = next_seq(r);
     if (!seq) return tl::unexpected(seq.error());
 
@@ -6864,6 +7036,8 @@ class basic_hub {
     if (args.client_msg_id) s->sent.remember(*args.client_msg_id, sent, now.monotonic);
     return sent;
   }
+
+ public:
 
   // One page of every room in name order, each in `joined` or `available`; the page
   // after `cursor` (the previous page's last name), of `limit` rooms or the default.
@@ -7317,6 +7491,10 @@ class basic_hub {
   void enqueue(session_state& s, const shared_frame& frame) {
     s.outbox.push_back(frame);
     ++stats_.deliveries_total;
+    list_ready(s);
+  }
+
+  void list_ready(session_state& s) {
     if (!s.ready_listed) {
       s.ready_listed = true;
       ready_.push_back(s.handle);
@@ -7578,6 +7756,58 @@ class basic_hub {
     }
   }
 
+  // ---- cluster ------------------------------------------------------------------
+
+  // A message this node published and the bus has not yet delivered back.
+  struct pending_send {
+    session_handle session = 0;
+    std::vector<std::string> request_ids;  // the send and its retries, each to be answered
+    bus_message message;
+    std::optional<std::string> client_msg_id;
+    bool refused = false;  // the bus refused it; kept so a retry publishes the same message
+  };
+
+  std::optional<send_message_result> publish(session_state& s, const membership& from, const send_message_args& args,
+                                             const std::string& request_id, const moment_type& now) {
+    bus_message m{args.room,           uuid_v7(now.wall, random_), from.nickname, s.kind, args.body,
+                  format_rfc3339(now.wall), config_.node_id,       s.id};
+    published_.push_back(m);
+    if (args.client_msg_id) pending_by_key_.emplace(std::pair{s.handle, *args.client_msg_id}, m.message_id);
+    std::string id = m.message_id;
+    pending_.emplace(std::move(id), pending_send{s.handle, {request_id}, std::move(m), args.client_msg_id});
+    return std::nullopt;
+  }
+
+  // A retry spends no token: it rides on the first send, or republishes it if refused.
+  std::optional<send_message_result> retry_pending(pending_send& p, const std::string& request_id) {
+    p.request_ids.push_back(request_id);
+    if (std::exchange(p.refused, false)) published_.push_back(p.message);
+    return std::nullopt;
+  }
+
+  template <class Iterator>
+  void forget_pending(Iterator p) {
+    if (p->second.client_msg_id) pending_by_key_.erase({p->second.session, *p->second.client_msg_id});
+    pending_.erase(p);
+  }
+
+  void forget_pending_of(session_handle handle) {
+    if (pending_.empty()) return;
+    for (auto p = pending_.begin(); p != pending_.end();) {
+      auto next = std::next(p);
+      if (p->second.session == handle) forget_pending(p);
+      p = next;
+    }
+  }
+
+  // A send's answer, to an attached sender only: a detached one retries after resuming
+  // and the idempotency window answers it.
+  void answer(session_state& s, std::string text) {
+    if (!s.attached) return;
+    s.outbox.push_back(make_shared_frame(frame_encoding::encode(std::move(text))));
+    list_ready(s);
+  }
+
   store_type* store_;
   random_type random_;
   hub_config config_;
@@ -7592,6 +7822,9 @@ class basic_hub {
   std::map<std::string, token_bucket<monotonic_time>, std::less<>> knock_buckets_;      // by principal key
   std::set<std::pair<monotonic_time, std::pair<std::string, std::string>>> knock_deadlines_;  // (room, knockId)
   std::vector<session_handle> ready_;
+  std::vector<bus_message> published_;                                      // for the host to publish
+  std::map<std::string, pending_send, std::less<>> pending_;                // by message id
+  std::map<std::pair<session_handle, std::string>, std::string> pending_by_key_;  // (sender, clientMsgId) → message id
   session_handle last_handle_ = 0;
   hub_stats stats_{};
 };
@@ -7770,21 +8003,28 @@ template <class Hub>
   return hello_outcome{std::move(ok), std::move(*grant), std::nullopt};
 }
 
-// Runs one tool request and encodes its answer.
+// Runs one tool request and encodes its answer; nullopt when the answer comes later, as
+// a cluster node's send does (through the hub's outbox, once the bus has ordered it).
 template <class Hub>
-[[nodiscard]] std::string serve_tool_request(Hub& h, session_handle session, const tool_request& request,
+[[nodiscard]] std::optional<std::string> serve_tool_request(Hub& h, session_handle session, const tool_request& request,
                                              const typename Hub::moment_type& now) {
-  auto answer = [&](auto&& r) {
+  auto answer = [&](auto&& r) -> std::optional<std::string> {
     if (r) return encode_tool_ok(request.request_id, json(*r));
     return encode_tool_err(request.request_id, r.error());
   };
   return std::visit(
-      [&](const auto& args) -> std::string {
+      [&](const auto& args) -> std::optional<std::string> {
         using T = std::decay_t<decltype(args)>;
         if constexpr (std::is_same_v<T, join_room_args>) return answer(h.join_room(session, args, now));
         else if constexpr (std::is_same_v<T, leave_room_args>) return answer(h.leave_room(session, args, now));
         else if constexpr (std::is_same_v<T, list_rooms_args>) return answer(h.list_rooms(session, args));
-        else if constexpr (std::is_same_v<T, send_message_args>) return answer(h.send_message(session, args, now));
+        else if constexpr (std::is_same_v<T, send_message_args>) {
+          if (!h.ordered_by_bus()) return answer(h.send_message(session, args, now));
+          auto sent = h.send_message(session, args, now, request.request_id);
+          if (!sent) return encode_tool_err(request.request_id, sent.error());
+          if (!*sent) return std::nullopt;
+          return encode_tool_ok(request.request_id, json(**sent));
+        }
         else if constexpr (std::is_same_v<T, who_is_here_args>) return answer(h.who_is_here(session, args));
         else if constexpr (std::is_same_v<T, create_room_args>) return answer(h.create_room(session, args, now));
         else if constexpr (std::is_same_v<T, invite_args>) return answer(h.invite(session, args, now));
@@ -8057,6 +8297,25 @@ class basic_server {
     if (!labels_.empty()) consider(next_revocation_poll_);
     if (!wakeups_.empty()) consider(wakeups_.begin()->first);
     return next;
+  }
+
+  // ---- cluster: the bus that orders room messages (room_bus.hpp) ---------------
+
+  // What this node's sessions sent since the last call, for the host to publish in order.
+  void take_published(std::vector<bus_message>& into) { hub_.take_published(into); }
+
+  // Every message the bus delivers, in its order, this node's own included.
+  void bus_delivered(const bus_message& m, std::uint64_t seq, const moment_type& now) {
+    now_ = now.monotonic;
+    hub_.bus_delivered(m, seq, now);
+    flush_deliveries();
+  }
+
+  // The bus would not take a message this node published.
+  void bus_refused(std::string_view message_id, const moment_type& now) {
+    now_ = now.monotonic;
+    hub_.bus_refused(message_id);
+    flush_deliveries();
   }
 
   // ---- output -------------------------------------------------------------
