@@ -299,6 +299,7 @@ void nats_link::connect(nats_options options, completion<void> done) {
       if (s == NATS_OK) s = natsOptions_SetMaxReconnect(st->options, -1);
       if (s == NATS_OK) s = natsOptions_SetReconnectWait(st->options, options.reconnect_wait.count());
       if (s == NATS_OK) s = natsOptions_SetTimeout(st->options, options.request_timeout.count());
+      if (s == NATS_OK) s = natsOptions_SetSendAsap(st->options, options.send_asap);
       if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(st->options, on_disconnected, st);
       if (s == NATS_OK) s = natsOptions_SetReconnectedCB(st->options, on_reconnected, st);
       if (s == NATS_OK) s = natsOptions_SetClosedCB(st->options, on_closed, st);
