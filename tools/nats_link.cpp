@@ -116,6 +116,7 @@ struct nats_link::state : std::enable_shared_from_this<nats_link::state> {
 
   asio::io_context& io;
   std::function<void(nats_connection_event)> on_event;  // set before connect, read on io only
+  std::function<void(std::string)> on_error;            // likewise
   bool connected = false;                                // io thread only
   bool closed = false;                                   // io thread only
 
@@ -193,6 +194,20 @@ void on_closed(natsConnection*, void* closure) {
   std::lock_guard lock(st->closed_mutex);
   st->connection_closed = true;
   st->closed_cv.notify_all();
+}
+
+void on_libnats_error(natsConnection*, natsSubscription* sub, natsStatus s, void* closure) {
+  auto* st = static_cast<nats_link::state*>(closure);
+  std::string text = "NATS: ";
+  text += natsStatus_GetText(s);
+  if (sub != nullptr) {
+    const char* subject = natsSubscription_GetSubject(sub);
+    text += " on the subscription to ";
+    text += subject != nullptr ? subject : "?";
+  }
+  st->deliver([st, text = std::move(text)]() mutable {
+    if (st->on_error) st->on_error(std::move(text));
+  });
 }
 
 void on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
@@ -278,6 +293,8 @@ void nats_link::on_connection_event(std::function<void(nats_connection_event)> h
   state_->on_event = std::move(handler);
 }
 
+void nats_link::on_async_error(std::function<void(std::string)> handler) { state_->on_error = std::move(handler); }
+
 void nats_link::connect(nats_options options, completion<void> done) {
   state* st = state_.get();
   st->jobs.post([st, options = std::move(options), done = std::move(done)]() mutable {
@@ -303,6 +320,7 @@ void nats_link::connect(nats_options options, completion<void> done) {
       if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(st->options, on_disconnected, st);
       if (s == NATS_OK) s = natsOptions_SetReconnectedCB(st->options, on_reconnected, st);
       if (s == NATS_OK) s = natsOptions_SetClosedCB(st->options, on_closed, st);
+      if (s == NATS_OK) s = natsOptions_SetErrorHandler(st->options, on_libnats_error, st);
       if (s != NATS_OK) return fail(describe("NATS options", s));
       s = natsConnection_Connect(&st->connection, st->options);
       if (s != NATS_OK) {
@@ -470,7 +488,9 @@ void nats_link::ensure_bucket(nats_bucket_config config, completion<void> done) 
     kvConfig_Init(&kc);
     kc.Bucket = config.name.c_str();
     kc.History = 1;
-    kc.TTL = config.ttl.count();  // milliseconds, as libnats 3.4 takes it
+    // Nanoseconds in libnats 3.4: it copies TTL into the stream's MaxAge as it is (later
+    // releases document milliseconds; a millisecond count here is refused, "max age needs to be >= 100ms").
+    kc.TTL = std::chrono::duration_cast<std::chrono::nanoseconds>(config.ttl).count();
     kc.StorageType = js_MemoryStorage;
     kc.Replicas = config.replicas;
     kvStore* kv = nullptr;

@@ -111,6 +111,10 @@ class nats_link {
   // Set before connect(); events arrive in the order libnats saw them.
   void on_connection_event(std::function<void(nats_connection_event)> handler);
 
+  // What libnats reports on its own, outside any call: a slow consumer dropping messages, an
+  // ordered consumer that could not be recreated. A sentence for the log. Set before connect().
+  void on_async_error(std::function<void(std::string)> handler);
+
   // The first connection must succeed (an error otherwise); after that libnats reconnects
   // forever, reporting `disconnected` and `reconnected`, and buffers publishes meanwhile.
   void connect(nats_options options, completion<void> done);
