@@ -198,8 +198,7 @@ void on_closed(natsConnection*, void* closure) {
 
 void on_libnats_error(natsConnection*, natsSubscription* sub, natsStatus s, void* closure) {
   auto* st = static_cast<nats_link::state*>(closure);
-  std::string text = "NATS: ";
-  text += natsStatus_GetText(s);
+  std::string text = describe("NATS", s);
   if (sub != nullptr) {
     const char* subject = natsSubscription_GetSubject(sub);
     text += " on the subscription to ";

@@ -133,7 +133,11 @@ class nats_link {
   // An ordered push consumer on `filter` (wildcards allowed) of `stream`: every message from
   // `start_seq` on (std::nullopt: only those stored after the consumer exists), in stream
   // order, without gaps or repeats; libnats recreates the consumer itself when it misses one.
-  // `ready` gets the id for unsubscribe() once the consumer exists.
+  // `ready` gets the id for unsubscribe() once the consumer exists. When the stream itself is
+  // gone (a lone NATS node restarted: memory storage), libnats cannot recreate the consumer:
+  // it says so through on_async_error ("error recreating ordered consumer ... stream not
+  // found") and nothing more arrives, even once the stream is back (seen over 14 s with
+  // libnats 3.4.1): the caller ensures the stream and subscribes again.
   void subscribe_ordered(std::string stream, std::string filter, std::optional<std::uint64_t> start_seq,
                          std::function<void(nats_stream_message)> on_message, completion<id> ready);
   void unsubscribe(id subscription);
