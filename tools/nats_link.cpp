@@ -343,6 +343,15 @@ void nats_link::connect(nats_options options, completion<void> done) {
     if (result) {
       // Flag it on the io thread, before `done` runs there.
       st->deliver([st] { st->connected = true; });
+    } else {
+      // Back to unconnected, so a later connect() starts clean and no job sees half a link.
+      jsCtx_Destroy(st->js);
+      st->js = nullptr;
+      if (st->connection != nullptr) natsConnection_Close(st->connection);
+      natsConnection_Destroy(st->connection);
+      st->connection = nullptr;
+      natsOptions_Destroy(st->options);
+      st->options = nullptr;
     }
     st->complete<void>(std::move(done), std::move(result));
   });

@@ -78,7 +78,10 @@ bool port_accepts(int port) {
 // nats-server -js on 127.0.0.1:port, its JetStream store and its log under `dir`.
 class nats_server {
  public:
-  explicit nats_server(std::filesystem::path dir) : dir_(std::move(dir)), port_(free_loopback_port()) { start(); }
+  explicit nats_server(std::filesystem::path dir, std::vector<std::string> extra_args = {})
+      : dir_(std::move(dir)), extra_args_(std::move(extra_args)), port_(free_loopback_port()) {
+    start();
+  }
   ~nats_server() { stop(SIGTERM); }
   nats_server(const nats_server&) = delete;
   nats_server& operator=(const nats_server&) = delete;
@@ -93,6 +96,7 @@ class nats_server {
     const std::string log = (dir_ / "nats-server.log").string();
     std::vector<std::string> args{program, "-js",        "-a", "127.0.0.1", "-p", std::to_string(port_),
                                   "-sd",   dir_.string(), "-l", log};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -112,6 +116,7 @@ class nats_server {
 
  private:
   std::filesystem::path dir_;
+  std::vector<std::string> extra_args_;
   int port_;
   pid_t pid_ = -1;
 };
@@ -349,4 +354,49 @@ TEST_CASE("nats_link: NATS restarts; the link reports it and publishes again") {
   CHECK(*after == 1);
   link.close();
   CHECK(events.size() == 2);  // nothing is reported after close(), not even `closed`
+}
+
+TEST_CASE("nats_link: the server list is tried in order; a dead first URL does not stop the connect") {
+  fixture f;
+  nats_link link(f.io);
+  auto options = options_for(f.server, "list");
+  options.servers.insert(options.servers.begin(), "nats://127.0.0.1:" + std::to_string(free_loopback_port()));
+  connect(f.io, link, options);
+  REQUIRE(await<void>(f.io, [&](auto done) { link.ensure_bucket({"b", 0ms, 1}, std::move(done)); }).has_value());
+}
+
+TEST_CASE("nats_link: a token server refuses a wrong token and lets the right one in; a failed connect can be retried") {
+  parley_tools::testing::temp_dir dir;
+  nats_server server(dir.path(), {"--auth", "s3cret"});
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  nats_link link(io);
+  auto options = options_for(server, "token");
+  options.token = "wrong";
+  auto refused = await<void>(io, [&](auto done) { link.connect(options, std::move(done)); });
+  REQUIRE_FALSE(refused.has_value());
+  INFO(refused.error());
+  CHECK(refused.error().find("NATS connect") != std::string::npos);
+  options.token = "s3cret";
+  connect(io, link, options);
+  REQUIRE(await<void>(io, [&](auto done) { link.ensure_stream({"S", {"s.>"}}, std::move(done)); }).has_value());
+}
+
+TEST_CASE("nats_link: close() while NATS is away returns promptly and reports nothing more") {
+  fixture f;
+  nats_link link(f.io);
+  int events = 0;
+  link.on_connection_event([&](nats_connection_event) { ++events; });
+  connect(f.io, link, options_for(f.server, "away"));
+  REQUIRE(await<void>(f.io, [&](auto done) { link.ensure_stream({"S", {"s.>"}}, std::move(done)); }).has_value());
+  f.server.stop(SIGKILL);
+  REQUIRE(run_until(f.io, [&] { return events == 1; }));
+  bool completed = false;
+  link.publish("s.x", "while away", [&](auto) { completed = true; });  // buffered by libnats
+  const auto start = std::chrono::steady_clock::now();
+  link.close();
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+  run_until(f.io, [] { return false; }, 100ms);
+  CHECK_FALSE(completed);
+  CHECK(events == 1);
 }
