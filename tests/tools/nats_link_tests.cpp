@@ -48,6 +48,12 @@ std::string find_on_path(const std::string& program) {
   return {};
 }
 
+// prefix + n, appended: GCC 12 at -O3 warns falsely (-Wrestrict) on "literal" + std::to_string(n).
+std::string numbered(std::string prefix, long n) {
+  prefix += std::to_string(n);
+  return prefix;
+}
+
 sockaddr_in loopback(int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -86,7 +92,7 @@ class nats_server {
   nats_server(const nats_server&) = delete;
   nats_server& operator=(const nats_server&) = delete;
 
-  [[nodiscard]] std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] std::string url() const { return numbered("nats://127.0.0.1:", port_); }
 
   // Same port, same store directory: what a restarted node looks like to its clients.
   void start() {
@@ -205,7 +211,7 @@ TEST_CASE("nats_link: two links publish 1000 messages; both ordered consumers se
   std::vector<std::string> failures;
   for (int i = 0; i < per_link; ++i) {
     for (auto* link : {&a, &b}) {
-      const std::string body = (link == &a ? "a" : "b") + std::to_string(i);
+      const std::string body = numbered(link == &a ? "a" : "b", i);
       link->publish("rooms.lobby", body, {{"Parley-From", link == &a ? "a" : "b"}}, [&](nats_result<std::uint64_t> r) {
         if (r)
           acked.push_back(*r);
@@ -232,7 +238,7 @@ TEST_CASE("nats_link: two links publish 1000 messages; both ordered consumers se
   // Each link's own messages keep its publish order inside the one stream order.
   int next_from_a = 0;
   for (const auto& m : seen_a)
-    if (m.payload[0] == 'a') CHECK(m.payload == "a" + std::to_string(next_from_a++));
+    if (m.payload[0] == 'a') CHECK(m.payload == numbered("a", next_from_a++));
   a.unsubscribe(*sub_a);
   b.unsubscribe(*sub_b);
 }
@@ -360,7 +366,7 @@ TEST_CASE("nats_link: the server list is tried in order; a dead first URL does n
   fixture f;
   nats_link link(f.io);
   auto options = options_for(f.server, "list");
-  options.servers.insert(options.servers.begin(), "nats://127.0.0.1:" + std::to_string(free_loopback_port()));
+  options.servers.insert(options.servers.begin(), numbered("nats://127.0.0.1:", free_loopback_port()));
   connect(f.io, link, options);
   REQUIRE(await<void>(f.io, [&](auto done) { link.ensure_bucket({"b", 0ms, 1}, std::move(done)); }).has_value());
 }
