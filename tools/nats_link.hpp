@@ -92,10 +92,13 @@ struct nats_kv_watch_event {
 // thread and never inside the call that asked for it. Calls that block in libnats (connect,
 // stream and bucket creation, subscribing, every KV operation) run on the link's own worker
 // thread, one at a time and in the order they were asked for; publish() does not block and runs
-// on the caller's thread. Callers use the link from the io_context's thread only.
+// on the caller's thread. Callers use the link from the io_context's thread only, and one
+// thread runs that io_context (what is posted must run in the order it was posted).
 //
 // The link never calls nats_Close(): libnats keeps process-wide threads and buffers, which the
-// program releases once, at exit, with nats_CloseAndWait() after every link is gone.
+// program may release once, at the end of main(), with nats_CloseAndWait() after every link is
+// gone. Not from a static destructor: libnats 3.4.1 has torn itself down by then, and the call
+// crashes. Without it LeakSanitizer reports nothing, so no suppression is needed.
 class nats_link {
  public:
   template <class T>
