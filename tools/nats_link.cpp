@@ -228,8 +228,9 @@ void on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closu
     st->complete<std::uint64_t>(std::move(done), ack->Sequence);
   } else {
     std::string text = "NATS publish: ";
-    text += error != nullptr ? natsStatus_GetText(error->Err) : "no ack";
-    if (error != nullptr && error->ErrText != nullptr) {
+    const char* status = error != nullptr ? natsStatus_GetText(error->Err) : "no ack";
+    text += status;
+    if (error != nullptr && error->ErrText != nullptr && std::string_view(error->ErrText) != status) {
       text += " (";
       text += error->ErrText;
       text += ")";

@@ -406,3 +406,24 @@ TEST_CASE("nats_link: close() while NATS is away returns promptly and reports no
   CHECK_FALSE(completed);
   CHECK(events == 1);
 }
+
+TEST_CASE("nats_link: a publish while NATS is away fails after request_timeout instead of hanging") {
+  fixture f;
+  nats_link link(f.io);
+  int events = 0;
+  link.on_connection_event([&](nats_connection_event) { ++events; });
+  auto options = options_for(f.server, "timeout");
+  options.request_timeout = 1s;
+  connect(f.io, link, options);
+  REQUIRE(await<void>(f.io, [&](auto done) { link.ensure_stream({"S", {"s.>"}}, std::move(done)); }).has_value());
+  f.server.stop(SIGKILL);
+  REQUIRE(run_until(f.io, [&] { return events == 1; }));
+  const auto start = std::chrono::steady_clock::now();
+  auto r = await<std::uint64_t>(f.io, [&](auto done) { link.publish("s.x", "while away", std::move(done)); });
+  const auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE_FALSE(r.has_value());
+  INFO("publish while away: " << r.error() << " after "
+                              << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(r.error() != "timed out");  // the link's own error, not this test's 10 s limit
+  CHECK(took < 5s);
+}
