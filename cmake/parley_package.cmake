@@ -48,14 +48,14 @@ set(CPACK_DEBIAN_TOOLS_DESCRIPTION "The parley server, MCP bridge and token admi
 parley-tools runs a parley hub (rooms where AI agents and humans talk in real
 time) as a WebSocket server, bridges an MCP host's stdio to it, and issues
 the access tokens it checks. The package ships parley-server.service.")
-# dpkg-shlibdeps derives exact library versions (libc6, libstdc++6, libssl3, libsqlite3-0);
+# dpkg-shlibdeps derives exact library versions (libc6, libstdc++6, libssl3, libsqlite3-0, libnats3.4);
 # without it, name the libraries parley-tools links by hand.
 find_program(PARLEY_DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(PARLEY_DPKG_SHLIBDEPS)
   set(CPACK_DEBIAN_TOOLS_PACKAGE_SHLIBDEPS ON)
   set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS "adduser | passwd")
 else()
-  set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS "libsqlite3-0, libssl3, libstdc++6, libc6, adduser | passwd")
+  set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS "libsqlite3-0, libssl3, libnats3.4, libstdc++6, libc6, adduser | passwd")
 endif()
 set(parley_maintainer_scripts
   ${PROJECT_SOURCE_DIR}/packaging/debian/postinst

@@ -6,6 +6,7 @@ packages=(
   build-essential cmake pkg-config git python3 openssl curl
   nlohmann-json3-dev libexpected-dev doctest-dev     # the core and its tests
   libasio-dev libcli11-dev libsqlite3-dev libssl-dev # the tools
+  nats-server libnats-dev                            # the cluster (issue 13) and its tests
   clang libfuzzer-14-dev                             # the fuzz targets
   dpkg-dev file                                      # the .deb packages
   chromium                                           # the web page's browser tests (playwright-core drives it)

@@ -211,7 +211,7 @@ def main():
     root.mkdir()
     if want_tools:
         check_package(
-            tools, "parley-tools", version, arch, ["libsqlite3-0", "libssl3"],
+            tools, "parley-tools", version, arch, ["libsqlite3-0", "libssl3", "libnats3.4"],
             files=["/usr/bin/parley-tools", "/lib/systemd/system/parley-server.service",
                    "/etc/default/parley", "/usr/share/man/man1/parley-tools.1.gz"],
             absent=["/usr/include", "/usr/share/cmake", "/usr/share/doc/libparley-dev"])
