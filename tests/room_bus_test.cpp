@@ -153,6 +153,31 @@ TEST_CASE("a redelivered record (a restarted subscription) reaches nobody twice 
   log.pump({&one, &two}, 0);  // the whole log again
   CHECK(one.received(a).empty());
   CHECK(two.received(b).empty());
+  CHECK(one.h.stats().bus_records_behind_total == 1);
+  CHECK(two.h.stats().bus_records_behind_total == 1);
+}
+
+TEST_CASE("a log that lost its records and numbers from 1 again is reported, and a sender behind it hears an error") {
+  node one("n1", 1), two("n2", 2);
+  log_of_messages log;
+  const auto a = one.member_of("lobby", "a");
+  const auto b = two.member_of("lobby", "b");
+  REQUIRE(one.send(a, "lobby", "before", "r1"));
+  REQUIRE(one.send(a, "lobby", "before", "r2"));
+  log.pump({&one, &two});
+  CHECK(two.received(b).size() == 2);
+  CHECK(one.received(a).size() == 2);
+
+  log_of_messages restarted;  // a lone NATS node restarted: memory storage, numbering from 1
+  REQUIRE(one.send(a, "lobby", "after", "r3"));
+  restarted.pump({&one, &two});
+  CHECK(two.received(b).empty());
+  CHECK(two.h.stats().bus_records_behind_total == 1);
+  auto answer = one.received(a);
+  REQUIRE(answer.size() == 1);
+  CHECK(answer[0]["_tag"] == "tool.err");
+  CHECK(answer[0]["requestId"] == "r3");
+  CHECK(one.h.pending_sends() == 0);
 }
 
 TEST_CASE("a clientMsgId retry while pending rides on the first send; afterwards it gets the first result") {

@@ -99,6 +99,7 @@ struct hub_stats {
   std::uint64_t replay_overflows_total = 0;
   std::uint64_t room_creations_refused_total = 0;  // by the budget or the cap
   std::uint64_t rooms_expired_total = 0;
+  std::uint64_t bus_records_behind_total = 0;  // cluster: records at or below their room's latest seq
 };
 
 template <class Policy>
@@ -521,10 +522,17 @@ class basic_hub {
   // One message of the bus, in the bus's order, whichever node sent it: delivered to
   // this hub's members of its room (never to the session that sent it), and, when
   // this node sent it, answered to its sender. A seq at or below the room's latest is
-  // a redelivery (the host's subscription restarted) and is delivered to nobody.
-  void bus_delivered(const bus_message& m, std::uint64_t seq, const moment_type& now) {
+  // delivered to nobody, since a seq never goes back: it is a redelivery, or the bus lost
+  // its log and started its numbering again. Returns false for such a record, which the
+  // host must report: in the second case the room's messages are being lost.
+  bool bus_delivered(const bus_message& m, std::uint64_t seq, const moment_type& now) {
     touch(now);
-    if (auto it = rooms_.find(m.room); it != rooms_.end() && seq > it->second.last_seq) {
+    bool in_order = true;
+    auto it = rooms_.find(m.room);
+    if (it != rooms_.end() && seq <= it->second.last_seq) {
+      in_order = false;
+      ++stats_.bus_records_behind_total;
+    } else if (it != rooms_.end()) {
       room_state& r = it->second;
       r.last_seq = seq;
       r.used = true;
@@ -539,16 +547,21 @@ class basic_hub {
         if (to.session->attached) enqueue(*to.session, frame);
       }
     }
-    if (m.node != config_.node_id) return;
+    if (m.node != config_.node_id) return in_order;
+    if (!in_order) {
+      bus_refused(m.message_id);  // its sender hears that it went nowhere
+      return false;
+    }
     auto p = pending_.find(m.message_id);
-    if (p == pending_.end()) return;
+    if (p == pending_.end()) return in_order;
     pending_send sent = std::move(p->second);
     forget_pending(p);
     session_state* s = find(sent.session);
-    if (!s) return;
+    if (!s) return in_order;
     send_message_result result{m.room, seq, m.message_id, m.sent_at};
     if (sent.client_msg_id) s->sent.remember(*sent.client_msg_id, result, now.monotonic);
     for (const std::string& id : sent.request_ids) answer(*s, encode_tool_ok(id, json(result)));
+    return in_order;
   }
 
   // The bus would not take a message this node published (unreachable, or no answer in

@@ -199,11 +199,13 @@ class basic_server {
   // What this node's sessions sent since the last call, for the host to publish in order.
   void take_published(std::vector<bus_message>& into) { hub_.take_published(into); }
 
-  // Every message the bus delivers, in its order, this node's own included.
-  void bus_delivered(const bus_message& m, std::uint64_t seq, const moment_type& now) {
+  // Every message the bus delivers, in its order, this node's own included. False: the
+  // record was behind its room's latest seq and reached nobody (see basic_hub).
+  bool bus_delivered(const bus_message& m, std::uint64_t seq, const moment_type& now) {
     now_ = now.monotonic;
-    hub_.bus_delivered(m, seq, now);
+    const bool in_order = hub_.bus_delivered(m, seq, now);
     flush_deliveries();
+    return in_order;
   }
 
   // The bus would not take a message this node published.
@@ -332,6 +334,9 @@ class basic_server {
            st.room_creations_refused_total);
     metric("rooms_expired_total", "counter", "Empty rooms never written to, deleted after the room TTL.",
            st.rooms_expired_total);
+    metric("bus_records_behind_total", "counter",
+           "Cluster: bus records at or below their room's latest seq, delivered to nobody (a lost, restarted stream).",
+           st.bus_records_behind_total);
     metric("slow_consumer_closes_total", "counter", "Connections closed with 4008 for an outgoing queue over its bound.",
            slow_consumer_closes_);
     metric("connections_refused_total", "counter", "Connections refused at the connection cap.", refused_connections_);

@@ -6514,6 +6514,7 @@ struct hub_stats {
   std::uint64_t replay_overflows_total = 0;
   std::uint64_t room_creations_refused_total = 0;  // by the budget or the cap
   std::uint64_t rooms_expired_total = 0;
+  std::uint64_t bus_records_behind_total = 0;  // cluster: records at or below their room's latest seq
 };
 
 template <class Policy>
@@ -6936,10 +6937,17 @@ class basic_hub {
   // One message of the bus, in the bus's order, whichever node sent it: delivered to
   // this hub's members of its room (never to the session that sent it), and, when
   // this node sent it, answered to its sender. A seq at or below the room's latest is
-  // a redelivery (the host's subscription restarted) and is delivered to nobody.
-  void bus_delivered(const bus_message& m, std::uint64_t seq, const moment_type& now) {
+  // delivered to nobody, since a seq never goes back: it is a redelivery, or the bus lost
+  // its log and started its numbering again. Returns false for such a record, which the
+  // host must report: in the second case the room's messages are being lost.
+  bool bus_delivered(const bus_message& m, std::uint64_t seq, const moment_type& now) {
     touch(now);
-    if (auto it = rooms_.find(m.room); it != rooms_.end() && seq > it->second.last_seq) {
+    bool in_order = true;
+    auto it = rooms_.find(m.room);
+    if (it != rooms_.end() && seq <= it->second.last_seq) {
+      in_order = false;
+      ++stats_.bus_records_behind_total;
+    } else if (it != rooms_.end()) {
       room_state& r = it->second;
       r.last_seq = seq;
       r.used = true;
@@ -6954,16 +6962,21 @@ class basic_hub {
         if (to.session->attached) enqueue(*to.session, frame);
       }
     }
-    if (m.node != config_.node_id) return;
+    if (m.node != config_.node_id) return in_order;
+    if (!in_order) {
+      bus_refused(m.message_id);  // its sender hears that it went nowhere
+      return false;
+    }
     auto p = pending_.find(m.message_id);
-    if (p == pending_.end()) return;
+    if (p == pending_.end()) return in_order;
     pending_send sent = std::move(p->second);
     forget_pending(p);
     session_state* s = find(sent.session);
-    if (!s) return;
+    if (!s) return in_order;
     send_message_result result{m.room, seq, m.message_id, m.sent_at};
     if (sent.client_msg_id) s->sent.remember(*sent.client_msg_id, result, now.monotonic);
     for (const std::string& id : sent.request_ids) answer(*s, encode_tool_ok(id, json(result)));
+    return in_order;
   }
 
   // The bus would not take a message this node published (unreachable, or no answer in
@@ -8304,11 +8317,13 @@ class basic_server {
   // What this node's sessions sent since the last call, for the host to publish in order.
   void take_published(std::vector<bus_message>& into) { hub_.take_published(into); }
 
-  // Every message the bus delivers, in its order, this node's own included.
-  void bus_delivered(const bus_message& m, std::uint64_t seq, const moment_type& now) {
+  // Every message the bus delivers, in its order, this node's own included. False: the
+  // record was behind its room's latest seq and reached nobody (see basic_hub).
+  bool bus_delivered(const bus_message& m, std::uint64_t seq, const moment_type& now) {
     now_ = now.monotonic;
-    hub_.bus_delivered(m, seq, now);
+    const bool in_order = hub_.bus_delivered(m, seq, now);
     flush_deliveries();
+    return in_order;
   }
 
   // The bus would not take a message this node published.
@@ -8437,6 +8452,9 @@ class basic_server {
            st.room_creations_refused_total);
     metric("rooms_expired_total", "counter", "Empty rooms never written to, deleted after the room TTL.",
            st.rooms_expired_total);
+    metric("bus_records_behind_total", "counter",
+           "Cluster: bus records at or below their room's latest seq, delivered to nobody (a lost, restarted stream).",
+           st.bus_records_behind_total);
     metric("slow_consumer_closes_total", "counter", "Connections closed with 4008 for an outgoing queue over its bound.",
            slow_consumer_closes_);
     metric("connections_refused_total", "counter", "Connections refused at the connection cap.", refused_connections_);
