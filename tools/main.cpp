@@ -331,6 +331,23 @@ int main(int argc, char** argv) {
       ->envname("PARLEY_THREADS")
       ->capture_default_str();
   server_cmd
+      ->add_option("--cluster", server.cluster,
+                   "Join other servers through NATS JetStream: nats://HOST:PORT[,nats://...]. Rooms' messages are "
+                   "then ordered by the bus (docs/cluster.md). Default: none, one process on SQLite")
+      ->envname("PARLEY_CLUSTER")
+      ->delimiter(',');
+  server_cmd->add_option("--cluster-creds", server.cluster_creds, "A NATS credentials (.creds) file for --cluster")
+      ->envname("PARLEY_CLUSTER_CREDS");
+  server_cmd
+      ->add_option("--cluster-token-file", server.cluster_token_file,
+                   "A file whose first line is the NATS token for --cluster (kept off the command line)")
+      ->envname("PARLEY_CLUSTER_TOKEN_FILE");
+  server_cmd
+      ->add_option("--cluster-replicas", server.cluster_replicas,
+                   "JetStream replicas of the rooms' stream; 3 on a 3-node NATS cluster, so a NATS node may restart")
+      ->envname("PARLEY_CLUSTER_REPLICAS")
+      ->capture_default_str();
+  server_cmd
       ->add_option("--allow-origin", server.allow_origins,
                    "A web page origin (http(s)://host[:port]) besides the server's own that may open a WebSocket; "
                    "repeatable. Browsers from any other origin are refused with 403")

@@ -56,6 +56,18 @@ std::optional<std::string> validate(const server_options& o) {
   if (o.threads < 1 || o.threads > max_io_threads)
     return "--threads must be between 1 and " + std::to_string(max_io_threads);
   if (o.hub.room_ttl.count() < 0) return "--room-ttl must be a number of seconds, or 0 for never";
+  for (const auto& url : o.cluster)
+    if (url.rfind("nats://", 0) != 0 && url.rfind("tls://", 0) != 0)
+      return "--cluster " + url + ": a NATS server is named nats://HOST:PORT (or tls://HOST:PORT)";
+  if (o.cluster.empty() && (!o.cluster_creds.empty() || !o.cluster_token_file.empty()))
+    return "--cluster-creds and --cluster-token-file need --cluster";
+  if (!o.cluster_creds.empty() && !o.cluster_token_file.empty())
+    return "--cluster-creds and --cluster-token-file are two ways to sign in to NATS: give one";
+  if (!o.cluster_creds.empty())
+    if (auto problem = readable_file("--cluster-creds", o.cluster_creds)) return problem;
+  if (!o.cluster_token_file.empty())
+    if (auto problem = readable_file("--cluster-token-file", o.cluster_token_file)) return problem;
+  if (o.cluster_replicas < 1 || o.cluster_replicas > 5) return "--cluster-replicas must be between 1 and 5";
   for (const auto& origin : o.allow_origins)
     if (auto parsed = parley::parse_web_origin(origin); !parsed) return "--allow-origin: " + parsed.error().message;
   return std::nullopt;

@@ -30,6 +30,12 @@ struct server_options {
   std::vector<std::string> allow_origins;  // browser origins besides our own page's (validate() checks each)
   // Threads for connection I/O (reads, TLS, writes); 1: everything, the hub included, on one thread.
   std::size_t threads = 1;  // main() makes the number of cores the default
+  // --cluster: the NATS servers that join this server to others (docs/cluster.md); empty:
+  // one process on SQLite.
+  std::vector<std::string> cluster;
+  std::filesystem::path cluster_creds;       // a NATS .creds file; optional
+  std::filesystem::path cluster_token_file;  // a file holding a NATS token; optional
+  int cluster_replicas = 1;                  // JetStream replicas of the rooms' stream: 3 on a 3-node NATS cluster
   // The core's own settings, defaults and all: the flags write into them directly.
   parley::hub_config hub;      // --session-grace, --rate-*, --replay-capacity, --max-rooms, --room-*
   parley::server_config core;  // --max-connections, --handshake-timeout, --ping-interval, --pong-timeout, --max-*-bytes

@@ -12,6 +12,7 @@
 #include "server_loop.hpp"
 
 #include "auth_rule.hpp"
+#include "nats_link.hpp"
 #include "token_uses.hpp"
 #include "wall_clock.hpp"
 #include "web_assets.hpp"
@@ -78,7 +79,9 @@ class token_hooks {
   void record_uses() { record_token_uses_in_background(*writer_, std::exchange(uses_, {}), *log_); }
 
   void log(parley::log_level level, std::string_view line) { log_->write(level, line); }
-  [[nodiscard]] bool storage_failing() const noexcept { return !rooms_->write_failure().empty(); }
+  // A node that cannot reach NATS cannot order its rooms' messages: a probe hears so too.
+  [[nodiscard]] bool storage_failing() const noexcept { return !rooms_->write_failure().empty() || !cluster_reachable_; }
+  void cluster_reachable(bool reachable) noexcept { cluster_reachable_ = reachable; }
 
  private:
   token_store* tokens_;
@@ -87,6 +90,7 @@ class token_hooks {
   bool required_;
   const logger* log_;
   std::map<std::string, parley::wall_time> uses_;  // label → last successful hello, not yet written
+  bool cluster_reachable_ = true;
 };
 
 // The server as this binary builds it: real clocks, OpenSSL randomness, SQLite, tokens.
@@ -252,7 +256,7 @@ class server_runtime {
         pool_(pool),
         options_(options),
         context_(context),
-        hub_(open_hub(options, context)),
+        hub_(open_hub(options, context, node_id_)),
         core_(hub_, core_config(options), token_hooks(context.tokens, context.writer, context.rooms, context.tokens_required, context.log)),
         acceptor_(io),
         tick_(io),
@@ -264,6 +268,7 @@ class server_runtime {
   }
 
   ~server_runtime() {
+    bus_.reset();  // its threads stop before anything its completions would touch goes
     // Connections' sockets belong to the pool's io_contexts: stop their threads first,
     // then let go of the connections while those contexts still exist.
     pool_.stop();
@@ -297,6 +302,20 @@ class server_runtime {
       context_.log.error("cannot listen on " + options_.bind + ":" + std::to_string(options_.port) + ": " + ec.message());
       return 1;
     }
+    signals_.async_wait([this](std::error_code error, int signal) {
+      if (!error) shut_down(signal);
+    });
+    pool_.start();
+    // A cluster node serves once the bus is there to order its messages.
+    if (options_.cluster.empty()) start_serving();
+    else join_cluster();
+    io_.run();
+    pool_.stop();
+    return exit_code_;
+  }
+
+  void start_serving() {
+    serving_ = true;
     const auto bound = acceptor_.local_endpoint();
     const std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string();
     // The one line on stdout, for scripts and tests that start the server on --port 0.
@@ -304,18 +323,11 @@ class server_runtime {
     std::fflush(stdout);
     context_.log.info(std::string("listening on ") + (options_.tls() ? "wss://" : "ws://") + host + ":" +
                       std::to_string(bound.port()) + (context_.tokens_required ? " (tokens required)" : " (loopback, no tokens)") +
-                      "; " + std::to_string(options_.threads) + (options_.threads == 1 ? " thread" : " I/O threads and the hub's"));
-
+                      "; " + std::to_string(options_.threads) + (options_.threads == 1 ? " thread" : " I/O threads and the hub's") +
+                      (bus_ ? "; cluster node " + node_id_ : std::string()));
     tick_.expires_at(asio::steady_timer::time_point::max());
     asio::co_spawn(io_, accept_loop(), asio::detached);
     asio::co_spawn(io_, timer_loop(), asio::detached);
-    signals_.async_wait([this](std::error_code error, int signal) {
-      if (!error) shut_down(signal);
-    });
-    pool_.start();
-    io_.run();
-    pool_.stop();
-    return 0;
   }
 
   // ---- called by connections, on their own threads ----------------------------
@@ -415,8 +427,15 @@ class server_runtime {
     after_core();
   }
 
-  static hub_type open_hub(const server_options& options, server_context& context) {
-    auto opened = hub_type::open(context.rooms, context.random, options.hub);
+  static hub_type open_hub(const server_options& options, server_context& context, std::string& node_id) {
+    parley::hub_config config = options.hub;
+    if (!options.cluster.empty()) {
+      std::array<unsigned char, 6> bytes{};
+      context.random(bytes.data(), bytes.size());
+      for (unsigned char b : bytes) node_id += "0123456789abcdef"[b >> 4], node_id += "0123456789abcdef"[b & 15];
+      config.node_id = node_id;
+    }
+    auto opened = hub_type::open(context.rooms, context.random, std::move(config));
     if (!opened) throw std::runtime_error("cannot load rooms: " + opened.error().message);
     return std::move(*opened);
   }
@@ -460,6 +479,7 @@ class server_runtime {
       if (!c->home()) c->abort_here();
       else job_for(std::move(c)).abort = true;
     }
+    if (bus_) publish_to_bus();
     send_jobs();
     if (core_.finished()) return io_.stop();
     if (auto next = core_.next_deadline(); next && *next < tick_.expiry()) tick_.cancel();
@@ -554,6 +574,108 @@ class server_runtime {
     }
   }
 
+  // ---- cluster (--cluster): NATS JetStream orders the rooms' messages --------------
+
+  static constexpr const char* rooms_stream = "PARLEY_ROOMS";
+
+  void join_cluster() {
+    bus_ = std::make_unique<nats_link>(io_);
+    bus_->on_connection_event([this](nats_connection_event e) {
+      if (e == nats_connection_event::disconnected) {
+        context_.log.warn("cluster: lost NATS; this node's sends wait for it (and fail after 5 s), /healthz answers 503");
+        core_.hooks().cluster_reachable(false);
+      } else if (e == nats_connection_event::reconnected) {
+        context_.log.info("cluster: NATS is back");
+        core_.hooks().cluster_reachable(true);
+        // A lone NATS node that restarted lost the stream (memory storage): make it again,
+        // and read on from the last record this node delivered.
+        bus_->ensure_stream(stream_config(), [this](nats_result<void> made) {
+          if (!made) return context_.log.error("cluster: cannot make the rooms' stream again: " + made.error());
+          subscribe_bus({});
+        });
+      }
+    });
+    bus_->on_async_error([this](std::string what) { context_.log.warn("cluster: " + what); });
+    nats_options o;
+    o.servers = options_.cluster;
+    o.credentials_file = options_.cluster_creds.string();
+    if (!options_.cluster_token_file.empty()) {
+      auto token = read_token_file(options_.cluster_token_file);
+      if (!token) return fail_cluster(token.error().message);
+      o.token = std::move(*token);
+    }
+    o.name = "parley node " + node_id_;
+    bus_->connect(std::move(o), [this](nats_result<void> connected) {
+      if (!connected) return fail_cluster("cannot reach NATS: " + connected.error());
+      bus_->ensure_stream(stream_config(), [this](nats_result<void> made) {
+        if (!made) return fail_cluster("cannot make the rooms' stream: " + made.error());
+        subscribe_bus([this] { start_serving(); });
+      });
+    });
+  }
+
+  // Memory storage: bodies never reach a disk. The limits bound what a failed-over
+  // session can have replayed (see docs/cluster.md).
+  [[nodiscard]] nats_stream_config stream_config() const {
+    return nats_stream_config{rooms_stream, {"parley.room.>"}, std::chrono::minutes(10), 1024, options_.cluster_replicas};
+  }
+
+  void subscribe_bus(std::function<void()> then) {
+    if (bus_subscription_) bus_->unsubscribe(*std::exchange(bus_subscription_, std::nullopt));
+    const std::optional<std::uint64_t> from = bus_seen_ ? std::optional(bus_seen_ + 1) : std::nullopt;
+    bus_->subscribe_ordered(
+        rooms_stream, "parley.room.>", from, [this](nats_stream_message m) { take_from_bus(m); },
+        [this, then = std::move(then)](nats_result<nats_link::id> subscribed) {
+          if (!subscribed) return fail_cluster("cannot read the rooms' stream: " + subscribed.error());
+          bus_subscription_ = *subscribed;
+          if (then) then();
+        });
+  }
+
+  void take_from_bus(const nats_stream_message& m) {
+    bus_seen_ = m.seq;
+    auto record = parley::decode_bus_message(m.payload, options_.hub.max_body_bytes);
+    if (!record) {
+      bad_records_.write(context_.log, log_level::warn,
+                         "cluster: skipped record " + std::to_string(m.seq) + " of the rooms' stream: " + record.error().message,
+                         std::chrono::steady_clock::now());
+      return;
+    }
+    if (!core_.bus_delivered(*record, m.seq, moment_now()))
+      behind_.write(context_.log, log_level::error,
+                    "cluster: record " + std::to_string(m.seq) + " of room " + record->room +
+                        " is behind the room's latest seq and reached nobody: the rooms' stream was lost and "
+                        "restarted (a NATS restart without replicas; see docs/cluster.md)",
+                    std::chrono::steady_clock::now());
+    after_core();
+  }
+
+  // The stream drops a second copy with the same Nats-Msg-Id, so a send retried after an
+  // unconfirmed publish is stored once.
+  void publish_to_bus() {
+    core_.take_published(published_);
+    for (const parley::bus_message& m : published_) {
+      std::string subject = "parley.room.";
+      subject += m.room;
+      bus_->publish(std::move(subject), parley::encode_bus_message(m), {{"Nats-Msg-Id", m.message_id}},
+                    [this, id = m.message_id](nats_result<std::uint64_t> stored) {
+                      if (stored) return;
+                      unconfirmed_.write(context_.log, log_level::warn, "cluster: a send was not confirmed: " + stored.error(),
+                                         std::chrono::steady_clock::now());
+                      core_.bus_refused(id, moment_now());
+                      after_core();
+                    });
+    }
+  }
+
+  // Before serving: the node cannot order messages without the bus, so it does not start.
+  void fail_cluster(const std::string& why) {
+    context_.log.error("cluster: " + why);
+    if (serving_) return;
+    exit_code_ = 1;
+    io_.stop();
+  }
+
   void shut_down(int signal) {
     context_.log.info(std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + ": shutting down");
     stopping_ = true;
@@ -569,6 +691,7 @@ class server_runtime {
   io_pool& pool_;
   const server_options& options_;
   server_context& context_;
+  std::string node_id_;  // --cluster: this node's name on the bus (random, per process)
   hub_type hub_;
   parley::basic_server<tools_policy> core_;
   tcp::acceptor acceptor_;
@@ -590,6 +713,15 @@ class server_runtime {
   throttled_log refusals_;
   throttled_log budget_waits_;
   std::size_t connection_budget_;
+  std::unique_ptr<nats_link> bus_;             // --cluster only
+  std::optional<nats_link::id> bus_subscription_;
+  std::uint64_t bus_seen_ = 0;                 // the last stream seq taken from the bus
+  std::vector<parley::bus_message> published_;  // publish_to_bus()'s scratch
+  throttled_log bad_records_;
+  throttled_log unconfirmed_;
+  throttled_log behind_;
+  int exit_code_ = 0;
+  bool serving_ = false;
   bool flush_scheduled_ = false;
   bool stopping_ = false;
 };
