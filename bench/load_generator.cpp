@@ -66,7 +66,7 @@ std::uint64_t now_ns() {
 
 struct options {
   std::string host = "127.0.0.1";
-  std::string port = "7539";
+  std::string port = "7539";  // P or P1,P2,...: member i connects to the (i mod n)-th, so one room spans servers
   std::size_t members = 100;
   std::string room = "bench";
   double rate = 0;  // messages per second per member; 0 with closed_loop
@@ -84,7 +84,7 @@ struct options {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "load_generator: %s\n"
-               "usage: load_generator [--host H] [--port P] [--members M] [--room SLUG]\n"
+               "usage: load_generator [--host H] [--port P[,P2...]] [--members M] [--room SLUG]\n"
                "                      (--rate R | --closed-loop [--in-flight K]) [--no-ack | --ack-batch]\n"
                "                      [--warmup S] [--duration S] [--drain S] [--body BYTES] [--timeout S] [--json]\n",
                why);
@@ -346,6 +346,7 @@ class generator {
   int ep_ = -1;
   int timer_ = -1;
   std::vector<std::unique_ptr<member>> members_;
+  std::vector<std::string> ports_;  // from --port, in order
   std::vector<member*> dirty_;
   std::size_t ready_ = 0;
   bool started_ = false, stopped_ = false;
@@ -367,16 +368,21 @@ void generator::drop(member& m, const char* why) {
 }
 
 bool generator::connect_all() {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (const int rc = getaddrinfo(o_.host.c_str(), o_.port.c_str(), &hints, &res); rc != 0 || res == nullptr) {
-    std::fprintf(stderr, "load_generator: cannot resolve %s:%s: %s\n", o_.host.c_str(), o_.port.c_str(),
-                 gai_strerror(rc));
-    return false;
+  for (std::size_t at = 0; at <= o_.port.size();) {
+    const std::size_t comma = std::min(o_.port.find(',', at), o_.port.size());
+    ports_.push_back(o_.port.substr(at, comma - at));
+    at = comma + 1;
   }
   for (std::size_t i = 0; i < o_.members; ++i) {
+    const std::string& port = ports_[i % ports_.size()];
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (const int rc = getaddrinfo(o_.host.c_str(), port.c_str(), &hints, &res); rc != 0 || res == nullptr) {
+      std::fprintf(stderr, "load_generator: cannot resolve %s:%s: %s\n", o_.host.c_str(), port.c_str(), gai_strerror(rc));
+      return false;
+    }
     auto m = std::make_unique<member>();
     m->index = i;
     m->last_from.assign(o_.members, 0);
@@ -393,13 +399,13 @@ bool generator::connect_all() {
       freeaddrinfo(res);
       return false;
     }
+    freeaddrinfo(res);
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT;
     ev.data.ptr = m.get();
     epoll_ctl(ep_, EPOLL_CTL_ADD, m->fd, &ev);
     members_.push_back(std::move(m));
   }
-  freeaddrinfo(res);
   return true;
 }
 
@@ -428,7 +434,7 @@ void generator::on_connected(member& m) {
   }
   unsigned char key[16];
   for (auto& b : key) b = static_cast<unsigned char>(rng_());
-  m.out += "GET / HTTP/1.1\r\nHost: " + o_.host + ":" + o_.port +
+  m.out += "GET / HTTP/1.1\r\nHost: " + o_.host + ":" + ports_[m.index % ports_.size()] +
            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " +
            base64(key, sizeof key) + "\r\n\r\n";
   send_frame(m, 1, R"({"_tag":"hello","clientVersion":"0.1.0"})");
