@@ -620,11 +620,18 @@ class server_runtime {
     return nats_stream_config{rooms_stream, {"parley.room.>"}, std::chrono::minutes(10), 1024, options_.cluster_replicas};
   }
 
+  // A new subscription reads on from the last record taken. What the one it replaces
+  // still hands over (already queued on this thread) is left to the new one, which
+  // starts from there: taken twice, it would read as a record behind its room's seq.
   void subscribe_bus(std::function<void()> then) {
     if (bus_subscription_) bus_->unsubscribe(*std::exchange(bus_subscription_, std::nullopt));
     const std::optional<std::uint64_t> from = bus_seen_ ? std::optional(bus_seen_ + 1) : std::nullopt;
+    const std::uint64_t generation = ++bus_generation_;
     bus_->subscribe_ordered(
-        rooms_stream, "parley.room.>", from, [this](nats_stream_message m) { take_from_bus(m); },
+        rooms_stream, "parley.room.>", from,
+        [this, generation](nats_stream_message m) {
+          if (generation == bus_generation_) take_from_bus(m);
+        },
         [this, then = std::move(then)](nats_result<nats_link::id> subscribed) {
           if (!subscribed) return fail_cluster("cannot read the rooms' stream: " + subscribed.error());
           bus_subscription_ = *subscribed;
@@ -716,6 +723,7 @@ class server_runtime {
   std::unique_ptr<nats_link> bus_;             // --cluster only
   std::optional<nats_link::id> bus_subscription_;
   std::uint64_t bus_seen_ = 0;                 // the last stream seq taken from the bus
+  std::uint64_t bus_generation_ = 0;           // which subscription's records are taken
   std::vector<parley::bus_message> published_;  // publish_to_bus()'s scratch
   throttled_log bad_records_;
   throttled_log unconfirmed_;
