@@ -587,12 +587,8 @@ class server_runtime {
       } else if (e == nats_connection_event::reconnected) {
         context_.log.info("cluster: NATS is back");
         core_.hooks().cluster_reachable(true);
-        // A lone NATS node that restarted lost the stream (memory storage): make it again,
-        // and read on from the last record this node delivered.
-        bus_->ensure_stream(stream_config(), [this](nats_result<void> made) {
-          if (!made) return context_.log.error("cluster: cannot make the rooms' stream again: " + made.error());
-          subscribe_bus({});
-        });
+        // A lone NATS node that restarted lost the stream (memory storage).
+        open_stream({});
       }
     });
     bus_->on_async_error([this](std::string what) { context_.log.warn("cluster: " + what); });
@@ -607,10 +603,16 @@ class server_runtime {
     o.name = "parley node " + node_id_;
     bus_->connect(std::move(o), [this](nats_result<void> connected) {
       if (!connected) return fail_cluster("cannot reach NATS: " + connected.error());
-      bus_->ensure_stream(stream_config(), [this](nats_result<void> made) {
-        if (!made) return fail_cluster("cannot make the rooms' stream: " + made.error());
-        subscribe_bus([this] { start_serving(); });
-      });
+      open_stream([this] { start_serving(); });
+    });
+  }
+
+  // Makes the rooms' stream, or finds it, and reads it on from the last record taken;
+  // then `then`. At start and on every reconnect.
+  void open_stream(std::function<void()> then) {
+    bus_->ensure_stream(stream_config(), [this, then = std::move(then)](nats_result<void> made) mutable {
+      if (!made) return fail_cluster("cannot make the rooms' stream: " + made.error());
+      subscribe_bus(std::move(then));
     });
   }
 
